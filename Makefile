@@ -1,0 +1,39 @@
+# Everything the project needs is installed by these targets; nothing by hand.
+#   make install   .venv with the package and its dev tools, anvil and solc-js in node_modules
+#   make test      lint, type-check and the whole test suite (what CI runs)
+#   make demo      the gateway with a local dev chain and an end-to-end payment
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint demo contracts bench clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/stablegate demo
+
+contracts: node_modules/.installed
+	node scripts/compile_contracts.mjs
+
+clean:
+	rm -rf $(VENV) node_modules .stablegate

@@ -1,0 +1,1 @@
+"""The ASGI app: create_app(settings), middleware, request authentication, error rendering."""

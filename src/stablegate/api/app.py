@@ -1,0 +1,134 @@
+"""create_app(settings): the merchant API, public endpoints and cashier in one ASGI app."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from redis.asyncio import Redis
+
+from stablegate import __version__
+from stablegate.api import errors, health
+from stablegate.api.context import GatewayContext, Metrics
+from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
+from stablegate.auth.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from stablegate.auth.replay_db import DatabaseReplayStore
+from stablegate.cashier import endpoints as public_endpoints
+from stablegate.chain.registry import ChainRegistry, load_registry
+from stablegate.clock import Clock, SystemClock
+from stablegate.config import Settings
+from stablegate.db.engine import make_engine, make_sessionmaker
+from stablegate.db.migrate import upgrade
+from stablegate.merchants.secrets import load_secret_box
+from stablegate.orders import endpoints as order_endpoints
+from stablegate.webhooks.signing_key import load_signing_key
+
+log = structlog.get_logger("stablegate.api")
+
+
+def build_context(
+    settings: Settings, *, clock: Clock | None = None, registry: ChainRegistry | None = None
+) -> GatewayContext:
+    clock = clock or SystemClock()
+    engine = make_engine(settings.effective_database_url)
+    sessions = make_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    replay: ReplayStore
+    if redis is not None:
+        replay = RedisReplayStore(redis)
+        backend: MemoryRateLimitBackend | RedisRateLimitBackend = RedisRateLimitBackend(
+            redis, "stablegate:rl:", clock
+        )
+    else:
+        # One embedded process can keep the replay cache in memory; several API processes
+        # on a shared database must share it there.
+        replay = (
+            MemoryReplayStore(clock)
+            if settings.is_embedded
+            else DatabaseReplayStore(sessions, clock)
+        )
+        backend = MemoryRateLimitBackend(clock)
+    limiter = RateLimiter(
+        backend,
+        per_minute=settings.rate_limit_per_minute,
+        failed_auth_per_minute=settings.failed_auth_per_minute,
+        public_per_minute=settings.public_per_minute,
+    )
+    return GatewayContext(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        secret_box=load_secret_box(settings),
+        registry=registry or load_registry(settings.chains_file),
+        replay=replay,
+        limiter=limiter,
+        signing_key=load_signing_key(settings),
+        redis=redis,
+        metrics=Metrics(),
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    registry: ChainRegistry | None = None,
+    migrate: bool | None = None,
+) -> FastAPI:
+    ctx = build_context(settings, clock=clock, registry=registry)
+    run_migrations = settings.is_embedded if migrate is None else migrate
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            await upgrade(ctx.engine)
+        yield
+        await ctx.engine.dispose()
+        if ctx.redis is not None:
+            await ctx.redis.aclose()
+
+    app = FastAPI(
+        title="stablegate",
+        version=__version__,
+        description="Self-hosted, non-custodial stablecoin payment gateway (merchant API).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = ctx
+    errors.install_error_handlers(app)
+    app.include_router(order_endpoints.router)
+    app.include_router(public_endpoints.router)
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def request_log(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        route_name = getattr(route, "path", "unmatched")
+        ctx.metrics.requests.labels(route_name, str(response.status_code)).inc()
+        ctx.metrics.latency.labels(route_name).observe(elapsed)
+        response.headers["X-Request-Id"] = request_id
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        log.info(
+            "request",
+            method=request.method,
+            route=route_name,
+            status=response.status_code,
+            ms=round(elapsed * 1000, 2),
+        )
+        return response
+
+    return app

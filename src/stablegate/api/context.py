@@ -1,0 +1,69 @@
+"""Everything a request needs, built once per app from Settings (no module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from stablegate.auth.ratelimit import RateLimiter
+from stablegate.auth.replay import ReplayStore
+from stablegate.chain.registry import ChainRegistry
+from stablegate.clock import Clock
+from stablegate.config import Settings
+from stablegate.merchants.secrets import SecretBox
+from stablegate.orders.service import OrderContext
+from stablegate.webhooks.signing_key import GatewaySigningKey
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "stablegate_http_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stablegate_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+        )
+        self.orders_created = Counter(
+            "stablegate_orders_created", "Orders created", ["chain"], registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "stablegate_auth_failures",
+            "Failed authentications by code",
+            ["code"],
+            registry=self.registry,
+        )
+
+
+@dataclass
+class GatewayContext:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    secret_box: SecretBox
+    registry: ChainRegistry
+    replay: ReplayStore
+    limiter: RateLimiter
+    signing_key: GatewaySigningKey
+    redis: Redis | None
+    metrics: Metrics
+
+    @property
+    def orders(self) -> OrderContext:
+        return OrderContext(
+            registry=self.registry,
+            public_url=self.settings.public_url,
+            max_order_amount=self.settings.max_order_amount,
+        )

@@ -1,0 +1,97 @@
+"""Authenticate and rate-limit one merchant request (the glue between HTTP and stablegate.auth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from fastapi import Request
+
+from stablegate.api.context import GatewayContext
+from stablegate.auth.client_ip import client_ip
+from stablegate.auth.json_body import MAX_BODY_BYTES
+from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
+from stablegate.db.engine import session_scope
+from stablegate.errors import AuthError, GatewayError
+from stablegate.merchants.credentials import load_credentials
+
+
+@dataclass(frozen=True)
+class MerchantRequest:
+    credentials: KeyCredentials
+    body: bytes
+    signed: bool
+    rate_headers: dict[str, str]
+
+    @property
+    def merchant_id(self) -> str:
+        return self.credentials.merchant_id
+
+
+def get_context(request: Request) -> GatewayContext:
+    ctx: GatewayContext = request.app.state.gateway
+    return ctx
+
+
+def request_ip(request: Request, ctx: GatewayContext) -> str:
+    peer = request.client.host if request.client else None
+    return client_ip(
+        peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
+    )
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Read at most ``limit`` bytes; a larger body is refused without buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise GatewayError("request body is larger than 64 KB", code="body_too_large", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise GatewayError(
+                "request body is larger than 64 KB", code="body_too_large", status=413
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
+    ctx = get_context(request)
+    ip = request_ip(request, ctx)
+    # An IP that keeps failing authentication is slowed down before we spend work on it.
+    await ctx.limiter.check_failed_auth(ip)
+    body = await read_body(request)
+
+    async def lookup(api_key: str) -> KeyCredentials | None:
+        async with session_scope(ctx.sessions) as session:
+            return await load_credentials(session, ctx.secret_box, api_key)
+
+    signed = SignedRequest(
+        method=request.method.upper(),
+        path=_raw_path(request),
+        query=request.scope.get("query_string", b"").decode("utf-8", "surrogateescape"),
+        headers=request.headers,
+        body=body,
+    )
+    try:
+        result = await authenticate(signed, lookup, ctx.replay, ctx.clock, require_signature=write)
+    except AuthError as exc:
+        ctx.metrics.auth_failures.labels(exc.code).inc()
+        await ctx.limiter.note_failed_auth(ip)
+        raise
+    except GatewayError as exc:
+        ctx.metrics.auth_failures.labels(exc.code).inc()
+        raise
+    rate_headers = await ctx.limiter.check_key(result.credentials.api_key_id, ip)
+    structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)
+    return MerchantRequest(result.credentials, body, result.signed, rate_headers)
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the client sent it (percent-encoding untouched), which is what was signed."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw).split(b"?", 1)[0].decode("utf-8", "surrogateescape")
+    return str(request.url.path)

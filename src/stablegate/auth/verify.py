@@ -1,0 +1,176 @@
+"""Authenticate one merchant API request (DESIGN section 2).
+
+Order of the checks, cheapest and key-independent first so that bad traffic costs little:
+
+1. ``BlockATM-API-Key`` present (401 ``missing_api_key``) and well formed (401
+   ``invalid_api_key``).
+2. A route that needs a signature and carries none: 401 ``signature_required``.
+3. When a signature is present: request time (401 ``missing_request_time``, 400
+   ``invalid_request_time``), receive window (400 ``invalid_recv_window`` /
+   ``conflicting_recv_window``) and the time rule (401 ``request_expired``).
+4. Key lookup: unknown key is 401 ``invalid_api_key``.
+5. Unsigned request: allowed for reads unless the key has ``signed_reads`` (401
+   ``signature_required``).
+6. Signature policy: once a public key is registered, V2 needs the merchant's opt-in (401
+   ``signature_v1_required``); every signature present must verify (401 ``invalid_signature``).
+7. Replay cache, only after the signatures verified so forged requests cannot fill it: 401
+   ``replayed_request``.
+
+Nothing here logs; keys, secrets and signatures never appear in error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+from stablegate.auth.headers import (
+    API_KEY_HEADER,
+    AuthHeaders,
+    check_request_time,
+    is_well_formed_api_key,
+    parse_recv_window,
+    parse_request_time,
+    read_auth_headers,
+)
+from stablegate.auth.replay import REPLAY_TTL_MS, ReplayStore, replay_key
+from stablegate.auth.signatures import verify_v1, verify_v2
+from stablegate.auth.signing import signing_string
+from stablegate.clock import Clock
+from stablegate.errors import AuthError
+
+# Stand-in secret for unknown keys, so a miss costs about what a V2 check on a known key does.
+_DUMMY_SECRET = b"stablegate-unknown-key"
+
+
+@dataclass(frozen=True)
+class KeyCredentials:
+    """What one API key may sign with, as loaded by the caller's lookup."""
+
+    api_key_id: str
+    merchant_id: str
+    hmac_secret: bytes | None = field(repr=False)  # kept out of logs and tracebacks
+    public_keys: tuple[EllipticCurvePublicKey, ...]
+    # With public keys registered, V2 is accepted only when the merchant opted back in.
+    v2_enabled: bool
+    # Reads need a signature too.
+    signed_reads: bool
+
+    @property
+    def accepts_v2(self) -> bool:
+        return self.hmac_secret is not None and (not self.public_keys or self.v2_enabled)
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """The parts of an HTTP request that are authenticated.
+
+    ``path`` is the path as sent (percent-encoding untouched) without the query; ``query`` the
+    raw query string without ``?`` (empty when none); both decoded from the raw bytes as UTF-8.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    credentials: KeyCredentials
+    # True when at least one signature verified (and the replay cache accepted the request).
+    signed: bool
+    api_key: str = field(repr=False)
+
+
+Lookup = Callable[[str], Awaitable[KeyCredentials | None]]
+
+
+async def authenticate(
+    req: SignedRequest,
+    lookup: Lookup,
+    replay: ReplayStore,
+    clock: Clock,
+    *,
+    require_signature: bool,
+) -> AuthResult:
+    """Authenticate ``req`` or raise :class:`~stablegate.errors.GatewayError` (see module doc).
+
+    ``require_signature`` is True for writes and the webhook delivery log. A read without a
+    signature is accepted with the key alone (``signed=False``) unless the key has
+    ``signed_reads``; a read that carries a signature is checked like a write.
+    """
+    headers = read_auth_headers(req.headers)
+    api_key = headers.api_key
+    if api_key is None or api_key == "":
+        raise AuthError(f"the {API_KEY_HEADER} header is missing", code="missing_api_key")
+    if not is_well_formed_api_key(api_key):
+        raise AuthError("unknown or revoked API key", code="invalid_api_key")
+
+    has_signature = headers.signature_v1 is not None or headers.signature_v2 is not None
+    if require_signature and not has_signature:
+        raise AuthError(
+            "this request must be signed (BlockATM-Signature-V1 or -V2)",
+            code="signature_required",
+        )
+
+    message: bytes | None = None
+    if has_signature:
+        request_time = parse_request_time(headers.request_time)
+        recv_window = parse_recv_window(headers.recv_window)
+        check_request_time(request_time, recv_window, clock.now_ms())
+        message = signing_string(
+            api_key,
+            headers.request_time or "",
+            headers.recv_window,
+            req.method,
+            req.path,
+            req.query,
+            req.body,
+        )
+
+    credentials = await lookup(api_key)
+    if credentials is None:
+        if message is not None:
+            verify_v2(_DUMMY_SECRET, message, headers.signature_v2 or "")
+        raise AuthError("unknown or revoked API key", code="invalid_api_key")
+
+    if message is None:
+        if credentials.signed_reads:
+            raise AuthError(
+                "this API key requires signed reads (BlockATM-Signature-V1 or -V2)",
+                code="signature_required",
+            )
+        return AuthResult(credentials=credentials, signed=False, api_key=api_key)
+
+    _verify_signatures(credentials, headers, message)
+
+    if not await replay.claim(replay_key(api_key, message), REPLAY_TTL_MS):
+        raise AuthError(
+            "this request was already accepted; sign each request with a fresh request time",
+            code="replayed_request",
+        )
+    return AuthResult(credentials=credentials, signed=True, api_key=api_key)
+
+
+def _verify_signatures(credentials: KeyCredentials, headers: AuthHeaders, message: bytes) -> None:
+    v1, v2 = headers.signature_v1, headers.signature_v2
+    if v2 is not None and credentials.public_keys and not credentials.v2_enabled:
+        raise AuthError(
+            "this API key has a registered public key and accepts V1 signatures only"
+            + ("; drop the V2 header" if v1 is not None else ""),
+            code="signature_v1_required",
+        )
+    ok = True
+    if v1 is not None:
+        ok = any(verify_v1(key, message, v1) for key in credentials.public_keys) and ok
+    if v2 is not None:
+        if credentials.accepts_v2 and credentials.hmac_secret is not None:
+            ok = verify_v2(credentials.hmac_secret, message, v2) and ok
+        else:
+            ok = False
+    if not ok:
+        raise AuthError("the signature does not match the request", code="invalid_signature")

@@ -1,0 +1,1 @@
+"""The customer-facing side: public order view, QR codes, the cashier page."""

@@ -1,0 +1,1 @@
+"""Chains: the registry, EVM JSON-RPC, deposit-address contracts, and the local dev node."""

@@ -1,0 +1,1 @@
+"""EVM chains: JSON-RPC client, CREATE2 deposit addresses, contract artifacts, deployment."""

@@ -1,0 +1,100 @@
+"""Deposit addresses computed off chain: the same derivations the contracts do on chain.
+
+An order's deposit address is the CREATE2 address, from the ForwarderFactory, of an EIP-1167 clone
+of the Forwarder implementation, with salt ``keccak256(abi.encode(payout, keccak256(orderId)))``.
+Nothing needs to be deployed to know it. The factory itself is deployed through the deterministic
+CREATE2 deployer with :data:`FACTORY_DEPLOY_SALT`, and creates the implementation in its
+constructor (CREATE from the factory, nonce 1), so both have one address on every EVM chain.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from eth_abi.abi import encode
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.crypto import keccak
+
+from stablegate.chain.evm.contracts import forwarder_factory
+
+# The deterministic deployment proxy (Arachnid/deterministic-deployment-proxy), present on nearly
+# every EVM chain: calldata is salt (32 bytes) ++ creation code; it returns the new address.
+CREATE2_DEPLOYER = "0x4e59b44847b379578588920ca78fbf26c0b4956c"
+
+# keccak256("stablegate.ForwarderFactory.v1"); a test checks the derivation.
+FACTORY_DEPLOY_SALT = bytes.fromhex(
+    "d36edeef64a522f0e3e12432e5fac4b98acd732b5ee210181afc8fae636ff6b7"
+)
+
+_CLONE_PREFIX = bytes.fromhex("3d602d80600a3d3981f3363d3d373d3d3d363d73")
+_CLONE_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+
+
+def deposit_salt(order_id: str) -> bytes:
+    """``keccak256(UTF-8 bytes of orderId)``, the per-order half of the factory's salt."""
+    return bytes(keccak(order_id.encode("utf-8")))
+
+
+def factory_salt(payout: str, deposit_salt: bytes) -> bytes:
+    """``keccak256(abi.encode(payout, depositSalt))``: the CREATE2 salt the factory uses."""
+    _check_bytes32(deposit_salt)
+    return bytes(
+        keccak(encode(["address", "bytes32"], [to_checksum_address(payout), deposit_salt]))
+    )
+
+
+def create2_address(deployer: str, salt: bytes, init_code_hash: bytes) -> str:
+    """``keccak256(0xff ++ deployer ++ salt ++ keccak256(initCode))[12:]``, checksummed."""
+    _check_bytes32(salt)
+    _check_bytes32(init_code_hash)
+    digest = keccak(b"\xff" + to_canonical_address(deployer) + salt + init_code_hash)
+    return str(to_checksum_address(digest[12:]))
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of a contract created by ``sender`` with CREATE at ``nonce`` (< 0x80)."""
+    if not 1 <= nonce < 0x80:
+        # Contract nonces start at 1; larger nonces need longer RLP and are never used here.
+        raise ValueError("nonce must be in [1, 0x7f]")
+    rlp = bytes([0xD6, 0x94]) + to_canonical_address(sender) + bytes([nonce])
+    return str(to_checksum_address(keccak(rlp)[12:]))
+
+
+def clone_init_code(implementation: str) -> bytes:
+    """EIP-1167 minimal proxy creation code delegating to ``implementation``."""
+    return _CLONE_PREFIX + to_canonical_address(implementation) + _CLONE_SUFFIX
+
+
+def forwarder_address(factory: str, implementation: str, payout: str, deposit_salt: bytes) -> str:
+    """The deposit address of (payout, depositSalt), as ``factory.predictAddress`` returns it."""
+    init_code_hash = keccak(clone_init_code(implementation))
+    return create2_address(factory, factory_salt(payout, deposit_salt), init_code_hash)
+
+
+def factory_deploy_code() -> bytes:
+    """What is sent to the CREATE2 deployer after the salt (the factory takes no arguments)."""
+    return forwarder_factory().deploy_code()
+
+
+@cache
+def factory_address() -> str:
+    """Where the committed ForwarderFactory bytecode lives on every chain."""
+    return create2_address(CREATE2_DEPLOYER, FACTORY_DEPLOY_SALT, keccak(factory_deploy_code()))
+
+
+@cache
+def implementation_address() -> str:
+    """The Forwarder implementation the factory creates in its constructor."""
+    return create_address(factory_address(), 1)
+
+
+def deposit_address(order_id: str, payout: str) -> str:
+    """An order's deposit address with the canonical factory and implementation."""
+    return forwarder_address(
+        factory_address(), implementation_address(), payout, deposit_salt(order_id)
+    )
+
+
+def _check_bytes32(value: bytes) -> None:
+    if len(value) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(value)}")

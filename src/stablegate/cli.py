@@ -1,0 +1,236 @@
+"""The ``stablegate`` command. Every command reads the same Settings (STABLEGATE_* env)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from cryptography.fernet import Fernet
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.chain.registry import load_registry
+from stablegate.clock import SystemClock
+from stablegate.config import Settings
+from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.db.migrate import upgrade
+from stablegate.errors import GatewayError
+from stablegate.logs import configure_logging
+from stablegate.merchants import service as merchants
+from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
+from stablegate.orders import service as orders
+from stablegate.orders.view import order_view
+
+app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin payment gateway.")
+merchant_app = typer.Typer(help="Merchants, API keys, public keys and payout addresses.")
+orders_app = typer.Typer(help="Inspect orders.")
+app.add_typer(merchant_app, name="merchant")
+app.add_typer(orders_app, name="orders")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _with_session(func: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database (migrated first when embedded)."""
+    settings = _settings()
+
+    async def main() -> T:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            if settings.is_embedded:
+                await upgrade(engine)
+            async with session_scope(make_sessionmaker(engine)) as session:
+                return await func(session, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except GatewayError as exc:
+        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(2) from None
+    except SecretKeyMissing as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, separators=(",", ":")))
+        return
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (PostgreSQL or SQLite)."""
+    settings = _settings()
+
+    async def main() -> None:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    console.print("database is at the latest migration")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Run the merchant API, public endpoints and cashier."""
+    import uvicorn
+
+    from stablegate.api.app import create_app
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new value for STABLEGATE_SECRET_KEY."""
+    typer.echo(Fernet.generate_key().decode())
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: Annotated[str, typer.Option(help="Merchant display name.")],
+    payout_address: Annotated[str, typer.Option(help="Where deposit contracts pay out.")],
+    chain: Annotated[
+        list[int] | None, typer.Option(help="Chain id for the payout address (repeatable).")
+    ] = None,
+    notify_url: Annotated[str | None, typer.Option(help="Default webhook URL.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a merchant; prints the API key, secret and webhook secret ONCE."""
+
+    async def work(session: AsyncSession, settings: Settings) -> merchants.NewMerchant:
+        registry = load_registry(settings.chains_file)
+        chain_ids = chain or [c.id for c in registry]
+        return await merchants.create_merchant(
+            session,
+            load_secret_box(settings),
+            SystemClock(),
+            name=name,
+            payout_address=payout_address,
+            chain_ids=chain_ids,
+            notify_url=notify_url,
+        )
+
+    created = _with_session(work)
+    _emit(
+        {
+            "merchantId": created.merchant_id,
+            "apiKey": created.api_key,
+            "secretKey": created.secret_key,
+            "webhookSecret": created.webhook_secret,
+        },
+        as_json,
+    )
+    if not as_json:
+        err_console.print("Store these now: the secrets are not shown again.")
+
+
+@merchant_app.command("add-public-key")
+def merchant_add_public_key(
+    api_key: Annotated[str, typer.Option(help="The API key to attach the public key to.")],
+    pem: Annotated[Path, typer.Option(help="PEM file with the P-256 public key.", exists=True)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Register an ECDSA P-256 public key; the key then accepts V1 signatures only."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> str:
+        return await merchants.add_public_key(
+            session, SystemClock(), api_key=api_key, pem=pem.read_bytes()
+        )
+
+    fingerprint = _with_session(work)
+    _emit({"fingerprint": fingerprint, "signatures": "V1 only"}, as_json)
+
+
+@merchant_app.command("set-payout")
+def merchant_set_payout(
+    merchant_id: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    chain: Annotated[int, typer.Option(help="Chain id.")],
+    address: Annotated[str, typer.Option(help="New payout address.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Change the payout address of one chain (new orders only; audited)."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> str:
+        return await merchants.set_payout_address(
+            session, SystemClock(), merchant_id=merchant_id, chain_id=chain, address=address
+        )
+
+    address_set = _with_session(work)
+    _emit({"merchantId": merchant_id, "chainId": chain, "payoutAddress": address_set}, as_json)
+
+
+@orders_app.command("show")
+def orders_show(
+    merchant_id: Annotated[str, typer.Option(help="Merchant id.")],
+    order_id: Annotated[str | None, typer.Option(help="Order id.")] = None,
+    order_no: Annotated[str | None, typer.Option(help="Merchant order number.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one order."""
+
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+        order = await orders.get_order(session, merchant_id, order_id=order_id, order_no=order_no)
+        return order_view(order, load_registry(settings.chains_file), settings.public_url)
+
+    _emit(_with_session(work), as_json)
+
+
+@orders_app.command("list")
+def orders_list(
+    merchant_id: Annotated[str, typer.Option(help="Merchant id.")],
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a merchant's newest orders."""
+
+    async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        rows, _ = await orders.list_orders(
+            session, merchant_id, status=status, since_ms=None, limit=limit, cursor=None
+        )
+        registry = load_registry(settings.chains_file)
+        return [order_view(o, registry, settings.public_url) for o in rows]
+
+    views = _with_session(work)
+    if as_json:
+        typer.echo(json.dumps(views, separators=(",", ":")))
+        return
+    table = Table("orderId", "orderNo", "status", "amount", "symbol", "chain")
+    for v in views:
+        table.add_row(
+            v["orderId"], v["orderNo"], v["status"], v["amount"], v["symbol"], v["chainId"]
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,72 @@
+"""Settings, read once from ``STABLEGATE_*`` environment variables and passed in everywhere.
+
+Defaults give a working embedded setup: a SQLite file and generated keys in the data dir.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STABLEGATE_", extra="ignore")
+
+    data_dir: Path = Path(".stablegate")
+    database_url: str | None = None
+    redis_url: str | None = None
+    chains_file: Path | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    relayer_key: SecretStr | None = None
+    signing_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    allow_private_webhooks: bool = False
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    public_per_minute: int = Field(default=300, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_token: SecretStr | None = None
+    # Largest order amount in whole token units; guards against fat-finger orders.
+    max_order_amount: int = Field(default=1_000_000, ge=1)
+    log_format: str = "console"
+    log_level: str = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'stablegate.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """The embedded default: SQLite in the data dir, keys may be generated there."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]

@@ -1,0 +1,1 @@
+"""Merchants, API keys, public keys, payout addresses and their secrets."""

@@ -1,0 +1,35 @@
+"""Look up what an API key may sign with, for the authentication step."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.auth.signatures import load_public_key_pem
+from stablegate.auth.verify import KeyCredentials
+from stablegate.merchants.secrets import SecretBox
+from stablegate.merchants.service import hash_api_key
+from stablegate.models import ApiKey, ApiPublicKey
+
+
+async def load_credentials(
+    session: AsyncSession, box: SecretBox, api_key: str
+) -> KeyCredentials | None:
+    key = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at_ms.is_(None)
+        )
+    )
+    if key is None:
+        return None
+    pems = (
+        await session.scalars(select(ApiPublicKey.pem).where(ApiPublicKey.api_key_id == key.id))
+    ).all()
+    return KeyCredentials(
+        api_key_id=key.id,
+        merchant_id=key.merchant_id,
+        hmac_secret=box.open(key.secret_enc).encode(),
+        public_keys=tuple(load_public_key_pem(pem) for pem in pems),
+        v2_enabled=key.v2_enabled,
+        signed_reads=key.signed_reads,
+    )

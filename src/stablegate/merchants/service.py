@@ -1,0 +1,201 @@
+"""Merchant onboarding and key management (used by the CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from eth_utils.address import is_address, to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.auth.signatures import load_public_key_pem
+from stablegate.clock import Clock
+from stablegate.errors import InvalidRequest, NotFound
+from stablegate.merchants.secrets import SecretBox, new_token
+from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    merchant_id: str
+    api_key: str
+    secret_key: str
+    webhook_secret: str
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def checksum_address(value: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidRequest(f"{value!r} is not an EVM address", code="invalid_address")
+    address = str(to_checksum_address(value))
+    if int(address, 16) == 0:
+        raise InvalidRequest("the zero address cannot receive payouts", code="invalid_address")
+    return address
+
+
+async def create_merchant(
+    session: AsyncSession,
+    box: SecretBox,
+    clock: Clock,
+    *,
+    name: str,
+    payout_address: str,
+    chain_ids: list[int],
+    notify_url: str | None = None,
+    actor: str = "cli",
+) -> NewMerchant:
+    if not name.strip():
+        raise InvalidRequest("merchant name must not be empty")
+    address = checksum_address(payout_address)
+    now = clock.now_ms()
+    merchant_id = new_token("mch_", 12)
+    webhook_secret = new_token("whsec_", 24)
+    session.add(
+        Merchant(
+            id=merchant_id,
+            name=name.strip(),
+            notify_url=notify_url,
+            webhook_secret_enc=box.seal(webhook_secret),
+            late_payment="record",
+            underpay_tolerance_ppm=0,
+            deposit_strategy="forwarder",
+            created_at_ms=now,
+        )
+    )
+    await session.flush()
+    for chain_id in chain_ids:
+        session.add(
+            PayoutAddress(
+                merchant_id=merchant_id, chain_id=chain_id, address=address, updated_at_ms=now
+            )
+        )
+    api_key, secret_key = await issue_api_key(session, box, clock, merchant_id)
+    session.add(
+        AuditEntry(
+            at_ms=now,
+            actor=actor,
+            action="merchant.created",
+            subject=merchant_id,
+            details={"payoutAddress": address, "chains": chain_ids},
+        )
+    )
+    await session.flush()
+    return NewMerchant(merchant_id, api_key, secret_key, webhook_secret)
+
+
+async def issue_api_key(
+    session: AsyncSession, box: SecretBox, clock: Clock, merchant_id: str
+) -> tuple[str, str]:
+    api_key = new_token("ak_", 24)
+    secret_key = new_token("sk_", 32)
+    session.add(
+        ApiKey(
+            id=new_token("key_", 12),
+            merchant_id=merchant_id,
+            key_hash=hash_api_key(api_key),
+            key_prefix=api_key[:10],
+            secret_enc=box.seal(secret_key),
+            v2_enabled=False,
+            signed_reads=False,
+            created_at_ms=clock.now_ms(),
+        )
+    )
+    await session.flush()
+    return api_key, secret_key
+
+
+async def find_api_key(session: AsyncSession, api_key: str) -> ApiKey:
+    row = await session.scalar(
+        select(ApiKey).where(
+            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at_ms.is_(None)
+        )
+    )
+    if row is None:
+        raise NotFound("no active API key matches", code="not_found")
+    return row
+
+
+async def add_public_key(
+    session: AsyncSession, clock: Clock, *, api_key: str, pem: bytes, actor: str = "cli"
+) -> str:
+    """Register a P-256 public key; from now on this key accepts V1 signatures only."""
+    public_key = load_public_key_pem(pem)
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fingerprint = hashlib.sha256(der).hexdigest()
+    key = await find_api_key(session, api_key)
+    existing = await session.scalar(
+        select(ApiPublicKey).where(
+            ApiPublicKey.api_key_id == key.id, ApiPublicKey.fingerprint == fingerprint
+        )
+    )
+    if existing is None:
+        normalized = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        session.add(
+            ApiPublicKey(
+                id=new_token("pk_", 12),
+                api_key_id=key.id,
+                pem=normalized,
+                fingerprint=fingerprint,
+                created_at_ms=clock.now_ms(),
+            )
+        )
+        session.add(
+            AuditEntry(
+                at_ms=clock.now_ms(),
+                actor=actor,
+                action="api_key.public_key_added",
+                subject=key.merchant_id,
+                details={"apiKeyId": key.id, "fingerprint": fingerprint},
+            )
+        )
+        await session.flush()
+    return fingerprint
+
+
+async def set_payout_address(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    merchant_id: str,
+    chain_id: int,
+    address: str,
+    actor: str = "cli",
+) -> str:
+    """Change a payout address; only orders created afterwards use it (audited)."""
+    checksummed = checksum_address(address)
+    if await session.get(Merchant, merchant_id) is None:
+        raise NotFound(f"merchant {merchant_id} not found")
+    row = await session.get(PayoutAddress, (merchant_id, chain_id))
+    previous = row.address if row else None
+    if row is None:
+        session.add(
+            PayoutAddress(
+                merchant_id=merchant_id,
+                chain_id=chain_id,
+                address=checksummed,
+                updated_at_ms=clock.now_ms(),
+            )
+        )
+    else:
+        row.address = checksummed
+        row.updated_at_ms = clock.now_ms()
+    session.add(
+        AuditEntry(
+            at_ms=clock.now_ms(),
+            actor=actor,
+            action="payout_address.set",
+            subject=merchant_id,
+            details={"chainId": chain_id, "from": previous, "to": checksummed},
+        )
+    )
+    await session.flush()
+    return checksummed

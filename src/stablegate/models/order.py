@@ -1,0 +1,53 @@
+"""Payment orders. Amounts in base units; the deposit address is unique per chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stablegate.db.base import Base
+from stablegate.db.types import BaseUnits
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "order_no"),
+        UniqueConstraint("chain_id", "to_address"),
+        Index("ix_orders_merchant_created", "merchant_id", "create_time_ms", "id"),
+        Index("ix_orders_status_expire", "status", "expire_time_ms"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    order_no: Mapped[str] = mapped_column(String(64))
+    cust_no: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the creating request's fields: a repeat with other fields is a conflict.
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(20))
+    token_address: Mapped[str] = mapped_column(String(42))
+    decimals: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BaseUnits)
+    paid_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
+    pending_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    exceptions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deposit_strategy: Mapped[str] = mapped_column(String(20))
+    to_address: Mapped[str] = mapped_column(String(42))
+    payout_address: Mapped[str] = mapped_column(String(42))
+    factory: Mapped[str | None] = mapped_column(String(42))
+    deposit_salt: Mapped[str | None] = mapped_column(String(66))
+    notify_url: Mapped[str | None] = mapped_column(Text)
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(256))
+    metadata_json: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    tx_id: Mapped[str | None] = mapped_column(String(66))
+    confirmations: Mapped[int] = mapped_column(Integer, default=0)
+    event_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    expire_time_ms: Mapped[int] = mapped_column(BigInteger)
+    create_time_ms: Mapped[int] = mapped_column(BigInteger)
+    complete_time_ms: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)

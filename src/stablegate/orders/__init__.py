@@ -1,0 +1,1 @@
+"""Orders: request schemas, the state table, the service and the merchant endpoints."""

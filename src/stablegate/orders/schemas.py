@@ -1,0 +1,142 @@
+"""Wire shapes of the order endpoints (also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+
+_PRINTABLE_ID = r"^[\x21-\x7e]{1,64}$"
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > 2048:
+        raise ValueError("URL longer than 2048 characters")
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an absolute http or https URL")
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
+    return value
+
+
+class CreateOrderRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    chain_id: Annotated[StrictStr | StrictInt, Field(alias="chainId")]
+    symbol: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+    amount: Annotated[StrictStr, Field(min_length=1, max_length=82)]
+    order_no: Annotated[StrictStr | None, Field(alias="orderNo", pattern=_PRINTABLE_ID)] = None
+    cust_no: Annotated[StrictStr | None, Field(alias="custNo", max_length=64)] = None
+    notify_url: Annotated[StrictStr | None, Field(alias="notifyUrl")] = None
+    redirect_url: Annotated[StrictStr | None, Field(alias="redirectUrl")] = None
+    expire_seconds: Annotated[StrictInt, Field(alias="expireSeconds", ge=60, le=86400)] = 900
+    description: Annotated[StrictStr | None, Field(max_length=256)] = None
+    metadata: dict[str, Any] | None = None
+    inline_qr: Annotated[StrictBool, Field(alias="inlineQr")] = False
+
+    _check_urls = field_validator("notify_url", "redirect_url")(_http_url)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, separators=(",", ":")).encode()) > 4096:
+            raise ValueError("metadata is larger than 4 KB")
+        return value
+
+
+class OrderRef(BaseModel):
+    """Identifies one order by the gateway's id or the merchant's number."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    order_id: Annotated[StrictStr | None, Field(alias="orderId", max_length=64)] = None
+    order_no: Annotated[StrictStr | None, Field(alias="orderNo", max_length=64)] = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class PaymentOut(BaseModel):
+    txId: str
+    logIndex: int
+    from_: str = Field(alias="from")
+    amount: str
+    blockNumber: int
+    blockHash: str
+    blockTime: int
+    status: str
+
+
+class OrderOut(BaseModel):
+    """The order object (createQrOrder's response and contractPayment's items)."""
+
+    orderId: str
+    orderNo: str
+    custNo: str | None
+    status: str
+    exceptions: list[str]
+    chainId: str
+    network: str
+    symbol: str
+    tokenAddress: str
+    decimals: int
+    amount: str
+    paidAmount: str
+    pendingAmount: str
+    toAddress: str
+    payoutAddress: str
+    factory: str | None
+    depositSalt: str | None
+    cashierUrl: str
+    paymentUri: str
+    qrCode: str
+    expireTime: int
+    createTime: int
+    completeTime: int | None
+    txId: str | None
+    confirmations: int
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    redirectUrl: str | None = None
+    payments: list[PaymentOut] | None = None
+    qrCodeDataUrl: str | None = None
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    nextCursor: str | None
+
+
+class PublicOrderOut(BaseModel):
+    """The cashier's view: nothing the customer should not see (no orderNo, custNo, metadata)."""
+
+    orderId: str
+    status: str
+    chainId: str
+    network: str
+    symbol: str
+    tokenAddress: str
+    decimals: int
+    amount: str
+    paidAmount: str
+    pendingAmount: str
+    toAddress: str
+    paymentUri: str
+    qrCode: str
+    confirmations: int
+    requiredConfirmations: int
+    expireTime: int
+    serverTime: int
+    redirectUrl: str | None
+    description: str | None

@@ -1,0 +1,272 @@
+"""Order rules: creation (idempotent on orderNo), lookup, listing and cancellation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.chain.evm import create2
+from stablegate.chain.registry import Chain, ChainRegistry
+from stablegate.clock import Clock
+from stablegate.errors import Conflict, InvalidRequest, NotFound
+from stablegate.models import Merchant, Order, PayoutAddress
+from stablegate.money import parse_amount
+from stablegate.orders.schemas import CreateOrderRequest
+from stablegate.orders.state import OrderStatus, Trigger, transition
+from stablegate.orders.view import order_view
+from stablegate.webhooks.outbox import add_event
+
+
+@dataclass(frozen=True)
+class OrderContext:
+    """What order rendering needs besides the row."""
+
+    registry: ChainRegistry
+    public_url: str
+    max_order_amount: int  # whole token units
+
+
+def new_order_id() -> str:
+    # 128 random bits, URL-safe: unguessable, since the cashier page is public.
+    return secrets.token_urlsafe(16)
+
+
+def _fingerprint(req: CreateOrderRequest, chain_id: int, symbol: str, units: int) -> str:
+    fields = {
+        "chainId": chain_id,
+        "symbol": symbol,
+        "amount": units,
+        "custNo": req.cust_no,
+        "notifyUrl": req.notify_url,
+        "redirectUrl": req.redirect_url,
+        "expireSeconds": req.expire_seconds,
+        "description": req.description,
+        "metadata": req.metadata,
+    }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def create_order(
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    *,
+    merchant_id: str,
+    req: CreateOrderRequest,
+) -> tuple[Order, bool]:
+    """Create an order, or return the existing one for a repeated ``orderNo``.
+
+    Returns (order, created). A repeat with different fields is 409 ``order_conflict``.
+    """
+    chain = ctx.registry.require(req.chain_id)
+    token = chain.token_by_symbol(req.symbol)
+    if token is None:
+        raise InvalidRequest(
+            f"{req.symbol} is not supported on chain {chain.id}", code="unsupported_token"
+        )
+    units = parse_amount(req.amount, token.decimals)
+    if units <= 0:
+        raise InvalidRequest("amount must be positive", code="invalid_amount")
+    if units > ctx.max_order_amount * 10**token.decimals:
+        raise InvalidRequest(
+            f"amount is above this gateway's maximum of {ctx.max_order_amount}",
+            code="invalid_amount",
+        )
+    fingerprint = _fingerprint(req, chain.id, token.symbol, units)
+
+    if req.order_no is not None:
+        existing = await _by_order_no(session, merchant_id, req.order_no)
+        if existing is not None:
+            return _same_or_conflict(existing, fingerprint), False
+
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("merchant not found")
+    payout = await session.get(PayoutAddress, (merchant_id, chain.id))
+    if payout is None:
+        raise InvalidRequest(
+            f"no payout address is set for chain {chain.id}; ask the operator to set one",
+            code="payout_address_missing",
+        )
+    order_id = new_order_id()
+    now = clock.now_ms()
+    to_address, factory, salt_hex = _deposit_address(chain, payout.address, order_id)
+    order = Order(
+        id=order_id,
+        merchant_id=merchant_id,
+        order_no=req.order_no or order_id,
+        cust_no=req.cust_no,
+        request_fingerprint=fingerprint,
+        chain_id=chain.id,
+        symbol=token.symbol,
+        token_address=token.address,
+        decimals=token.decimals,
+        amount=units,
+        paid_amount=0,
+        pending_amount=0,
+        status=transition(None, Trigger.CREATED).target.value,
+        exceptions=[],
+        deposit_strategy="forwarder",
+        to_address=to_address,
+        payout_address=payout.address,
+        factory=factory,
+        deposit_salt=salt_hex,
+        notify_url=req.notify_url,
+        redirect_url=req.redirect_url,
+        description=req.description,
+        metadata_json=req.metadata,
+        confirmations=0,
+        event_sequence=0,
+        expire_time_ms=now + req.expire_seconds * 1000,
+        create_time_ms=now,
+        updated_at_ms=now,
+    )
+    # A concurrent request with the same orderNo may win the race: the savepoint keeps
+    # this transaction usable so we can return the winner instead of failing.
+    try:
+        async with session.begin_nested():
+            session.add(order)
+            await session.flush()
+    except IntegrityError:
+        if req.order_no is None:
+            raise
+        existing = await _by_order_no(session, merchant_id, req.order_no)
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, fingerprint), False
+    for event_type in transition(None, Trigger.CREATED).events:
+        await add_event(
+            session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
+        )
+    return order, True
+
+
+def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
+    if existing.request_fingerprint != fingerprint:
+        raise Conflict(
+            "an order with this orderNo exists with different fields", code="order_conflict"
+        )
+    return existing
+
+
+def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str, str]:
+    factory = chain.factory or create2.factory_address()
+    implementation = chain.implementation or create2.implementation_address()
+    salt = create2.deposit_salt(order_id)
+    address = create2.forwarder_address(factory, implementation, payout, salt)
+    return address, factory, "0x" + salt.hex()
+
+
+async def _by_order_no(session: AsyncSession, merchant_id: str, order_no: str) -> Order | None:
+    return await session.scalar(
+        select(Order).where(Order.merchant_id == merchant_id, Order.order_no == order_no)
+    )
+
+
+async def get_order(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    order_id: str | None = None,
+    order_no: str | None = None,
+    for_update: bool = False,
+) -> Order:
+    if order_id is None and order_no is None:
+        raise InvalidRequest("give orderId or orderNo", code="invalid_request")
+    query = select(Order).where(Order.merchant_id == merchant_id)
+    if order_id is not None:
+        query = query.where(Order.id == order_id)
+    if order_no is not None:
+        query = query.where(Order.order_no == order_no)
+    if for_update:
+        query = query.with_for_update()
+    order = await session.scalar(query)
+    if order is None:
+        raise NotFound("order not found")
+    return order
+
+
+def _encode_cursor(order: Order) -> str:
+    raw = json.dumps([order.create_time_ms, order.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, order_id = json.loads(raw)
+        if not isinstance(created, int) or not isinstance(order_id, str):
+            raise TypeError
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor is not valid", code="invalid_cursor") from exc
+    return created, order_id
+
+
+async def list_orders(
+    session: AsyncSession,
+    merchant_id: str,
+    *,
+    status: str | None,
+    since_ms: int | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Order], str | None]:
+    """Newest first, keyset-paginated on (createTime, orderId)."""
+    query = select(Order).where(Order.merchant_id == merchant_id)
+    if status is not None:
+        if status not in set(OrderStatus):
+            raise InvalidRequest(f"unknown status {status!r}", code="invalid_status")
+        query = query.where(Order.status == status)
+    if since_ms is not None:
+        query = query.where(Order.create_time_ms >= since_ms)
+    if cursor is not None:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Order.create_time_ms < created,
+                and_(Order.create_time_ms == created, Order.id < last_id),
+            )
+        )
+    query = query.order_by(Order.create_time_ms.desc(), Order.id.desc()).limit(limit + 1)
+    rows = list((await session.scalars(query)).all())
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def cancel_order(
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    *,
+    merchant_id: str,
+    order_id: str | None,
+    order_no: str | None,
+) -> Order:
+    order = await get_order(
+        session, merchant_id, order_id=order_id, order_no=order_no, for_update=True
+    )
+    if order.status == OrderStatus.CANCELLED:
+        return order  # cancelling twice is harmless
+    if order.status != OrderStatus.PENDING:
+        raise Conflict(
+            f"order is {order.status}, only pending orders can be cancelled",
+            code="order_not_pending",
+        )
+    if order.paid_amount > 0 or order.pending_amount > 0 or order.tx_id is not None:
+        raise Conflict("a payment has been seen for this order", code="order_has_payments")
+    row = transition(OrderStatus(order.status), Trigger.MERCHANT_CANCEL)
+    order.status = row.target.value
+    order.updated_at_ms = clock.now_ms()
+    for event_type in row.events:
+        await add_event(
+            session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
+        )
+    return order

@@ -1,0 +1,40 @@
+"""Write an order event to the outbox, in the caller's transaction, with a per-order sequence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.clock import Clock
+from stablegate.merchants.secrets import new_token
+from stablegate.models import Order, WebhookEvent
+
+
+async def add_event(
+    session: AsyncSession, clock: Clock, order: Order, event_type: str, order_view: dict[str, Any]
+) -> WebhookEvent:
+    order.event_sequence += 1
+    now = clock.now_ms()
+    event_id = new_token("evt_", 16)
+    event = WebhookEvent(
+        id=event_id,
+        merchant_id=order.merchant_id,
+        order_id=order.id,
+        sequence=order.event_sequence,
+        type=event_type,
+        payload={
+            "eventId": event_id,
+            "type": event_type,
+            "sequence": order.event_sequence,
+            "createTime": now,
+            "data": order_view,
+        },
+        status="pending",
+        attempts=0,
+        next_attempt_at_ms=now,
+        created_at_ms=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event

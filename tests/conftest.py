@@ -1,0 +1,180 @@
+"""Shared fixtures: one API suite runs on SQLite and PostgreSQL with the migrations applied."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.support import NOW_MS, PAYOUT, TEST_USDT, TEST_USDT18, MerchantKeys, Signer
+
+from stablegate.api.app import create_app
+from stablegate.api.context import GatewayContext
+from stablegate.clock import FakeClock
+from stablegate.config import Settings
+from stablegate.db.engine import make_engine, session_scope
+from stablegate.db.migrate import upgrade
+from stablegate.merchants.service import create_merchant
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "STABLEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SERVICES_REQUIRED = (
+    os.environ.get("CI") == "true" or os.environ.get("STABLEGATE_REQUIRE_SERVICES") == "1"
+)
+
+
+def unavailable(what: str, why: str) -> None:
+    message = f"{what} is not reachable ({why})"
+    if SERVICES_REQUIRED:
+        pytest.fail(message + "; CI requires it")
+    pytest.skip(message + "; set STABLEGATE_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated once, dropped at the end."""
+    name = f"stablegate_test_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", str(exc))
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+
+    async def migrate() -> None:
+        engine = make_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+TABLES = (
+    "webhook_events",
+    "orders",
+    "api_public_keys",
+    "api_keys",
+    "payout_addresses",
+    "audit_log",
+    "replay_keys",
+    "merchants",
+)
+
+
+async def _truncate(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture
+def chains_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chains.toml"
+    path.write_text(
+        f"""
+[chains.31337]
+rpc_urls = ["http://127.0.0.1:1"]
+tokens = [
+  {{ symbol = "USDT", address = "{TEST_USDT}", decimals = 6 }},
+  {{ symbol = "USDT18", address = "{TEST_USDT18}", decimals = 18 }},
+]
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, chains_file: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        chains_file=chains_file,
+        secret_key=Fernet.generate_key().decode(),
+        public_url="https://pay.example.com",
+        metrics_token="metrics-token",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW_MS)
+
+
+@pytest_asyncio.fixture
+async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock=clock, migrate=False)
+    ctx: GatewayContext = application.state.gateway
+    if settings.is_embedded:
+        await upgrade(ctx.engine)
+    else:
+        await _truncate(ctx.engine)
+    yield application
+    await ctx.engine.dispose()
+    if ctx.redis is not None:
+        await ctx.redis.aclose()
+
+
+@pytest.fixture
+def gateway(app: FastAPI) -> GatewayContext:
+    ctx: GatewayContext = app.state.gateway
+    return ctx
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://pay.example.com") as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def merchant(gateway: GatewayContext, clock: FakeClock) -> MerchantKeys:
+    async with session_scope(gateway.sessions) as session:
+        created = await create_merchant(
+            session,
+            gateway.secret_box,
+            clock,
+            name="Test Shop",
+            payout_address=PAYOUT,
+            chain_ids=[31337, 56],
+        )
+    return MerchantKeys(
+        created.merchant_id, created.api_key, created.secret_key, created.webhook_secret
+    )
+
+
+@pytest.fixture
+def signer(merchant: MerchantKeys, clock: FakeClock) -> Signer:
+    return Signer(merchant, clock)

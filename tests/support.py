@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: test-chain constants and a request signer."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from stablegate.api.context import GatewayContext
+from stablegate.auth.signatures import sign_v2
+from stablegate.auth.signing import signing_string
+from stablegate.clock import FakeClock
+from stablegate.db.engine import session_scope
+from stablegate.merchants.service import add_public_key
+
+# Tokens of the test chain (addresses need not exist: API tests never touch a node).
+TEST_USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+TEST_USDT18 = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+PAYOUT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@dataclass
+class MerchantKeys:
+    merchant_id: str
+    api_key: str
+    secret_key: str
+    webhook_secret: str
+
+
+class Signer:
+    """Signs requests the way DESIGN section 2 says a merchant must (V2 by default)."""
+
+    def __init__(self, keys: MerchantKeys, clock: FakeClock) -> None:
+        self.keys = keys
+        self.clock = clock
+        self.private_key: ec.EllipticCurvePrivateKey | None = None
+
+    def headers(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        query: str = "",
+        *,
+        window: str | None = "30000",
+        v1: bool = False,
+        v2: bool = True,
+        time_ms: int | None = None,
+    ) -> dict[str, str]:
+        request_time = str(self.clock.now_ms() if time_ms is None else time_ms)
+        message = signing_string(self.keys.api_key, request_time, window, method, path, query, body)
+        headers = {"BlockATM-API-Key": self.keys.api_key, "BlockATM-Request-Time": request_time}
+        if window is not None:
+            headers["BlockATM-Rec_Window"] = window
+        if v2:
+            headers["BlockATM-Signature-V2"] = sign_v2(self.keys.secret_key.encode(), message)
+        if v1:
+            assert self.private_key is not None
+            signature = self.private_key.sign(message, ec.ECDSA(hashes.SHA256()))
+            headers["BlockATM-Signature-V1"] = base64.b64encode(signature).decode()
+        if body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    async def register_public_key(self, gateway: GatewayContext) -> None:
+        self.private_key = ec.generate_private_key(ec.SECP256R1())
+        pem = self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        async with session_scope(gateway.sessions) as session:
+            await add_public_key(session, self.clock, api_key=self.keys.api_key, pem=pem)
