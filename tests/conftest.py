@@ -26,6 +26,8 @@ from stablegate.db.engine import make_engine, session_scope
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import create_merchant
 
+pytest_plugins = ["tests.chain_fixtures"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "STABLEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -12,7 +12,8 @@ Hierarchy::
     ├── NotFound              404      not_found
     ├── Conflict              409      order_conflict, order_has_payments, no_free_offset
     ├── RateLimited           429/418  rate_limited, ip_banned (carry retry_after seconds)
-    └── ChainUnavailable      503      chain_unavailable
+    └── ChainUnavailable      400      chain_unavailable (known chain, no RPC on this gateway:
+                                       a permanent refusal, so not a retryable 503)
 """
 
 from __future__ import annotations
@@ -78,5 +79,5 @@ class RateLimited(GatewayError):
 
 
 class ChainUnavailable(GatewayError):
-    status = 503
+    status = 400
     code = "chain_unavailable"

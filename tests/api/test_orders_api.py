@@ -131,7 +131,7 @@ async def test_inline_qr_and_the_qr_image(client: httpx.AsyncClient, signer: Sig
         ({"chainId": "31337", "symbol": "DAI", "amount": "1"}, 400, "unsupported_token"),
         ({"chainId": "999", "symbol": "USDT", "amount": "1"}, 400, "unknown_chain"),
         ({"chainId": "abc", "symbol": "USDT", "amount": "1"}, 400, "unknown_chain"),
-        ({"chainId": "56", "symbol": "USDT", "amount": "1"}, 503, "chain_unavailable"),
+        ({"chainId": "56", "symbol": "USDT", "amount": "1"}, 400, "chain_unavailable"),
         ({"symbol": "USDT", "amount": "1"}, 400, "invalid_request"),
         (
             {"chainId": "31337", "symbol": "USDT", "amount": "1", "expireSeconds": 59},
@@ -359,3 +359,13 @@ async def test_unknown_route_and_method_are_json_errors(client: httpx.AsyncClien
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     response = await client.delete(CREATE)
     assert response.status_code == 405
+
+
+async def test_nul_characters_are_refused_not_stored(
+    client: httpx.AsyncClient, signer: Signer
+) -> None:
+    body = b'{"chainId":"31337","symbol":"USDT","amount":"1","custNo":"a\\u0000b"}'
+    response = await post(client, signer, CREATE, body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_body"
+    query = await get(client, signer, QUERY, "orderNo=a%00b")
+    assert query.status_code == 400 and query.json()["error"]["code"] == "invalid_request"

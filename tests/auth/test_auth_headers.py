@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.datastructures import Headers
 
 from stablegate.auth.headers import (
     check_request_time,
@@ -53,12 +54,12 @@ def test_same_header_twice_with_different_values_conflicts() -> None:
 
 
 def test_repeated_headers_in_a_multi_mapping_conflict() -> None:
-    class Multi(dict[str, str]):
-        def items(self):  # type: ignore[override]
-            return [("blockatm-api-key", "ak_1"), ("blockatm-api-key", "ak_2")]
-
+    # Starlette's Headers: a Mapping whose items() keeps repeated headers.
+    headers = Headers(raw=[(b"blockatm-api-key", b"ak_1"), (b"blockatm-api-key", b"ak_2")])
     with pytest.raises(InvalidRequest):
-        read_auth_headers(Multi())
+        read_auth_headers(headers)
+    same = Headers(raw=[(b"blockatm-api-key", b"ak_1"), (b"BlockATM-API-Key", b"ak_1")])
+    assert read_auth_headers(same).api_key == "ak_1"
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,22 @@ def create_app(
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        response = await call_next(request)
+        raw_target = (
+            request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        )
+        if b"%00" in raw_target or b"\x00" in raw_target:
+            # NUL cannot be stored in PostgreSQL text; no legitimate id or filter contains it.
+            response: Response = errors.error_response(
+                400, "invalid_request", "the URL must not contain NUL characters"
+            )
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # a bug must still answer with our error shape
+                log.exception("unhandled_error", error_type=type(exc).__name__)
+                response = errors.error_response(
+                    500, "internal_error", "internal error; the operator has been told"
+                )
         elapsed = time.perf_counter() - started
         route = request.scope.get("route")
         route_name = getattr(route, "path", "unmatched")

@@ -42,7 +42,7 @@ def _float(text: str) -> float:
 
 
 def _check_tree(root: Any) -> None:
-    """Depth limit and lone surrogates (in keys and string values), without recursion."""
+    """Depth limit, NUL and lone surrogates (in keys and string values), without recursion."""
     stack: list[tuple[Any, int]] = [(root, 1)]
     while stack:
         node, depth = stack.pop()
@@ -62,6 +62,9 @@ def _check_tree(root: Any) -> None:
 
 
 def _check_text(text: str) -> None:
+    # NUL cannot be stored in PostgreSQL text and has no business in an order.
+    if "\x00" in text:
+        raise _Reject("string contains a NUL character")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

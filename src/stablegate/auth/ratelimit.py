@@ -213,10 +213,15 @@ def _banned(limit: int, left_ms: int) -> Decision:
 
 # ---------------------------------------------------------------------------------------------
 # Redis backend: each check is one Lua script, so many API processes share exact counts.
+# Every stored time is compared explicitly with ``now``, so a key that outlives its use changes
+# no decision; Redis expiry (on Redis's own clock) only reclaims memory. Keys are kept
+# SLACK_MS longer than needed so that clock skew between API processes and Redis, or a test's
+# fake clock, never loses live state.
 
 # KEYS[1] bucket (TAT in microseconds). ARGV: now_ms, interval_us, limit, consume (0/1).
 # Returns {allowed, remaining, reset_ms, retry_after_ms}.
 _GCRA_LUA = """
+local SLACK_MS = 60000
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -231,7 +236,7 @@ if new_tat - now_us > tolerance then
 end
 if consume == 1 then
   redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',
-    math.max(1, math.ceil((new_tat - now_us) / 1000)))
+    math.ceil((new_tat - now_us) / 1000) + SLACK_MS)
 end
 return {1, math.floor((tolerance - (new_tat - now_us)) / interval),
   math.ceil((new_tat - now_us) / 1000), 0}
@@ -241,6 +246,7 @@ return {1, math.floor((tolerance - (new_tat - now_us)) / interval),
 # lo last_offence). ARGV: now_ms, interval_us, limit, threshold, reset_after_ms, ladder...
 # Returns {allowed, banned, remaining, reset_ms, retry_after_ms}.
 _BAN_LUA = """
+local SLACK_MS = 60000
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
@@ -264,7 +270,7 @@ local function keep()
   redis.call('HSET', KEYS[2], 'su', string.format('%d', su), 'sc', string.format('%d', sc),
     'bu', string.format('%d', bu), 'oc', string.format('%d', oc))
   if lo then redis.call('HSET', KEYS[2], 'lo', string.format('%d', lo)) end
-  redis.call('PEXPIRE', KEYS[2], until_ms - now)
+  redis.call('PEXPIRE', KEYS[2], until_ms - now + SLACK_MS)
 end
 
 if bu > now then
@@ -300,7 +306,7 @@ if new_tat - now_us > tolerance then
   return {0, 0, 0, math.ceil((tat - now_us) / 1000), math.ceil(retry_us / 1000)}
 end
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',
-  math.max(1, math.ceil((new_tat - now_us) / 1000)))
+  math.ceil((new_tat - now_us) / 1000) + SLACK_MS)
 keep()
 return {1, 0, math.floor((tolerance - (new_tat - now_us)) / interval),
   math.ceil((new_tat - now_us) / 1000), 0}

@@ -25,7 +25,7 @@ def body_sha256_hex(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def signing_string(  # noqa: PLR0917 - one parameter per line of the string, in order
+def signing_string(
     api_key: str,
     request_time: str,
     recv_window_raw: str | None,

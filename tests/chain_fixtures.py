@@ -1,4 +1,4 @@
-"""Chain fixtures: one anvil node per test session, the gateway contracts and the dev tokens.
+"""Chain fixtures (a pytest plugin loaded by tests/conftest.py): one anvil node per test session, the gateway contracts and the dev tokens.
 
 The node and everything deployed on it are session-scoped (async fixtures on the session event
 loop), so tests using them are marked ``pytest.mark.asyncio(loop_scope="session")``. Tests that

@@ -1,0 +1,921 @@
+"""Merchant API throughput: signed createQrOrder against /healthz of the same server, same run.
+
+For each backend (SQLite embedded, PostgreSQL) this starts ``stablegate serve`` in a fresh data
+dir, creates a merchant, checks one signed request by hand, then drives the server with ``wrk``
+at a fixed concurrency:
+
+1. ``GET /healthz``: the framework's floor (routing, middleware, JSON) on this machine;
+2. ``POST /api/v1/payment/createQrOrder``: signed (V2), each request with its own ``orderNo``
+   and signature, pre-signed in Python just before the run, so the load generator only copies
+   bytes;
+3. the same with ``"inlineQr": true``, which renders the QR (segno, pure Python) inline.
+
+It also times segno alone on distinct contents, to show why QR rendering stays off the creation
+path (DESIGN section 2). Every non-2xx response makes the run invalid and is printed.
+
+Usage::
+
+    .venv/bin/python bench/api.py --duration 10 --connections 32 --backends sqlite,postgres
+
+Needs ``wrk`` (Debian: ``apt-get install -y wrk``; ``--install-wrk`` does it when run as root)
+and, for ``postgres``, a server reachable at ``--postgres-url`` that may create databases. The
+figures are only comparable within one run: wrk and the server share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import resource
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from cryptography.fernet import Fernet
+
+from stablegate.auth.signatures import sign_v2
+from stablegate.auth.signing import signing_string
+from stablegate.cashier.qr import qr_png
+
+ROOT = Path(__file__).resolve().parent.parent
+STABLEGATE = Path(sys.executable).parent / "stablegate"
+CREATE_PATH = "/api/v1/payment/createQrOrder"
+HEALTH_PATH = "/healthz"
+CHAIN_ID = 31337
+# The widest window the server accepts: a pre-signed batch stays valid for one minute.
+RECV_WINDOW_MS = 60_000
+# Generation, warm-up and measurement must all fit inside the window, with slack for clock skew.
+BATCH_BUDGET_S = 50
+PAYOUT_ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+CHAINS_TOML = f"""\
+[chains.{CHAIN_ID}]
+rpc_urls = ["http://127.0.0.1:8545"]
+tokens = [ {{ symbol = "USDT", address = "0x5FbDB2315678afecb367f032d93F642f64180aa3", \
+decimals = 6 }} ]
+"""
+
+# Replays pre-built raw HTTP requests from a file. Each wrk thread takes every n-th request, so
+# no signed request is sent twice unless the file runs out ("exhausted", which spoils the run
+# for signed requests: the server's replay cache refuses a signing string it has seen).
+WRK_LUA = r"""
+local threads = {}
+local next_index = 0
+
+function setup(thread)
+  thread:set("thread_index", next_index)
+  next_index = next_index + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local path, nthreads = args[1], tonumber(args[2])
+  cycle = args[3] == "cycle"
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  reqs = {}
+  local pos, i = 1, 0
+  while pos <= #data do
+    local nl = string.find(data, "\n", pos, true)
+    local len = tonumber(string.sub(data, pos, nl - 1))
+    if i % nthreads == thread_index then
+      reqs[#reqs + 1] = string.sub(data, nl + 1, nl + len)
+    end
+    pos = nl + 1 + len
+    i = i + 1
+  end
+  data = nil
+  nreqs = #reqs
+  idx = 0
+  exhausted = 0
+  non2xx = 0
+  statuses = {}
+  first_errors = {}
+end
+
+function request()
+  idx = idx + 1
+  if idx > nreqs then
+    idx = 1
+    if not cycle then exhausted = exhausted + 1 end
+  end
+  return reqs[idx]
+end
+
+function response(status, headers, body)
+  local key = tostring(status)
+  statuses[key] = (statuses[key] or 0) + 1
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+    if #first_errors < 5 then
+      first_errors[#first_errors + 1] = key .. " " .. string.sub(body or "", 1, 400)
+    end
+  end
+end
+
+local function quote(s)
+  s = string.gsub(s, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. s .. '"'
+end
+
+function done(summary, latency, requests)
+  local non2xx_total, exhausted_total, status_totals, errors = 0, 0, {}, {}
+  for _, t in ipairs(threads) do
+    non2xx_total = non2xx_total + t:get("non2xx")
+    exhausted_total = exhausted_total + t:get("exhausted")
+    for k, v in pairs(t:get("statuses")) do
+      status_totals[k] = (status_totals[k] or 0) + v
+    end
+    for _, e in ipairs(t:get("first_errors")) do
+      if #errors < 5 then errors[#errors + 1] = quote(e) end
+    end
+  end
+  local st = {}
+  for k, v in pairs(status_totals) do st[#st + 1] = quote(k) .. ":" .. v end
+  local e = summary.errors
+  io.write("STABLEGATE_WRK_RESULT {",
+    '"requests":', summary.requests, ",",
+    '"duration_us":', summary.duration, ",",
+    '"socket_errors":{"connect":', e.connect, ',"read":', e.read, ',"write":', e.write,
+    ',"timeout":', e.timeout, "},",
+    '"wrk_status_errors":', e.status, ",",
+    '"non2xx":', non2xx_total, ",",
+    '"exhausted":', exhausted_total, ",",
+    '"statuses":{', table.concat(st, ","), "},",
+    '"first_errors":[', table.concat(errors, ","), "],",
+    '"latency_us":{"mean":', latency.mean, ',"max":', latency.max,
+    ',"p50":', latency:percentile(50), ',"p90":', latency:percentile(90),
+    ',"p99":', latency:percentile(99), "}}\n")
+end
+"""
+
+
+@dataclass
+class RunResult:
+    """One wrk run: throughput, latency, correctness and where the CPU went."""
+
+    name: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: dict[str, int]
+    statuses: dict[str, int]
+    exhausted: int
+    first_errors: list[str]
+    prepared: int
+    server_cpu_pct: float  # of one core
+    wrk_cpu_pct: float  # of one core
+    db_cpu_pct: float  # of one core: the PostgreSQL backends serving this server's pool
+    other_cpu_pct: float  # of one core: anything else on the machine (other jobs, PG's own)
+    idle_background_pct: float  # of one core: the machine's load just before the run
+    server_cpu_ms_per_req: float
+    db_cpu_ms_per_req: float
+
+    @property
+    def valid(self) -> bool:
+        return (
+            self.non2xx == 0
+            and self.exhausted == 0
+            and not any(self.socket_errors.values())
+            and self.requests > 0
+        )
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    runs: dict[str, RunResult] = field(default_factory=dict)
+
+    def ratios(self) -> dict[str, dict[str, float]]:
+        health = self.runs["healthz"]
+        out: dict[str, dict[str, float]] = {}
+        for name, run in self.runs.items():
+            if name == "healthz":
+                continue
+            out[name] = {
+                "rps_ratio": run.rps / health.rps if health.rps else math.nan,
+                "p50_ratio": run.p50_ms / health.p50_ms if health.p50_ms else math.nan,
+                "p99_ratio": run.p99_ms / health.p99_ms if health.p99_ms else math.nan,
+            }
+        return out
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def _raw_request(method: str, path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _create_body(order_no: str, *, inline_qr: bool) -> bytes:
+    data: dict[str, object] = {
+        "chainId": str(CHAIN_ID),
+        "symbol": "USDT",
+        "amount": "12.34",
+        "orderNo": order_no,
+    }
+    if inline_qr:
+        data["inlineQr"] = True
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _signed_headers(api_key: str, secret: bytes, body: bytes, now_ms: int) -> dict[str, str]:
+    request_time = str(now_ms)
+    window = str(RECV_WINDOW_MS)
+    message = signing_string(api_key, request_time, window, "POST", CREATE_PATH, "", body)
+    return {
+        "BlockATM-API-Key": api_key,
+        "BlockATM-Request-Time": request_time,
+        "BlockATM-Rec_Window": window,
+        "BlockATM-Signature-V2": sign_v2(secret, message),
+        "Content-Type": "application/json",
+    }
+
+
+def _write_requests(path: Path, requests: Iterator[bytes]) -> int:
+    count = 0
+    with path.open("wb") as out:
+        for raw in requests:
+            out.write(f"{len(raw)}\n".encode())
+            out.write(raw)
+            count += 1
+    return count
+
+
+def _create_requests(
+    host: str, api_key: str, secret: bytes, prefix: str, count: int, *, inline_qr: bool
+) -> Iterator[bytes]:
+    now_ms = int(time.time() * 1000)
+    for i in range(count):
+        body = _create_body(f"{prefix}-{i}", inline_qr=inline_qr)
+        headers = _signed_headers(api_key, secret, body, now_ms)
+        yield _raw_request("POST", CREATE_PATH, host, headers, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and CPU accounting
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the file; the split starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _background_load_pct(sample_s: float = 1.0) -> float:
+    """The machine's busy CPU, in % of one core, over a short sample (our server idle)."""
+    before = _machine_busy_s()
+    time.sleep(sample_s)
+    return 100 * (_machine_busy_s() - before) / sample_s
+
+
+def _wait_for_quiet(limit_pct: float, max_wait_s: float) -> float:
+    """Wait until other jobs leave the cores alone (or give up); returns the last sample."""
+    deadline = time.monotonic() + max_wait_s
+    load = _background_load_pct()
+    while load > limit_pct and time.monotonic() < deadline:
+        load = _background_load_pct()
+    if load > limit_pct:
+        print(f"   !! the machine is busy ({load:.0f}% of a core) before this run", flush=True)
+    return load
+
+
+def _pids_cpu_s(pids: list[int]) -> dict[int, float]:
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            cpu[pid] = _proc_cpu_s(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return cpu
+
+
+def _ensure_wrk(install: bool) -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if install:
+        print("wrk not found: apt-get install -y wrk", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise BenchError(
+        "wrk is not installed. Install it with `apt-get install -y wrk` (Debian/Ubuntu, as root)"
+        " or rerun with --install-wrk."
+    )
+
+
+def _stablegate(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(STABLEGATE), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise BenchError(f"stablegate {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def _pg_url(admin_url: str, database: str, scheme: str) -> str:
+    parts = urlsplit(admin_url)
+    return urlunsplit((scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+async def _pg_execute(admin_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg_url(admin_url, urlsplit(admin_url).path[1:], "postgresql"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _pg_backend_pids(admin_url: str, database: str) -> list[int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg_url(admin_url, urlsplit(admin_url).path[1:], "postgresql"))
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    finally:
+        await conn.close()
+    return [int(row["pid"]) for row in rows]
+
+
+@contextmanager
+def _postgres_database(admin_url: str) -> Iterator[str]:
+    name = f"stablegate_bench_{secrets.token_hex(4)}"
+    asyncio.run(_pg_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _pg_url(admin_url, name, "postgresql+asyncpg")
+    finally:
+        asyncio.run(_pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# ---------------------------------------------------------------------------------------------
+# The server under test
+
+
+class Server:
+    def __init__(
+        self, workdir: Path, database_url: str, *, migrate: bool, pg_admin_url: str | None = None
+    ) -> None:
+        self.workdir = workdir
+        self.pg_admin_url = pg_admin_url
+        self.database_name = urlsplit(database_url).path.rsplit("/", 1)[-1]
+        self.port = _free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.host}"
+        chains = workdir / "chains.toml"
+        chains.write_text(CHAINS_TOML)
+        self.env = {
+            **os.environ,
+            "STABLEGATE_DATA_DIR": str(workdir / "data"),
+            "STABLEGATE_DATABASE_URL": database_url,
+            "STABLEGATE_SECRET_KEY": Fernet.generate_key().decode(),
+            "STABLEGATE_CHAINS_FILE": str(chains),
+            "STABLEGATE_RATE_LIMIT_PER_MINUTE": "100000000",
+            "STABLEGATE_LOG_LEVEL": "WARNING",
+            "STABLEGATE_PUBLIC_URL": self.base_url,
+        }
+        self.log_path = workdir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        if migrate:
+            _stablegate(["migrate"], self.env)
+
+    def create_merchant(self) -> tuple[str, bytes]:
+        out = _stablegate(
+            [
+                "merchant",
+                "create",
+                "--name",
+                "Bench Shop",
+                "--payout-address",
+                PAYOUT_ADDRESS,
+                "--chain",
+                str(CHAIN_ID),
+                "--json",
+            ],
+            self.env,
+        )
+        created = json.loads(out.strip().splitlines()[-1])
+        return created["apiKey"], created["secretKey"].encode()
+
+    def start(self) -> None:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(STABLEGATE), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"the server exited early:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.base_url + HEALTH_PATH, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"the server did not answer /healthz within 60 s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def db_pids(self) -> list[int]:
+        """PostgreSQL backend processes connected to this server's database (none for SQLite)."""
+        if self.pg_admin_url is None:
+            return []
+        return asyncio.run(_pg_backend_pids(self.pg_admin_url, self.database_name))
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Running wrk
+
+
+@dataclass
+class LoadShape:
+    wrk: str
+    threads: int
+    connections: int
+    timeout_s: int
+    quiet_pct: float
+    quiet_wait_s: float
+
+
+def _run_wrk(
+    shape: LoadShape,
+    server: Server,
+    workdir: Path,
+    name: str,
+    path: str,
+    requests_file: Path,
+    prepared: int,
+    duration_s: float,
+    *,
+    cycle: bool,
+    background_pct: float,
+) -> RunResult:
+    lua = workdir / "replay.lua"
+    lua.write_text(WRK_LUA)
+    command = [
+        shape.wrk,
+        f"-t{shape.threads}",
+        f"-c{shape.connections}",
+        f"-d{max(1, round(duration_s))}s",
+        f"--timeout={shape.timeout_s}s",
+        "-s",
+        str(lua),
+        server.base_url + path,
+        "--",
+        str(requests_file),
+        str(shape.threads),
+        "cycle" if cycle else "once",
+    ]
+    db0 = _pids_cpu_s(server.db_pids())
+    server_cpu0, machine0, wrk0 = _proc_cpu_s(server.pid), _machine_busy_s(), _children_cpu_s()
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - started
+    server_cpu = _proc_cpu_s(server.pid) - server_cpu0
+    machine = _machine_busy_s() - machine0
+    wrk_cpu = _children_cpu_s() - wrk0
+    # Backends that connected during the run started from zero CPU.
+    db_cpu = sum(cpu - db0.get(pid, 0.0) for pid, cpu in _pids_cpu_s(server.db_pids()).items())
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    line = next(
+        (ln for ln in done.stdout.splitlines() if ln.startswith("STABLEGATE_WRK_RESULT ")), None
+    )
+    if line is None:
+        raise BenchError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(line.split(" ", 1)[1])
+    seconds = raw["duration_us"] / 1e6
+    latency = raw["latency_us"]
+    requests = raw["requests"]
+    return RunResult(
+        name=name,
+        requests=requests,
+        seconds=round(seconds, 3),
+        rps=round(requests / seconds, 1) if seconds else 0.0,
+        p50_ms=latency["p50"] / 1000,
+        p90_ms=latency["p90"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        mean_ms=round(latency["mean"] / 1000, 3),
+        max_ms=latency["max"] / 1000,
+        non2xx=raw["non2xx"],
+        socket_errors=raw["socket_errors"],
+        statuses=raw["statuses"],
+        exhausted=raw["exhausted"],
+        first_errors=raw["first_errors"],
+        prepared=prepared,
+        server_cpu_pct=round(100 * server_cpu / wall, 1),
+        wrk_cpu_pct=round(100 * wrk_cpu / wall, 1),
+        db_cpu_pct=round(100 * db_cpu / wall, 1),
+        other_cpu_pct=round(100 * max(0.0, machine - server_cpu - wrk_cpu - db_cpu) / wall, 1),
+        idle_background_pct=round(background_pct, 1),
+        server_cpu_ms_per_req=round(1000 * server_cpu / requests, 3) if requests else 0.0,
+        db_cpu_ms_per_req=round(1000 * db_cpu / requests, 3) if requests else 0.0,
+    )
+
+
+def _check_signed_request(server: Server, api_key: str, secret: bytes) -> None:
+    """One request by hand before any load: the signing must be right, or every wrk call 401s."""
+    for inline_qr in (False, True):
+        body = _create_body(f"check-{secrets.token_hex(6)}", inline_qr=inline_qr)
+        headers = _signed_headers(api_key, secret, body, int(time.time() * 1000))
+        response = httpx.post(server.base_url + CREATE_PATH, content=body, headers=headers)
+        if response.status_code != 200:
+            raise BenchError(
+                f"signed createQrOrder (inlineQr={inline_qr}) returned {response.status_code}: "
+                f"{response.text[:500]}\n{server.log_tail()}"
+            )
+        order = response.json()
+        if inline_qr and not str(order.get("qrCodeDataUrl", "")).startswith("data:image/png"):
+            raise BenchError("inlineQr: true returned no qrCodeDataUrl")
+
+
+def bench_backend(
+    backend: str, database_url: str, workdir: Path, args: argparse.Namespace, shape: LoadShape
+) -> BackendResult:
+    print(f"\n== {backend}: starting the server", flush=True)
+    pg_admin_url = args.postgres_url if backend == "postgres" else None
+    server = Server(
+        workdir, database_url, migrate=pg_admin_url is not None, pg_admin_url=pg_admin_url
+    )
+    api_key, secret = server.create_merchant()
+    server.start()
+    result = BackendResult(backend)
+    try:
+        _check_signed_request(server, api_key, secret)
+        health_file = workdir / "healthz.req"
+        _write_requests(health_file, iter([_raw_request("GET", HEALTH_PATH, server.host, {}, b"")]))
+
+        def health_run(name: str, duration: float) -> RunResult:
+            background = _wait_for_quiet(shape.quiet_pct, shape.quiet_wait_s)
+            return _run_wrk(
+                shape,
+                server,
+                workdir,
+                name,
+                HEALTH_PATH,
+                health_file,
+                1,
+                duration,
+                cycle=True,
+                background_pct=background,
+            )
+
+        def create_run(name: str, duration: float, count: int, *, inline_qr: bool) -> RunResult:
+            background = _wait_for_quiet(shape.quiet_pct, shape.quiet_wait_s)
+            # Signed just before the run: the batch is valid for RECV_WINDOW_MS from now.
+            started = time.monotonic()
+            requests_file = workdir / f"{name}.req"
+            prefix = f"bench-{name}-{secrets.token_hex(4)}"
+            requests = _create_requests(
+                server.host, api_key, secret, prefix, count, inline_qr=inline_qr
+            )
+            prepared = _write_requests(requests_file, requests)
+            signing_s = time.monotonic() - started
+            if signing_s + duration > BATCH_BUDGET_S:
+                raise BenchError(
+                    f"signing {count} requests took {signing_s:.1f} s: with a {duration} s run "
+                    f"the last ones would fall outside the {RECV_WINDOW_MS} ms receive window"
+                )
+            run = _run_wrk(
+                shape,
+                server,
+                workdir,
+                name,
+                CREATE_PATH,
+                requests_file,
+                prepared,
+                duration,
+                cycle=False,
+                background_pct=background,
+            )
+            requests_file.unlink()
+            return run
+
+        print(f"   warm-up {args.warmup} s each", flush=True)
+        warm = health_run("warmup-healthz", args.warmup)
+        # healthz is an upper bound on createQrOrder's rate: size the warm-up batch from it.
+        warm_count = max(2000, math.ceil(warm.rps * args.warmup * 1.2))
+        create_run("warmup-create", args.warmup, warm_count, inline_qr=False)
+
+        print(f"   healthz {args.duration} s", flush=True)
+        health = health_run("healthz", args.duration)
+        result.runs["healthz"] = health
+        count = max(args.min_requests, math.ceil(health.rps * args.duration * 1.2))
+        print(f"   createQrOrder {args.duration} s ({count} pre-signed requests)", flush=True)
+        result.runs["createQrOrder"] = create_run(
+            "createQrOrder", args.duration, count, inline_qr=False
+        )
+        print(f"   createQrOrder inlineQr {args.duration} s", flush=True)
+        result.runs["createQrOrder+inlineQr"] = create_run(
+            "createQrOrder+inlineQr", args.duration, count, inline_qr=True
+        )
+    finally:
+        server.stop()
+    for run in result.runs.values():
+        if not run.valid:
+            print(f"!! {backend} {run.name}: INVALID RUN", flush=True)
+            print(f"   statuses {run.statuses} socket errors {run.socket_errors}", flush=True)
+            print(f"   exhausted the pre-signed batch {run.exhausted} times", flush=True)
+            for error in run.first_errors:
+                print(f"   {error}", flush=True)
+            print("   server log tail:\n" + server.log_tail(20), flush=True)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# QR cost
+
+
+def bench_qr(samples: int) -> dict[str, float]:
+    """Time segno on distinct contents (the cache would hide the cost): like a new order's QR."""
+    render = qr_png.__wrapped__  # bypass the lru_cache: every new order has a new address
+    contents = ["0x" + secrets.token_hex(20) for _ in range(samples + 5)]
+    for content in contents[:5]:
+        render(content)
+    times: list[float] = []
+    for content in contents[5:]:
+        started = time.perf_counter()
+        render(content)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    mean_ms = 1000 * statistics.fmean(times)
+    return {
+        "samples": samples,
+        "mean_ms": round(mean_ms, 3),
+        "p50_ms": round(1000 * times[len(times) // 2], 3),
+        "p99_ms": round(1000 * times[min(len(times) - 1, int(len(times) * 0.99))], 3),
+        "orders_per_core_s_cap": round(1000 / mean_ms, 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _print_table(results: list[BackendResult], qr: dict[str, float], shape: LoadShape) -> None:
+    columns = (
+        ("backend", 8),
+        ("endpoint", 22),
+        ("req/s", 7),
+        ("p50 ms", 7),
+        ("p99 ms", 7),
+        ("non2xx", 6),
+        ("srv%", 5),
+        ("srv ms/req", 10),
+        ("db%", 4),
+        ("wrk%", 4),
+        ("other%", 6),
+        ("idle%", 5),
+        ("rps/hz", 6),
+        ("p50/hz", 6),
+        ("p99/hz", 6),
+    )
+    print(
+        f"\nwrk -t{shape.threads} -c{shape.connections}. CPU columns in % of one core "
+        f"({os.cpu_count()} cores shared by wrk, the server and PostgreSQL): srv = the stablegate "
+        "process, db = its PostgreSQL backends, other = everything else during the run, "
+        "idle = the machine's load just before it. x/hz = createQrOrder / healthz."
+    )
+    print(
+        " ".join(
+            f"{name:<{width}}" if i < 2 else f"{name:>{width}}"
+            for i, (name, width) in enumerate(columns)
+        )
+    )
+    print("-" * (sum(width for _, width in columns) + len(columns) - 1))
+    for backend in results:
+        ratios = backend.ratios()
+        for name, run in backend.runs.items():
+            r = ratios.get(name, {"rps_ratio": 1.0, "p50_ratio": 1.0, "p99_ratio": 1.0})
+            cells = (
+                backend.backend,
+                name,
+                f"{run.rps:.0f}",
+                f"{run.p50_ms:.2f}",
+                f"{run.p99_ms:.1f}",
+                str(run.non2xx),
+                f"{run.server_cpu_pct:.0f}",
+                f"{run.server_cpu_ms_per_req:.2f}",
+                f"{run.db_cpu_pct:.0f}",
+                f"{run.wrk_cpu_pct:.0f}",
+                f"{run.other_cpu_pct:.0f}",
+                f"{run.idle_background_pct:.0f}",
+                f"{r['rps_ratio']:.3f}",
+                f"{r['p50_ratio']:.1f}",
+                f"{r['p99_ratio']:.1f}",
+            )
+            line = " ".join(
+                f"{cell:<{width}}" if i < 2 else f"{cell:>{width}}"
+                for i, (cell, (_, width)) in enumerate(zip(cells, columns, strict=True))
+            )
+            print(line + ("" if run.valid else "  INVALID"))
+    print(
+        f"\nQR (segno, {qr['samples']} distinct contents, no server running): "
+        f"mean {qr['mean_ms']} ms, p50 {qr['p50_ms']} ms, p99 {qr['p99_ms']} ms "
+        f"=> at most {qr['orders_per_core_s_cap']:.0f} renders/s per core"
+    )
+    for backend in results:
+        create = backend.runs.get("createQrOrder")
+        inline = backend.runs.get("createQrOrder+inlineQr")
+        if create and inline and create.rps and create.server_cpu_ms_per_req:
+            print(
+                f"{backend.backend}: createQrOrder {create.server_cpu_ms_per_req:.2f} ms server "
+                f"CPU/req (p50 {create.p50_ms:.1f} ms at c={shape.connections}); one QR = "
+                f"{qr['mean_ms'] / create.server_cpu_ms_per_req:.2f}x that. inlineQr: "
+                f"{inline.rps:.0f} req/s vs {create.rps:.0f} ({inline.rps / create.rps:.2f}x), "
+                f"{inline.server_cpu_ms_per_req:.2f} ms CPU/req, p50 {inline.p50_ms:.1f} ms"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per backend")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--timeout", type=int, default=10, help="wrk per-request timeout (s)")
+    parser.add_argument("--backends", default="sqlite,postgres", help="sqlite,postgres")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "STABLEGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a database on a server where this user may CREATE DATABASE",
+    )
+    parser.add_argument(
+        "--min-requests", type=int, default=20_000, help="minimum pre-signed requests per run"
+    )
+    parser.add_argument("--qr-samples", type=int, default=300, help="QR renders to time")
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=25,
+        help="before each run, wait until other jobs use less than this %% of one core",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120, help="seconds to wait for that, at most"
+    )
+    parser.add_argument("--install-wrk", action="store_true", help="apt-get install wrk")
+    args = parser.parse_args()
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"sqlite", "postgres"}
+    if unknown:
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    if args.duration + args.warmup > BATCH_BUDGET_S - 5:
+        parser.error(f"--duration must stay well under the {RECV_WINDOW_MS} ms receive window")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads")
+    try:
+        shape = LoadShape(
+            _ensure_wrk(args.install_wrk),
+            args.threads,
+            args.connections,
+            args.timeout,
+            args.quiet_below,
+            args.quiet_wait,
+        )
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    cores = os.cpu_count()
+    print(
+        f"stablegate API bench, {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}, "
+        f"{platform.machine()} {cores} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s runs on the same "
+        f"{cores} cores as the server (and PostgreSQL): absolute figures are a floor, "
+        "ratios against /healthz of the same server are the point"
+    )
+    print(f"\n== QR: timing segno on {args.qr_samples} distinct contents", flush=True)
+    qr = bench_qr(args.qr_samples)
+
+    results: list[BackendResult] = []
+    try:
+        for backend in backends:
+            with tempfile.TemporaryDirectory(prefix=f"stablegate-bench-{backend}-") as tmp:
+                workdir = Path(tmp)
+                if backend == "sqlite":
+                    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+                    results.append(bench_backend(backend, url, workdir, args, shape))
+                else:
+                    with _postgres_database(args.postgres_url) as url:
+                        results.append(bench_backend(backend, url, workdir, args, shape))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    _print_table(results, qr, shape)
+    valid = all(run.valid for b in results for run in b.runs.values())
+    print("\nall runs valid (0 non-2xx, 0 socket errors)" if valid else "\nSOME RUNS ARE INVALID")
+    summary = {
+        "bench": "api",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cores": cores,
+            "arch": platform.machine(),
+            "python": platform.python_version(),
+        },
+        "wrk": {
+            "threads": args.threads,
+            "connections": args.connections,
+            "duration_s": args.duration,
+        },
+        "valid": valid,
+        "qr": qr,
+        "backends": {
+            b.backend: {
+                "runs": {name: asdict(run) for name, run in b.runs.items()},
+                "ratios_vs_healthz": b.ratios(),
+            }
+            for b in results
+        },
+    }
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0 if valid else 1
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
