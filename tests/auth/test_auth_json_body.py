@@ -89,6 +89,11 @@ def test_invalid_bodies(body: bytes) -> None:
     invalid(body)
 
 
+@pytest.mark.parametrize("body", [b'{"a":"x\\u0000"}', b'{"\\u0000":1}', b'{"a":["\\u0000"]}'])
+def test_nul_is_refused(body: bytes) -> None:
+    assert "NUL" in invalid(body).message
+
+
 def test_nesting() -> None:
     ok = b'{"a":' * MAX_DEPTH + b"1" + b"}" * MAX_DEPTH
     assert parse_json_object(ok)

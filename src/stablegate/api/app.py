@@ -136,6 +136,8 @@ def create_app(
         ctx.metrics.requests.labels(route_name, str(response.status_code)).inc()
         ctx.metrics.latency.labels(route_name).observe(elapsed)
         response.headers["X-Request-Id"] = request_id
+        for name, value in getattr(request.state, "rate_headers", {}).items():
+            response.headers.setdefault(name, value)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         log.info(
             "request",

@@ -85,6 +85,8 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
     rate_headers = await ctx.limiter.check_key(result.credentials.api_key_id, ip)
+    # Error responses of this request carry them too (added by the app middleware).
+    request.state.rate_headers = rate_headers
     structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)
     return MerchantRequest(result.credentials, body, result.signed, rate_headers)
 
