@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,6 +195,7 @@ class RunResult:
     idle_background_pct: float  # of one core: the machine's load just before the run
     server_cpu_ms_per_req: float
     db_cpu_ms_per_req: float
+    db_backends_opened: int  # PostgreSQL connections opened during the run (pool churn)
 
     @property
     def valid(self) -> bool:
@@ -331,14 +333,69 @@ def _wait_for_quiet(limit_pct: float, max_wait_s: float) -> float:
     return load
 
 
-def _pids_cpu_s(pids: list[int]) -> dict[int, float]:
-    cpu: dict[int, float] = {}
-    for pid in pids:
-        try:
-            cpu[pid] = _proc_cpu_s(pid)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return cpu
+class BackendCpuSampler:
+    """CPU of the PostgreSQL backends serving one database, sampled from /proc while a run lasts.
+
+    Backends come and go (SQLAlchemy closes pool-overflow connections on check-in), so the
+    processes are found again every ``interval_s`` by their title ("postgres: ... <db> ...").
+    A backend's CPU after its last sample is missed; the count of backends seen shows the churn.
+    """
+
+    def __init__(self, title: str | None, interval_s: float = 0.1) -> None:
+        self.title = title
+        self.interval_s = interval_s
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._baseline: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        assert self.title is not None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes()
+                if self.title.encode() not in title or not title.startswith(b"postgres:"):
+                    continue
+                cpu = _proc_cpu_s(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+                continue
+            pid = int(entry.name)
+            self.first.setdefault(pid, cpu)
+            self.last[pid] = cpu
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> BackendCpuSampler:
+        if self.title is not None:
+            self._sample()
+            # Backends present at the start count from there; those that connect later from zero.
+            self._baseline = set(self.first)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.title is not None:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+
+    @property
+    def cpu_s(self) -> float:
+        if self.title is None:
+            return 0.0
+        return sum(
+            cpu - (self.first[pid] if pid in self._baseline else 0.0)
+            for pid, cpu in self.last.items()
+        )
+
+    @property
+    def backends_opened(self) -> int:
+        return 0 if self.title is None else len(set(self.last) - self._baseline)
 
 
 def _ensure_wrk(install: bool) -> str:
@@ -385,17 +442,6 @@ async def _pg_execute(admin_url: str, sql: str) -> None:
         await conn.close()
 
 
-async def _pg_backend_pids(admin_url: str, database: str) -> list[int]:
-    import asyncpg
-
-    conn = await asyncpg.connect(_pg_url(admin_url, urlsplit(admin_url).path[1:], "postgresql"))
-    try:
-        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
-    finally:
-        await conn.close()
-    return [int(row["pid"]) for row in rows]
-
-
 @contextmanager
 def _postgres_database(admin_url: str) -> Iterator[str]:
     name = f"stablegate_bench_{secrets.token_hex(4)}"
@@ -411,12 +457,10 @@ def _postgres_database(admin_url: str) -> Iterator[str]:
 
 
 class Server:
-    def __init__(
-        self, workdir: Path, database_url: str, *, migrate: bool, pg_admin_url: str | None = None
-    ) -> None:
+    def __init__(self, workdir: Path, database_url: str, *, postgres: bool) -> None:
         self.workdir = workdir
-        self.pg_admin_url = pg_admin_url
-        self.database_name = urlsplit(database_url).path.rsplit("/", 1)[-1]
+        # PostgreSQL backends show the database name in their process title.
+        self.db_title = f" {urlsplit(database_url).path.rsplit('/', 1)[-1]} " if postgres else None
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.base_url = f"http://{self.host}"
@@ -434,7 +478,7 @@ class Server:
         }
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
-        if migrate:
+        if postgres:
             _stablegate(["migrate"], self.env)
 
     def create_merchant(self) -> tuple[str, bytes]:
@@ -490,12 +534,6 @@ class Server:
             self.process.kill()
             self.process.wait()
 
-    def db_pids(self) -> list[int]:
-        """PostgreSQL backend processes connected to this server's database (none for SQLite)."""
-        if self.pg_admin_url is None:
-            return []
-        return asyncio.run(_pg_backend_pids(self.pg_admin_url, self.database_name))
-
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""
@@ -545,16 +583,16 @@ def _run_wrk(
         str(shape.threads),
         "cycle" if cycle else "once",
     ]
-    db0 = _pids_cpu_s(server.db_pids())
-    server_cpu0, machine0, wrk0 = _proc_cpu_s(server.pid), _machine_busy_s(), _children_cpu_s()
-    started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.monotonic() - started
-    server_cpu = _proc_cpu_s(server.pid) - server_cpu0
-    machine = _machine_busy_s() - machine0
-    wrk_cpu = _children_cpu_s() - wrk0
-    # Backends that connected during the run started from zero CPU.
-    db_cpu = sum(cpu - db0.get(pid, 0.0) for pid, cpu in _pids_cpu_s(server.db_pids()).items())
+    with BackendCpuSampler(server.db_title) as db:
+        server_cpu0, machine0 = _proc_cpu_s(server.pid), _machine_busy_s()
+        wrk0 = _children_cpu_s()
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.monotonic() - started
+        server_cpu = _proc_cpu_s(server.pid) - server_cpu0
+        machine = _machine_busy_s() - machine0
+        wrk_cpu = _children_cpu_s() - wrk0
+    db_cpu = db.cpu_s
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     line = next(
@@ -589,6 +627,7 @@ def _run_wrk(
         idle_background_pct=round(background_pct, 1),
         server_cpu_ms_per_req=round(1000 * server_cpu / requests, 3) if requests else 0.0,
         db_cpu_ms_per_req=round(1000 * db_cpu / requests, 3) if requests else 0.0,
+        db_backends_opened=db.backends_opened,
     )
 
 
@@ -612,10 +651,7 @@ def bench_backend(
     backend: str, database_url: str, workdir: Path, args: argparse.Namespace, shape: LoadShape
 ) -> BackendResult:
     print(f"\n== {backend}: starting the server", flush=True)
-    pg_admin_url = args.postgres_url if backend == "postgres" else None
-    server = Server(
-        workdir, database_url, migrate=pg_admin_url is not None, pg_admin_url=pg_admin_url
-    )
+    server = Server(workdir, database_url, postgres=backend == "postgres")
     api_key, secret = server.create_merchant()
     server.start()
     result = BackendResult(backend)
@@ -742,6 +778,7 @@ def _print_table(results: list[BackendResult], qr: dict[str, float], shape: Load
         ("srv%", 5),
         ("srv ms/req", 10),
         ("db%", 4),
+        ("db conn+", 8),
         ("wrk%", 4),
         ("other%", 6),
         ("idle%", 5),
@@ -751,9 +788,10 @@ def _print_table(results: list[BackendResult], qr: dict[str, float], shape: Load
     )
     print(
         f"\nwrk -t{shape.threads} -c{shape.connections}. CPU columns in % of one core "
-        f"({os.cpu_count()} cores shared by wrk, the server and PostgreSQL): srv = the stablegate "
-        "process, db = its PostgreSQL backends, other = everything else during the run, "
-        "idle = the machine's load just before it. x/hz = createQrOrder / healthz."
+        f"({os.cpu_count()} cores shared by wrk, the server and PostgreSQL).\n"
+        "srv = the stablegate process, db = its PostgreSQL backends, db conn+ = PostgreSQL "
+        "connections opened during the run,\nother = everything else during the run, "
+        "idle = the machine's load just before it; x/hz = x / healthz."
     )
     print(
         " ".join(
@@ -776,6 +814,7 @@ def _print_table(results: list[BackendResult], qr: dict[str, float], shape: Load
                 f"{run.server_cpu_pct:.0f}",
                 f"{run.server_cpu_ms_per_req:.2f}",
                 f"{run.db_cpu_pct:.0f}",
+                str(run.db_backends_opened),
                 f"{run.wrk_cpu_pct:.0f}",
                 f"{run.other_cpu_pct:.0f}",
                 f"{run.idle_background_pct:.0f}",

@@ -76,6 +76,13 @@ def postgres_database() -> Iterator[str]:
 
 
 TABLES = (
+    "webhook_deliveries",
+    "sweep_items",
+    "sweep_txs",
+    "payments",
+    "chain_blocks",
+    "chain_state",
+    "leases",
     "webhook_events",
     "orders",
     "api_public_keys",

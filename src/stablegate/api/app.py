@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from stablegate import __version__
 from stablegate.api import errors, health
@@ -36,7 +36,11 @@ def build_context(
     clock = clock or SystemClock()
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = None
+    if settings.redis_url:
+        # Blocking pool: under a burst, wait for a connection instead of failing the request.
+        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=256, timeout=5)
+        redis = Redis(connection_pool=pool)
     replay: ReplayStore
     if redis is not None:
         replay = RedisReplayStore(redis)

@@ -2,18 +2,30 @@
 
 from stablegate.models.api_key import ApiKey, ApiPublicKey
 from stablegate.models.audit import AuditEntry
+from stablegate.models.chain_state import ChainBlock, ChainState
+from stablegate.models.lease import Lease
 from stablegate.models.merchant import Merchant, PayoutAddress
 from stablegate.models.order import Order
+from stablegate.models.payment import Payment
 from stablegate.models.replay import ReplayKey
+from stablegate.models.sweep import SweepItem, SweepTx
+from stablegate.models.webhook_delivery import WebhookDelivery
 from stablegate.models.webhook_event import WebhookEvent
 
 __all__ = [
     "ApiKey",
     "ApiPublicKey",
     "AuditEntry",
+    "ChainBlock",
+    "ChainState",
+    "Lease",
     "Merchant",
     "Order",
+    "Payment",
     "PayoutAddress",
     "ReplayKey",
+    "SweepItem",
+    "SweepTx",
+    "WebhookDelivery",
     "WebhookEvent",
 ]
