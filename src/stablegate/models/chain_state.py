@@ -12,6 +12,9 @@ class ChainState(Base):
     __tablename__ = "chain_state"
 
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Fencing token: the lease epoch of the watcher allowed to write this row. Taking the
+    # lease bumps it in the same transaction, so a paused old leader's writes match 0 rows.
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     # Last block fully processed, and its hash: the next block's parentHash must match.
     cursor_number: Mapped[int] = mapped_column(BigInteger)
     cursor_hash: Mapped[str] = mapped_column(String(66))

@@ -32,6 +32,7 @@ def upgrade() -> None:
     op.create_table(
         "chain_state",
         sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
         sa.Column("cursor_number", sa.BigInteger(), nullable=False),
         sa.Column("cursor_hash", sa.String(length=66), nullable=False),
         sa.Column("final_number", sa.BigInteger(), nullable=False),

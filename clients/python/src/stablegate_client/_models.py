@@ -1,0 +1,245 @@
+"""Typed results: frozen dataclasses parsed from the gateway's JSON.
+
+Amounts are :class:`decimal.Decimal` (the wire carries decimal strings; never floats), times are
+Unix milliseconds as on the wire (``*_ms``), chain ids are integers. ``raw`` keeps the whole JSON
+object, so fields a newer gateway adds are still reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMING = "confirming"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class PaymentStatus(StrEnum):
+    SEEN = "seen"
+    FINAL = "final"
+    ORPHANED = "orphaned"
+
+
+def _status(value: str, kind: type[StrEnum]) -> str:
+    """The enum member when known; an unknown status from a newer gateway stays a plain str."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"not a decimal amount: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"not a decimal amount: {value!r}")
+    return result
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Payment:
+    """One transfer to the order's deposit address."""
+
+    tx_id: str
+    log_index: int
+    from_address: str
+    amount: Decimal
+    block_number: int
+    block_hash: str
+    block_time: int  # Unix seconds, the block's timestamp
+    status: str  # PaymentStatus: seen | final | orphaned
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Payment:
+        return cls(
+            tx_id=str(data["txId"]),
+            log_index=int(data["logIndex"]),
+            from_address=str(data["from"]),
+            amount=_decimal(data["amount"]),
+            block_number=int(data["blockNumber"]),
+            block_hash=str(data["blockHash"]),
+            block_time=int(data["blockTime"]),
+            status=_status(str(data["status"]), PaymentStatus),
+        )
+
+
+@dataclass(frozen=True)
+class Order:
+    """A payment order as the gateway returns it (createQrOrder, contractPayment, webhooks)."""
+
+    order_id: str
+    order_no: str
+    cust_no: str | None
+    status: str  # OrderStatus; compare with OrderStatus.COMPLETED or "completed"
+    exceptions: tuple[str, ...]  # underpaid, overpaid, paid_late, manual, ...
+    chain_id: int
+    network: str
+    symbol: str
+    token_address: str
+    decimals: int
+    amount: Decimal
+    paid_amount: Decimal  # final
+    pending_amount: Decimal  # seen, not final yet
+    to_address: str  # the deposit address the customer pays
+    payout_address: str
+    factory: str | None  # with deposit_salt: what `flush` needs to collect without the gateway
+    deposit_salt: str | None
+    cashier_url: str
+    payment_uri: str
+    qr_code: str
+    expire_time_ms: int
+    create_time_ms: int
+    complete_time_ms: int | None
+    tx_id: str | None
+    confirmations: int
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    redirect_url: str | None = None
+    payments: tuple[Payment, ...] | None = None  # only on the one-order read
+    qr_code_data_url: str | None = None  # only when created with inline_qr=True
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Order:
+        payments = data.get("payments")
+        return cls(
+            order_id=str(data["orderId"]),
+            order_no=str(data["orderNo"]),
+            cust_no=_opt_str(data.get("custNo")),
+            status=_status(str(data["status"]), OrderStatus),
+            exceptions=tuple(str(e) for e in data.get("exceptions") or ()),
+            chain_id=int(data["chainId"]),
+            network=str(data["network"]),
+            symbol=str(data["symbol"]),
+            token_address=str(data["tokenAddress"]),
+            decimals=int(data["decimals"]),
+            amount=_decimal(data["amount"]),
+            paid_amount=_decimal(data["paidAmount"]),
+            pending_amount=_decimal(data["pendingAmount"]),
+            to_address=str(data["toAddress"]),
+            payout_address=str(data["payoutAddress"]),
+            factory=_opt_str(data.get("factory")),
+            deposit_salt=_opt_str(data.get("depositSalt")),
+            cashier_url=str(data["cashierUrl"]),
+            payment_uri=str(data["paymentUri"]),
+            qr_code=str(data["qrCode"]),
+            expire_time_ms=int(data["expireTime"]),
+            create_time_ms=int(data["createTime"]),
+            complete_time_ms=_opt_int(data.get("completeTime")),
+            tx_id=_opt_str(data.get("txId")),
+            confirmations=int(data.get("confirmations") or 0),
+            description=_opt_str(data.get("description")),
+            metadata=data.get("metadata"),
+            redirect_url=_opt_str(data.get("redirectUrl")),
+            payments=(
+                None if payments is None else tuple(Payment.from_json(p) for p in payments)
+            ),
+            qr_code_data_url=_opt_str(data.get("qrCodeDataUrl")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of :meth:`Client.list_orders`; pass ``next_cursor`` back for the next one."""
+
+    items: tuple[Order, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OrderPage:
+        return cls(
+            items=tuple(Order.from_json(item) for item in data["items"]),
+            next_cursor=_opt_str(data.get("nextCursor")),
+        )
+
+
+@dataclass(frozen=True)
+class Token:
+    symbol: str
+    address: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain the gateway takes orders on (``GET /api/v1/public/chains``)."""
+
+    chain_id: int
+    name: str
+    network: str
+    testnet: bool
+    tokens: tuple[Token, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Chain:
+        return cls(
+            chain_id=int(data["chainId"]),
+            name=str(data.get("name") or ""),
+            network=str(data.get("network") or ""),
+            testnet=bool(data.get("testnet", False)),
+            tokens=tuple(
+                Token(str(t["symbol"]), str(t["address"]), int(t["decimals"]))
+                for t in data.get("tokens") or ()
+            ),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified webhook. Deduplicate on ``event_id`` (delivery is at least once)."""
+
+    event_id: str
+    type: str  # order.created, order.completed, order.payment_seen, ...
+    sequence: int | None  # per order; process an order's events in this order
+    create_time_ms: int | None
+    order: Order | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WebhookEvent:
+        order = data.get("data", data.get("order"))
+        return cls(
+            event_id=str(data["eventId"]),
+            type=str(data["type"]),
+            sequence=_opt_int(data.get("sequence")),
+            create_time_ms=_opt_int(data.get("createTime")),
+            order=Order.from_json(order) if isinstance(order, Mapping) else None,
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """One ``deployAndFlushOne`` transaction, mined and successful."""
+
+    tx_hash: str
+    deposit_address: str
+    payout: str
+    token: str
+    amount: int  # base units that left the deposit address (what the Flushed event says)
+    deployed: bool  # True when this transaction also created the forwarder
+    block_number: int
+    gas_used: int

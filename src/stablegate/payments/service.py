@@ -1,0 +1,244 @@
+"""Record, finalise and orphan transfers, then settle the orders they belong to.
+
+Called by the watcher inside its one transaction per step; never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.chain.evm.transfers import TransferLog
+from stablegate.chain.registry import Chain
+from stablegate.clock import Clock
+from stablegate.models import Merchant, Order, Payment
+from stablegate.orders.service import OrderContext
+from stablegate.orders.view import order_view
+from stablegate.payments.settlement import MerchantPolicy, settle
+from stablegate.webhooks.outbox import add_event
+
+log = structlog.get_logger("stablegate.payments")
+
+
+@dataclass(frozen=True)
+class ObservedTransfer:
+    transfer: TransferLog
+    log_position: int  # index of the log within its transaction's receipt
+    block_time_ms: int
+    order_id: str | None
+
+
+def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str:
+    token = chain.token_by_address(transfer.token)
+    if order is None:
+        return "unattributed"
+    if token is None:
+        return "unsupported_token"
+    if token.address.lower() != order.token_address.lower():
+        return "wrong_token"
+    if transfer.amount < token.min_credit or transfer.amount == 0:
+        return "below_min"
+    return "credit"
+
+
+async def record_transfers(
+    session: AsyncSession,
+    clock: Clock,
+    chain: Chain,
+    observed: Iterable[ObservedTransfer],
+    *,
+    final_height: int,
+) -> set[str]:
+    """Upsert transfers by identity; a re-included transfer revives its row. Returns the ids
+    of orders with a newly seen (or revived) payment."""
+    touched: set[str] = set()
+    now = clock.now_ms()
+    for item in observed:
+        t = item.transfer
+        status = "final" if t.block_number <= final_height else "seen"
+        row = await session.scalar(
+            select(Payment).where(
+                Payment.chain_id == chain.id,
+                Payment.tx_hash == t.tx_hash,
+                Payment.log_position == item.log_position,
+            )
+        )
+        order = await session.get(Order, item.order_id) if item.order_id else None
+        if row is None:
+            row = Payment(
+                chain_id=chain.id,
+                tx_hash=t.tx_hash,
+                log_position=item.log_position,
+                log_index=t.log_index,
+                block_number=t.block_number,
+                block_hash=t.block_hash,
+                block_time_ms=item.block_time_ms,
+                token_address=t.token,
+                from_address=t.sender,
+                to_address=t.recipient,
+                amount=t.amount,
+                order_id=item.order_id,
+                status=status,
+                kind=classify(chain, t, order),
+                late=order is not None and item.block_time_ms > order.expire_time_ms,
+                credited=False,
+                created_at_ms=now,
+                updated_at_ms=now,
+            )
+            session.add(row)
+            log.info(
+                "payment_recorded",
+                chain_id=chain.id,
+                tx_hash=t.tx_hash,
+                order_id=item.order_id,
+                kind=row.kind,
+                status=status,
+            )
+        elif row.status == "orphaned" or row.block_hash != t.block_hash:
+            # Re-included after a reorg: same identity, new block. Amount and parties may
+            # only differ if the re-executed transaction did something else; record as is.
+            row.block_number = t.block_number
+            row.block_hash = t.block_hash
+            row.block_time_ms = item.block_time_ms
+            row.log_index = t.log_index
+            row.amount = t.amount
+            row.status = status
+            row.late = order is not None and item.block_time_ms > order.expire_time_ms
+            row.kind = classify(chain, t, order)
+            row.updated_at_ms = now
+            log.info("payment_revived", chain_id=chain.id, tx_hash=t.tx_hash)
+        else:
+            continue  # already known in this very block: nothing changes
+        if item.order_id is not None:
+            touched.add(item.order_id)
+    await session.flush()
+    return touched
+
+
+async def orphan_above(
+    session: AsyncSession, clock: Clock, chain_id: int, ancestor: int
+) -> set[str]:
+    """Payments in blocks above the common ancestor left the canonical chain."""
+    rows = (
+        await session.scalars(
+            select(Payment).where(
+                Payment.chain_id == chain_id,
+                Payment.block_number > ancestor,
+                Payment.status != "orphaned",
+            )
+        )
+    ).all()
+    for row in rows:
+        row.status = "orphaned"
+        row.updated_at_ms = clock.now_ms()
+        log.warning(
+            "payment_orphaned", chain_id=chain_id, tx_hash=row.tx_hash, order_id=row.order_id
+        )
+    await session.flush()
+    return {row.order_id for row in rows if row.order_id}
+
+
+async def finalize_up_to(
+    session: AsyncSession, clock: Clock, chain_id: int, height: int, canonical: dict[int, str]
+) -> set[str]:
+    """Seen payments at or below ``height`` whose block hash is canonical become final."""
+    rows = (
+        await session.scalars(
+            select(Payment).where(
+                Payment.chain_id == chain_id,
+                Payment.status == "seen",
+                Payment.block_number <= height,
+            )
+        )
+    ).all()
+    touched: set[str] = set()
+    for row in rows:
+        expected = canonical.get(row.block_number)
+        if expected is None or expected != row.block_hash:
+            # Not provably canonical: leave it seen; the reorg walk will orphan or confirm it.
+            continue
+        row.status = "final"
+        row.updated_at_ms = clock.now_ms()
+        if row.order_id:
+            touched.add(row.order_id)
+    await session.flush()
+    return touched
+
+
+async def settle_orders(
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    order_ids: Iterable[str],
+    *,
+    final_time_ms: int,
+    newly_seen: set[str],
+) -> int:
+    """Lock each order, apply its payments through the state table, write its events."""
+    changed = 0
+    for order_id in sorted(set(order_ids)):
+        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        if order is None:
+            continue
+        merchant = await session.get(Merchant, order.merchant_id)
+        policy = MerchantPolicy(
+            late_payment=merchant.late_payment if merchant else "record",
+            underpay_tolerance_ppm=merchant.underpay_tolerance_ppm if merchant else 0,
+        )
+        payments = list(
+            (await session.scalars(select(Payment).where(Payment.order_id == order_id))).all()
+        )
+        result = settle(
+            order,
+            payments,
+            policy=policy,
+            final_time_ms=final_time_ms,
+            newly_seen=order_id in newly_seen,
+            now_ms=clock.now_ms(),
+        )
+        for alert in result.alerts:
+            log.error("operator_alert", alert=alert, order_id=order_id)
+        if result.events:
+            order.updated_at_ms = clock.now_ms()
+            view = order_view(order, ctx.registry, ctx.public_url)
+            for event_type in result.events:
+                await add_event(session, clock, order, event_type, view)
+            changed += 1
+            log.info("order_settled", order_id=order_id, status=order.status, events=result.events)
+    await session.flush()
+    return changed
+
+
+async def expiry_candidates(session: AsyncSession, chain_id: int, final_time_ms: int) -> list[str]:
+    """Pending orders whose expireTime the chain's final time has passed."""
+    rows = await session.scalars(
+        select(Order.id).where(
+            Order.chain_id == chain_id,
+            Order.status == "pending",
+            Order.expire_time_ms < final_time_ms,
+        )
+    )
+    return list(rows.all())
+
+
+async def update_confirmations(session: AsyncSession, chain_id: int, head: int) -> None:
+    """Confirmations of orders still waiting: head minus the block of their newest payment."""
+    rows = (
+        await session.execute(
+            select(Payment.order_id, Payment.block_number).where(
+                Payment.chain_id == chain_id, Payment.status == "seen", Payment.kind == "credit"
+            )
+        )
+    ).all()
+    newest: dict[str, int] = {}
+    for order_id, block in rows:
+        if order_id:
+            newest[order_id] = max(newest.get(order_id, 0), block)
+    for order_id, block in newest.items():
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(confirmations=max(head - block + 1, 0))
+        )

@@ -1,0 +1,165 @@
+"""Apply an order's payments to the order through the state table (orders/state.py).
+
+Pure rules over loaded rows: given the order, all its payments and the chain's processed
+final time, decide which table rows fire, mutate the order and the payments' ``credited``
+flags, and return the events to write. The caller locks the order row and writes events in
+the same transaction.
+
+Definitions (DESIGN section 3):
+- credited payments: kind ``credit`` (the order's token, at least ``min_credit``), not orphaned;
+- on time: block time <= expireTime; only on-time payments can complete a pending order;
+- threshold: amount - tolerance; a payment is final only when the watcher marked it so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stablegate.models import Order, Payment
+from stablegate.orders.state import OrderException, OrderStatus, Trigger, transition
+
+
+@dataclass(frozen=True)
+class MerchantPolicy:
+    late_payment: str = "record"  # or "complete"
+    underpay_tolerance_ppm: int = 0
+
+
+@dataclass
+class Settlement:
+    events: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+
+
+def threshold(amount: int, tolerance_ppm: int) -> int:
+    # Round the tolerance down: never accept less than the merchant allowed.
+    return amount - (amount * tolerance_ppm) // 1_000_000
+
+
+def _fire(order: Order, result: Settlement, trigger: Trigger) -> None:
+    row = transition(OrderStatus(order.status), trigger)
+    order.status = row.target.value
+    result.events.extend(row.events)
+    result.triggers.append(trigger)
+
+
+def _add_exception(order: Order, exception: OrderException) -> None:
+    if exception.value not in (order.exceptions or []):
+        order.exceptions = sorted({*(order.exceptions or []), exception.value})
+
+
+def _remove_exception(order: Order, exception: OrderException) -> None:
+    if exception.value in (order.exceptions or []):
+        order.exceptions = sorted(set(order.exceptions) - {exception.value})
+
+
+def settle(
+    order: Order,
+    payments: list[Payment],
+    *,
+    policy: MerchantPolicy,
+    final_time_ms: int,
+    newly_seen: bool,
+    now_ms: int,
+) -> Settlement:
+    """Bring ``order`` up to date with ``payments``; returns the events to emit."""
+    result = Settlement()
+    credit = [p for p in payments if p.kind == "credit"]
+    live = [p for p in credit if p.status != "orphaned"]
+    final = [p for p in live if p.status == "final"]
+    on_time = [p for p in live if p.block_time_ms <= order.expire_time_ms]
+    final_on_time = sum(p.amount for p in on_time if p.status == "final")
+    seen_on_time = sum(p.amount for p in on_time)
+    unfinal_on_time = any(p.status == "seen" for p in on_time)
+    need = threshold(order.amount, policy.underpay_tolerance_ppm)
+    newly_final = [p for p in final if not p.credited]
+    reversed_credit = [p for p in credit if p.status == "orphaned" and p.credited]
+
+    order.paid_amount = sum(p.amount for p in final)
+    order.pending_amount = sum(p.amount for p in live if p.status == "seen")
+    status = OrderStatus(order.status)
+
+    # A reorg took away a payment that had already counted (deeper than finality).
+    if reversed_credit:
+        for p in reversed_credit:
+            p.credited = False
+        if status == OrderStatus.COMPLETED:
+            _add_exception(order, OrderException.REVERSED_AFTER_COMPLETION)
+            _fire(order, result, Trigger.CREDITED_ORPHANED)
+            result.alerts.append(
+                f"order {order.id}: a credited payment was orphaned after completion"
+            )
+
+    if status == OrderStatus.CONFIRMING and seen_on_time < need:
+        _fire(order, result, Trigger.SEEN_ORPHANED)
+        status = OrderStatus.PENDING
+
+    if status in (OrderStatus.PENDING, OrderStatus.CONFIRMING):
+        if final_on_time >= need:
+            _fire(order, result, Trigger.FINAL_ENOUGH)
+            _mark(order, final_on_time)
+            order.complete_time_ms = now_ms
+            order.tx_id = _first_tx(final)
+            for p in final:
+                p.credited = True
+            return result
+        if status == OrderStatus.PENDING and seen_on_time >= need and unfinal_on_time:
+            _fire(order, result, Trigger.SEEN_ENOUGH)
+            status = OrderStatus.CONFIRMING
+        elif status == OrderStatus.PENDING and newly_seen:
+            _fire(order, result, Trigger.SEEN_SHORT)
+        new_on_time_final = [p for p in newly_final if p.block_time_ms <= order.expire_time_ms]
+        if status == OrderStatus.PENDING and new_on_time_final:
+            _add_exception(order, OrderException.UNDERPAID)
+            _fire(order, result, Trigger.FINAL_SHORT)
+        for p in new_on_time_final:
+            p.credited = True
+        newly_final = [p for p in newly_final if p not in new_on_time_final]
+
+    if (
+        status == OrderStatus.PENDING
+        and final_time_ms > order.expire_time_ms
+        and not unfinal_on_time
+    ):
+        if final_on_time > 0:
+            _add_exception(order, OrderException.UNDERPAID)
+        _fire(order, result, Trigger.EXPIRY)
+        status = OrderStatus.EXPIRED
+
+    if not newly_final:
+        return result
+    for p in newly_final:
+        p.credited = True
+
+    if status == OrderStatus.COMPLETED:
+        _add_exception(order, OrderException.OVERPAID)
+        _fire(order, result, Trigger.FURTHER_FINAL)
+    elif status == OrderStatus.CANCELLED:
+        _add_exception(order, OrderException.PAID_LATE)
+        _fire(order, result, Trigger.CANCELLED_PAID)
+    elif status == OrderStatus.EXPIRED:
+        _add_exception(order, OrderException.PAID_LATE)
+        _fire(order, result, Trigger.LATE_PAYMENT)
+        if policy.late_payment == "complete" and order.paid_amount >= order.amount:
+            _fire(order, result, Trigger.LATE_COMPLETE)
+            _mark(order, order.paid_amount)
+            order.complete_time_ms = now_ms
+            order.tx_id = order.tx_id or _first_tx(final)
+    return result
+
+
+def _mark(order: Order, final_total: int) -> None:
+    """Exceptions describing the completed amount (recomputed: an earlier short final payment
+    that was later topped up leaves no ``underpaid``)."""
+    if final_total > order.amount:
+        _add_exception(order, OrderException.OVERPAID)
+    if final_total < order.amount:
+        _add_exception(order, OrderException.UNDERPAID)
+    else:
+        _remove_exception(order, OrderException.UNDERPAID)
+
+
+def _first_tx(final: list[Payment]) -> str | None:
+    ordered = sorted(final, key=lambda p: (p.block_number, p.log_index))
+    return ordered[0].tx_hash if ordered else None

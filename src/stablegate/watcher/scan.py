@@ -1,0 +1,101 @@
+"""Fetch the Transfer logs of a block range for the watched addresses, verified.
+
+RPC calls per range do not grow with open orders beyond the chunking: ``to`` topics go in
+chunks of at most 1000 addresses, and past ``large_set`` addresses all Transfers of the
+registry's tokens are fetched and matched locally (unknown tokens are then left to
+reconciliation, which sees every balance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.transfers import (
+    TRANSFER_TOPIC,
+    TransferLog,
+    address_topic,
+    decode_transfer,
+)
+
+ADDRESS_CHUNK = 1000
+LARGE_SET = 5000
+
+
+class InconsistentAnswer(RpcError):
+    """The node's answers contradict each other (a reorg between calls, or a bad node)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(-2, message)
+
+
+async def fetch_transfers(
+    rpc: RpcClient,
+    from_block: int,
+    to_block: int,
+    addresses: Sequence[str],
+    tokens: Sequence[str],
+    *,
+    chunk: int = ADDRESS_CHUNK,
+    large_set: int = LARGE_SET,
+) -> list[TransferLog]:
+    if not addresses:
+        return []
+    base = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
+    raw: list[dict[str, Any]] = []
+    if len(addresses) > large_set and tokens:
+        wanted = {a.lower() for a in addresses}
+        logs = await rpc.call(
+            "eth_getLogs", [{**base, "address": list(tokens), "topics": [TRANSFER_TOPIC]}]
+        )
+        raw.extend(log for log in logs if _recipient(log) in wanted)
+    else:
+        for start in range(0, len(addresses), chunk):
+            topics = [address_topic(a) for a in addresses[start : start + chunk]]
+            raw.extend(
+                await rpc.call("eth_getLogs", [{**base, "topics": [TRANSFER_TOPIC, None, topics]}])
+            )
+    transfers: dict[tuple[str, int], TransferLog] = {}
+    for log in raw:
+        transfer = decode_transfer(log)
+        if transfer is None:
+            continue
+        if not from_block <= transfer.block_number <= to_block:
+            raise InconsistentAnswer(f"log of block {transfer.block_number} outside the range")
+        transfers[(transfer.tx_hash, transfer.log_index)] = transfer
+    return sorted(transfers.values(), key=lambda t: (t.block_number, t.log_index))
+
+
+def _recipient(log: dict[str, Any]) -> str | None:
+    topics = log.get("topics") or []
+    if len(topics) != 3:
+        return None
+    return "0x" + str(topics[2])[-40:].lower()
+
+
+async def log_positions(
+    rpc: RpcClient, transfers: Sequence[TransferLog]
+) -> dict[tuple[str, int], int]:
+    """Each transfer's position within its transaction's receipt: its stable identity.
+
+    The block-level log index changes when a reorg re-includes the transaction elsewhere.
+    """
+    positions: dict[tuple[str, int], int] = {}
+    by_tx: dict[str, list[TransferLog]] = {}
+    for t in transfers:
+        by_tx.setdefault(t.tx_hash, []).append(t)
+    for tx_hash, items in by_tx.items():
+        receipt = await rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if not receipt:
+            raise InconsistentAnswer(f"no receipt for {tx_hash}")
+        if str(receipt["blockHash"]).lower() != items[0].block_hash:
+            raise InconsistentAnswer(f"receipt of {tx_hash} is from another block")
+        index_to_position = {
+            int(str(log["logIndex"]), 16): position for position, log in enumerate(receipt["logs"])
+        }
+        for t in items:
+            if t.log_index not in index_to_position:
+                raise InconsistentAnswer(f"log {t.log_index} missing from receipt of {tx_hash}")
+            positions[(tx_hash, t.log_index)] = index_to_position[t.log_index]
+    return positions

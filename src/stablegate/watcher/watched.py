@@ -1,0 +1,66 @@
+"""The deposit addresses a chain's watcher looks for, refreshed incrementally from orders."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.models import Order
+
+DAY_MS = 86_400_000
+# Orders committed slightly out of create-time order (slow transactions, several API
+# processes) are still picked up: each refresh re-reads this far behind its high-water mark.
+REFRESH_OVERLAP_MS = 5 * 60_000
+
+
+class WatchedAddresses:
+    """address (lowercase) -> order id for orders created in the last ``watch_days``."""
+
+    def __init__(self, chain_id: int, watch_days: int = 90) -> None:
+        self.chain_id = chain_id
+        self.window_ms = watch_days * DAY_MS
+        self._by_address: dict[str, tuple[str, int]] = {}
+        self._high_water_ms: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_address)
+
+    def order_for(self, address: str) -> str | None:
+        entry = self._by_address.get(address.lower())
+        return entry[0] if entry else None
+
+    def addresses(self) -> list[str]:
+        return sorted(self._by_address)
+
+    async def refresh(self, session: AsyncSession, now_ms: int) -> None:
+        oldest = now_ms - self.window_ms
+        since = (
+            oldest
+            if self._high_water_ms is None
+            else max(oldest, self._high_water_ms - REFRESH_OVERLAP_MS)
+        )
+        rows = await session.execute(
+            select(Order.id, Order.to_address, Order.create_time_ms).where(
+                Order.chain_id == self.chain_id, Order.create_time_ms >= since
+            )
+        )
+        for order_id, address, created in rows.all():
+            self._by_address[address.lower()] = (order_id, created)
+            if self._high_water_ms is None or created > self._high_water_ms:
+                self._high_water_ms = created
+        if self._high_water_ms is None:
+            self._high_water_ms = since
+        expired = [a for a, (_, created) in self._by_address.items() if created < oldest]
+        for address in expired:
+            del self._by_address[address]
+
+    async def oldest_open_create_time(self, session: AsyncSession, now_ms: int) -> int | None:
+        return await session.scalar(
+            select(Order.create_time_ms)
+            .where(
+                Order.chain_id == self.chain_id,
+                Order.create_time_ms >= now_ms - self.window_ms,
+            )
+            .order_by(Order.create_time_ms)
+            .limit(1)
+        )
