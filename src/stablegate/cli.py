@@ -30,7 +30,9 @@ app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin paymen
 merchant_app = typer.Typer(help="Merchants, API keys, public keys and payout addresses.")
 orders_app = typer.Typer(help="Inspect orders.")
 app.add_typer(merchant_app, name="merchant")
+chain_app = typer.Typer(help="Chains: watcher status, contract deployment.")
 app.add_typer(orders_app, name="orders")
+app.add_typer(chain_app, name="chain")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -228,6 +230,96 @@ def orders_list(
     for v in views:
         table.add_row(
             v["orderId"], v["orderNo"], v["status"], v["amount"], v["symbol"], v["chainId"]
+        )
+    console.print(table)
+
+
+@orders_app.command("mark-completed")
+def orders_mark_completed(
+    order_id: Annotated[str, typer.Option(help="Order id.")],
+    actor: Annotated[str, typer.Option(help="Who is doing this (kept in the audit log).")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Complete a pending or expired order by hand (adds the `manual` exception; audited)."""
+
+    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+        registry = load_registry(settings.chains_file)
+        ctx = orders.OrderContext(registry, settings.public_url, settings.max_order_amount)
+        order = await orders.mark_completed(
+            session, SystemClock(), ctx, order_id=order_id, actor=actor, reason=reason
+        )
+        return order_view(order, registry, settings.public_url)
+
+    _emit(_with_session(work), as_json)
+
+
+@app.command()
+def watch(
+    chain: Annotated[
+        list[int] | None, typer.Option(help="Chain id to watch (repeatable; default all).")
+    ] = None,
+) -> None:
+    """Watch the chains: credit payments once final, follow reorgs, expire orders."""
+    from stablegate.watcher.runner import run_watchers
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            if settings.is_embedded:
+                await upgrade(engine)
+            stop = _stop_on_signals()
+            await run_watchers(
+                settings,
+                load_registry(settings.chains_file),
+                make_sessionmaker(engine),
+                SystemClock(),
+                stop,
+                chain_ids=chain or None,
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM, so loops finish their step and exit cleanly."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@chain_app.command("status")
+def chain_status(as_json: JsonFlag = False) -> None:
+    """Head, final height, cursor, lag, finality mode, lease holder and reconciliation per chain."""
+    from stablegate.watcher.status import chain_statuses
+
+    async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        return await chain_statuses(session, load_registry(settings.chains_file))
+
+    rows = _with_session(work)
+    if as_json:
+        typer.echo(json.dumps(rows, separators=(",", ":")))
+        return
+    table = Table("chain", "head", "final", "cursor", "lag", "finality", "watcher", "mismatches")
+    for row in rows:
+        table.add_row(
+            str(row["chainId"]),
+            str(row["head"]),
+            str(row["final"]),
+            str(row["cursor"]),
+            str(row["lag"]),
+            str(row["finalityMode"]),
+            str(row["watcher"]),
+            str(row["reconcileMismatches"]),
         )
     console.print(table)
 

@@ -16,6 +16,7 @@ from stablegate.errors import NotFound
 from stablegate.models import Order
 from stablegate.orders.schemas import ErrorResponse, PublicOrderOut
 from stablegate.orders.view import payment_uri, public_order_view
+from stablegate.watcher.status import chain_statuses
 
 router = APIRouter(prefix="/api/v1/public", tags=["public"])
 
@@ -42,6 +43,11 @@ async def _load_order(ctx: GatewayContext, order_id: str) -> Order:
 @router.get("/chains", responses=_ERRORS, summary="Chains and tokens this gateway accepts")
 async def chains(request: Request) -> JSONResponse:
     ctx = await _public_guard(request)
+    async with session_scope(ctx.sessions) as session:
+        statuses = {
+            row["chainId"]: row
+            for row in await chain_statuses(session, ctx.registry, ctx.clock.now_ms())
+        }
     items = [
         {
             "chainId": str(chain.id),
@@ -49,6 +55,14 @@ async def chains(request: Request) -> JSONResponse:
             "network": chain.network,
             "testnet": chain.testnet,
             "finality": {"tag": "finalized", "fallbackConfirmations": chain.confirmations},
+            "head": statuses[chain.id]["head"],
+            "finalizedBlock": statuses[chain.id]["final"],
+            "lag": statuses[chain.id]["lag"],
+            # Healthy: a live watcher that has seen the head recently.
+            "healthy": statuses[chain.id]["watcher"] != "none"
+            and statuses[chain.id]["headSeenAt"] is not None
+            and ctx.clock.now_ms() - statuses[chain.id]["headSeenAt"]
+            < max(60_000, int(chain.block_time * 20_000)),
             "tokens": [
                 {"symbol": t.symbol, "address": t.address, "decimals": t.decimals}
                 for t in chain.tokens

@@ -96,7 +96,7 @@ async def contract_payment(
                 session, auth.merchant_id, order_id=order_id, order_no=order_no
             )
             view = order_view(order, ctx.registry, ctx.settings.public_url)
-            view["payments"] = []
+            view["payments"] = await service.payments_of(session, order)
             return JSONResponse(view, headers=auth.rate_headers)
         orders, next_cursor = await service.list_orders(
             session, auth.merchant_id, status=status, since_ms=since, limit=limit, cursor=cursor

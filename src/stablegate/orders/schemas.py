@@ -71,11 +71,14 @@ class PaymentOut(BaseModel):
     txId: str
     logIndex: int
     from_: str = Field(alias="from")
-    amount: str
+    tokenAddress: str
+    amount: str  # in the order's token units; base units for any other token
     blockNumber: int
     blockHash: str
     blockTime: int
-    status: str
+    status: str  # seen | final | orphaned
+    kind: str  # credit | below_min | wrong_token | unsupported_token | unattributed
+    late: bool
 
 
 class OrderOut(BaseModel):

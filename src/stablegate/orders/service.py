@@ -16,10 +16,10 @@ from stablegate.chain.evm import create2
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
-from stablegate.models import Merchant, Order, PayoutAddress
-from stablegate.money import parse_amount
+from stablegate.models import AuditEntry, Merchant, Order, Payment, PayoutAddress
+from stablegate.money import format_amount, parse_amount
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.state import OrderStatus, Trigger, transition
+from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view
 from stablegate.webhooks.outbox import add_event
 
@@ -265,6 +265,76 @@ async def cancel_order(
     row = transition(OrderStatus(order.status), Trigger.MERCHANT_CANCEL)
     order.status = row.target.value
     order.updated_at_ms = clock.now_ms()
+    for event_type in row.events:
+        await add_event(
+            session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
+        )
+    return order
+
+
+async def payments_of(session: AsyncSession, order: Order) -> list[dict[str, object]]:
+    """Every transfer seen for the order, credited or not, oldest first."""
+    rows = await session.scalars(
+        select(Payment)
+        .where(Payment.order_id == order.id)
+        .order_by(Payment.block_number, Payment.log_index)
+    )
+    return [
+        {
+            "txId": p.tx_hash,
+            "logIndex": p.log_index,
+            "from": p.from_address,
+            "tokenAddress": p.token_address,
+            "amount": format_amount(p.amount, order.decimals)
+            if p.token_address.lower() == order.token_address.lower()
+            else str(p.amount),
+            "blockNumber": p.block_number,
+            "blockHash": p.block_hash,
+            "blockTime": p.block_time_ms,
+            "status": p.status,
+            "kind": p.kind,
+            "late": p.late,
+        }
+        for p in rows.all()
+    ]
+
+
+async def mark_completed(
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    *,
+    order_id: str,
+    actor: str,
+    reason: str,
+) -> Order:
+    """The operator completes a pending or expired order by hand (audited: who and why)."""
+    if not actor.strip() or not reason.strip():
+        raise InvalidRequest("say who you are and why", code="audit_required")
+    order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound("order not found")
+    status = OrderStatus(order.status)
+    if not allowed(status, Trigger.OPERATOR_COMPLETE):
+        raise Conflict(
+            f"order is {order.status}; only pending or expired orders can be marked completed",
+            code="order_not_completable",
+        )
+    row = transition(status, Trigger.OPERATOR_COMPLETE)
+    order.status = row.target.value
+    order.exceptions = sorted({*(order.exceptions or []), OrderException.MANUAL.value})
+    now = clock.now_ms()
+    order.complete_time_ms = now
+    order.updated_at_ms = now
+    session.add(
+        AuditEntry(
+            at_ms=now,
+            actor=actor,
+            action="order.mark_completed",
+            subject=order.id,
+            details={"reason": reason, "from": status.value},
+        )
+    )
     for event_type in row.events:
         await add_event(
             session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
