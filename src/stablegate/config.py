@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # Largest order amount in whole token units; guards against fat-finger orders.
     max_order_amount: int = Field(default=1_000_000, ge=1)
+    # Watcher: how long a silent leader keeps its lease; orders older than this are left to
+    # reconciliation.
+    watcher_lease_ttl_ms: int = Field(default=15_000, ge=1000)
+    watch_days: int = Field(default=90, ge=1)
     log_format: str = "console"
     log_level: str = "INFO"
 

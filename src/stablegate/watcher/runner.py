@@ -44,7 +44,9 @@ async def run_watchers(
         async with asyncio.TaskGroup() as group:
             for chain, rpc in zip(chains, clients, strict=True):
                 chain_options = options or WatcherOptions(
-                    poll_interval=min(max(chain.block_time / 2, 0.2), 5.0)
+                    poll_interval=min(max(chain.block_time / 2, 0.2), 5.0),
+                    lease_ttl_ms=settings.watcher_lease_ttl_ms,
+                    watch_days=settings.watch_days,
                 )
                 watcher = ChainWatcher(chain, sessions, clock, rpc, orders, options=chain_options)
                 group.create_task(watcher.run_forever(stop))
