@@ -110,6 +110,62 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+def run(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """API, watchers, webhook delivery and sweeper in one process (the embedded default)."""
+    from stablegate.embedded import run_embedded
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        await run_embedded(settings, host, port, _stop_on_signals())
+
+    asyncio.run(main())
+
+
+@app.command()
+def devchain(
+    port: Annotated[int | None, typer.Option(help="anvil port (default: a free one).")] = None,
+    block_time: Annotated[
+        float | None, typer.Option(help="Seconds per block (default: one block per tx).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a local dev chain with the gateway contracts and the dev tokens; runs until stopped."""
+    from stablegate.chain.devchain import run_devchain_forever
+
+    settings = _settings()
+    asyncio.run(
+        run_devchain_forever(
+            (settings.data_dir / "devchain").resolve(),
+            port=port,
+            block_time=block_time,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the gateway.")] = 8000,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit-when-done", help="Exit after the demo payment is swept.")
+    ] = False,
+) -> None:
+    """Dev chain + gateway + one order paid, completed and swept end to end."""
+    from stablegate.demo import run_demo
+
+    settings = _settings()
+    configure_logging(settings.log_format, "WARNING")
+    result = asyncio.run(run_demo(settings, port=port, exit_when_done=exit_when_done))
+    if result.status != "completed":
+        raise typer.Exit(1)
+
+
 @app.command("secret-key")
 def secret_key() -> None:
     """Print a new value for STABLEGATE_SECRET_KEY."""

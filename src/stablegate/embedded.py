@@ -1,0 +1,84 @@
+"""`stablegate run`: API, watchers, webhook delivery and sweeper as tasks of one process.
+
+The embedded default (SQLite in the data dir). Each part is the same code the separate
+commands run; they share one engine, one clock and one stop event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import structlog
+import uvicorn
+
+from stablegate.api.app import create_app
+from stablegate.api.context import GatewayContext
+from stablegate.config import Settings
+from stablegate.db.migrate import upgrade
+from stablegate.watcher.runner import run_watchers
+
+log = structlog.get_logger("stablegate.run")
+
+Worker = Callable[[GatewayContext, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's stop event ends every task."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api(
+    settings: Settings, host: str, port: int, stop: asyncio.Event
+) -> tuple[GatewayContext, asyncio.Task[None]]:
+    """Start the API server as a task; returns its context and task once it listens."""
+    app = create_app(settings, migrate=False)
+    ctx: GatewayContext = app.state.gateway
+    await upgrade(ctx.engine)
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        )
+    )
+
+    async def watch_stop() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    task = asyncio.create_task(server.serve(), name="api")
+    stopper = asyncio.create_task(watch_stop(), name="api-stop")
+    task.add_done_callback(lambda _: stopper.cancel())
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError("the API server stopped during start-up")
+        await asyncio.sleep(0.02)
+    return ctx, task
+
+
+async def run_embedded(
+    settings: Settings,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    workers: list[Worker] | None = None,
+) -> None:
+    ctx, api = await serve_api(settings, host, port, stop)
+    log.info("api_listening", url=f"http://{host}:{port}", public_url=settings.public_url)
+    tasks = [
+        asyncio.create_task(
+            run_watchers(settings, ctx.registry, ctx.sessions, ctx.clock, stop), name="watchers"
+        ),
+        api,
+    ]
+    tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
