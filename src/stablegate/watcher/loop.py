@@ -33,6 +33,7 @@ from stablegate.models import ChainBlock, ChainState, Lease
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
 from stablegate.watcher.lease import LeaseGrant, acquire_or_renew
+from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_transfers, log_positions
 from stablegate.watcher.watched import WatchedAddresses
 
@@ -63,6 +64,8 @@ class WatcherOptions:
     # The finalized tag not advancing for this long while the head does raises an alert.
     stall_alert_ms: int = 10 * 60_000
     poll_interval: float = 1.0
+    # How often deposit balances are reconciled against the records (0: never).
+    reconcile_interval_ms: int = 10 * 60_000
 
 
 @dataclass
@@ -119,6 +122,7 @@ class ChainWatcher:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("watcher_started", chain_id=self.chain.id, holder=self.holder)
+        last_reconcile = self.clock.monotonic()
         while not stop.is_set():
             try:
                 report = await self.step()
@@ -127,6 +131,17 @@ class ChainWatcher:
                 report = StepReport(StepOutcome.RETRY, detail=str(exc))
             if report.outcome == StepOutcome.ADVANCED and report.to_block != report.head:
                 continue  # catching up: no pause
+            interval = self.options.reconcile_interval_ms / 1000
+            if (
+                interval
+                and report.outcome == StepOutcome.IDLE
+                and self.clock.monotonic() - last_reconcile >= interval
+            ):
+                last_reconcile = self.clock.monotonic()
+                try:
+                    await self.reconcile_now()
+                except Exception as exc:  # a report, never a reason to stop watching
+                    log.warning("reconcile_failed", chain_id=self.chain.id, error=str(exc))
             delay = self.options.poll_interval
             if report.outcome in (StepOutcome.RETRY, StepOutcome.STANDBY):
                 delay = max(delay, 1.0)
@@ -152,6 +167,28 @@ class ChainWatcher:
         except (RpcError, OSError, TimeoutError) as exc:
             log.warning("watcher_rpc_retry", chain_id=self.chain.id, error=str(exc))
             return StepReport(StepOutcome.RETRY, detail=str(exc))
+
+    async def reconcile_now(self) -> ReconcileReport:
+        """Compare deposit balances at the processed final block with the records."""
+        async with session_scope(self.sessions) as session:
+            state = await session.get(ChainState, self.chain.id)
+            if state is None:
+                raise RpcError(-1, "the watcher has not started on this chain yet")
+            block = min(state.final_number, state.cursor_number)
+            since = self.clock.now_ms() - self.options.watch_days * 86_400_000
+            report = await reconcile(session, self.rpc, self.chain, block=block, since_ms=since)
+        async with session_scope(self.sessions) as session:
+            if self.grant is not None:
+                await self._check_epoch(session, self.grant)
+            await session.execute(
+                update(ChainState)
+                .where(ChainState.chain_id == self.chain.id)
+                .values(
+                    reconcile_mismatches=len(report.mismatches),
+                    reconciled_at_ms=self.clock.now_ms(),
+                )
+            )
+        return report
 
     # -- phases -----------------------------------------------------------------------------
 
