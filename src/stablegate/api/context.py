@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -37,6 +37,28 @@ class Metrics:
         )
         self.orders_created = Counter(
             "stablegate_orders_created", "Orders created", ["chain"], registry=self.registry
+        )
+        # Chain gauges are refreshed from the database at scrape time (any process may watch).
+        self.chain_head = Gauge(
+            "stablegate_chain_head", "Latest block seen", ["chain"], registry=self.registry
+        )
+        self.chain_final = Gauge(
+            "stablegate_chain_final", "Highest final block", ["chain"], registry=self.registry
+        )
+        self.chain_lag = Gauge(
+            "stablegate_chain_lag_blocks", "Head minus cursor", ["chain"], registry=self.registry
+        )
+        self.chain_watcher_alive = Gauge(
+            "stablegate_chain_watcher_alive",
+            "1 while a watcher holds the lease",
+            ["chain"],
+            registry=self.registry,
+        )
+        self.reconcile_mismatches = Gauge(
+            "stablegate_reconcile_mismatches",
+            "Deposit addresses whose balance differs from the records",
+            ["chain"],
+            registry=self.registry,
         )
         self.auth_failures = Counter(
             "stablegate_auth_failures",

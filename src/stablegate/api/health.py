@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from stablegate.api.security import get_context
+from stablegate.db.engine import session_scope
 from stablegate.errors import AuthError, Forbidden
+from stablegate.watcher.status import chain_statuses
 
 router = APIRouter(tags=["operations"])
 
@@ -53,4 +55,15 @@ async def metrics(request: Request) -> Response:
     expected = f"Bearer {token.get_secret_value()}"
     if not hmac.compare_digest(header.encode(), expected.encode()):
         raise AuthError("a valid bearer token is required", code="invalid_metrics_token")
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async with session_scope(ctx.sessions) as session:
+        statuses = await chain_statuses(session, ctx.registry, ctx.clock.now_ms())
+    m = ctx.metrics
+    for row in statuses:
+        chain = str(row["chainId"])
+        if row["head"] is not None:
+            m.chain_head.labels(chain).set(row["head"])
+            m.chain_final.labels(chain).set(row["final"])
+            m.chain_lag.labels(chain).set(row["lag"])
+            m.reconcile_mismatches.labels(chain).set(row["reconcileMismatches"])
+        m.chain_watcher_alive.labels(chain).set(0 if row["watcher"] == "none" else 1)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
