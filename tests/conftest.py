@@ -76,6 +76,7 @@ def postgres_database() -> Iterator[str]:
 
 
 TABLES = (
+    "amount_offsets",
     "webhook_deliveries",
     "sweep_items",
     "sweep_txs",

@@ -1,5 +1,6 @@
 """ORM tables, one file each. Importing this package registers them all on ``Base.metadata``."""
 
+from stablegate.models.amount_offset import AmountOffset
 from stablegate.models.api_key import ApiKey, ApiPublicKey
 from stablegate.models.audit import AuditEntry
 from stablegate.models.chain_state import ChainBlock, ChainState
@@ -13,6 +14,7 @@ from stablegate.models.webhook_delivery import WebhookDelivery
 from stablegate.models.webhook_event import WebhookEvent
 
 __all__ = [
+    "AmountOffset",
     "ApiKey",
     "ApiPublicKey",
     "AuditEntry",

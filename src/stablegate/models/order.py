@@ -15,7 +15,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("merchant_id", "order_no"),
-        UniqueConstraint("chain_id", "to_address"),
+        # Not unique: unique_amount orders all pay to the merchant's payout address.
+        Index("ix_orders_chain_to", "chain_id", "to_address"),
         Index("ix_orders_merchant_created", "merchant_id", "create_time_ms", "id"),
         Index("ix_orders_status_expire", "status", "expire_time_ms"),
     )

@@ -18,6 +18,7 @@ from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
 from stablegate.models import AuditEntry, Merchant, Order, Payment, PayoutAddress
 from stablegate.money import format_amount, parse_amount
+from stablegate.orders import unique_amount
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view
@@ -98,7 +99,11 @@ async def create_order(
         )
     order_id = new_order_id()
     now = clock.now_ms()
-    to_address, factory, salt_hex = _deposit_address(chain, payout.address, order_id)
+    strategy = merchant.deposit_strategy
+    if strategy == "unique_amount":
+        to_address, factory, salt_hex = payout.address, None, None
+    else:
+        to_address, factory, salt_hex = _deposit_address(chain, payout.address, order_id)
     order = Order(
         id=order_id,
         merchant_id=merchant_id,
@@ -114,7 +119,7 @@ async def create_order(
         pending_amount=0,
         status=transition(None, Trigger.CREATED).target.value,
         exceptions=[],
-        deposit_strategy="forwarder",
+        deposit_strategy=strategy,
         to_address=to_address,
         payout_address=payout.address,
         factory=factory,
@@ -135,6 +140,18 @@ async def create_order(
         async with session.begin_nested():
             session.add(order)
             await session.flush()
+            if strategy == "unique_amount":
+                order.amount = await unique_amount.reserve_amount(
+                    session,
+                    chain_id=chain.id,
+                    token=token.address,
+                    address=payout.address,
+                    base_amount=units,
+                    decimals=token.decimals,
+                    order_id=order_id,
+                    now_ms=now,
+                )
+                await session.flush()
     except IntegrityError:
         if req.order_no is None:
             raise

@@ -30,6 +30,7 @@ from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
 from stablegate.models import ChainBlock, ChainState, Lease
+from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
 from stablegate.watcher.lease import LeaseGrant, acquire_or_renew
@@ -532,15 +533,27 @@ class ChainWatcher:
                             time_ms=header.time_ms,
                         )
                     )
-            observed = [
-                payments.ObservedTransfer(
-                    transfer=t,
-                    log_position=positions[(t.tx_hash, t.log_index)],
-                    block_time_ms=headers[t.block_number].time_ms,
-                    order_id=self.watched.order_for(t.recipient),
+            observed = []
+            for t in transfers:
+                order_id = self.watched.order_for(t.recipient)
+                if self.watched.is_pooled(t.recipient):
+                    if await unique_amount.is_deposit_contract(session, self.chain.id, t.sender):
+                        continue  # a sweep into the payout address, not a payment
+                    order_id = await unique_amount.order_for_transfer(
+                        session,
+                        chain_id=self.chain.id,
+                        token=t.token,
+                        address=t.recipient,
+                        amount=t.amount,
+                    )
+                observed.append(
+                    payments.ObservedTransfer(
+                        transfer=t,
+                        log_position=positions[(t.tx_hash, t.log_index)],
+                        block_time_ms=headers[t.block_number].time_ms,
+                        order_id=order_id,
+                    )
                 )
-                for t in transfers
-            ]
             newly_seen = await payments.record_transfers(
                 session, self.clock, self.chain, observed, final_height=processed_final
             )

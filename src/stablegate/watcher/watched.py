@@ -20,6 +20,9 @@ class WatchedAddresses:
         self.chain_id = chain_id
         self.window_ms = watch_days * DAY_MS
         self._by_address: dict[str, tuple[str, int]] = {}
+        # Payout addresses of `unique_amount` merchants: many orders share one address and a
+        # transfer is matched to its order by the exact amount.
+        self._pooled: dict[str, int] = {}
         self._high_water_ms: int | None = None
 
     def __len__(self) -> int:
@@ -29,8 +32,11 @@ class WatchedAddresses:
         entry = self._by_address.get(address.lower())
         return entry[0] if entry else None
 
+    def is_pooled(self, address: str) -> bool:
+        return address.lower() in self._pooled
+
     def addresses(self) -> list[str]:
-        return sorted(self._by_address)
+        return sorted({*self._by_address, *self._pooled})
 
     async def refresh(self, session: AsyncSession, now_ms: int) -> None:
         oldest = now_ms - self.window_ms
@@ -40,12 +46,15 @@ class WatchedAddresses:
             else max(oldest, self._high_water_ms - REFRESH_OVERLAP_MS)
         )
         rows = await session.execute(
-            select(Order.id, Order.to_address, Order.create_time_ms).where(
+            select(Order.id, Order.to_address, Order.create_time_ms, Order.deposit_strategy).where(
                 Order.chain_id == self.chain_id, Order.create_time_ms >= since
             )
         )
-        for order_id, address, created in rows.all():
-            self._by_address[address.lower()] = (order_id, created)
+        for order_id, address, created, strategy in rows.all():
+            if strategy == "unique_amount":
+                self._pooled[address.lower()] = max(created, self._pooled.get(address.lower(), 0))
+            else:
+                self._by_address[address.lower()] = (order_id, created)
             if self._high_water_ms is None or created > self._high_water_ms:
                 self._high_water_ms = created
         if self._high_water_ms is None:
@@ -53,6 +62,8 @@ class WatchedAddresses:
         expired = [a for a, (_, created) in self._by_address.items() if created < oldest]
         for address in expired:
             del self._by_address[address]
+        for address in [a for a, created in self._pooled.items() if created < oldest]:
+            del self._pooled[address]
 
     async def oldest_open_create_time(self, session: AsyncSession, now_ms: int) -> int | None:
         return await session.scalar(
