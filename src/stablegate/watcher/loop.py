@@ -233,6 +233,8 @@ class ChainWatcher:
 
     async def _step(self, grant: LeaseGrant) -> StepReport:
         snap = await self._read()
+        # Ask every URL for its head so the client stops reading from one that lags.
+        await self.rpc.head()
         head = await fetch_header(self.rpc, "latest")
         if head is None:
             raise RpcError(-1, "node returned no latest block")

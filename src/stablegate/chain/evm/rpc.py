@@ -1,27 +1,101 @@
-"""A small async Ethereum JSON-RPC client, and sending locally signed EIP-1559 transactions.
+"""A small async Ethereum JSON-RPC client with failover, and sending locally signed EIP-1559
+transactions.
 
 Raw RPC data stays raw (hex strings in TypedDicts); callers convert what they use.
+
+Errors, all raised by :class:`RpcClient`:
+
+- :class:`RpcError`: a call failed. Raised as such when the node rejected the call itself (a
+  revert, invalid params, an unknown method): the same call would fail anywhere, so it is never
+  retried on another URL.
+- :class:`RpcRangeTooLarge` (an ``RpcError``): ``eth_getLogs`` asked for more than the provider
+  serves (-32005, "query returned more than 10000 results", "block range", "response size"...);
+  ask again with a smaller block range. Not retried elsewhere and not counted against the URL.
+- :class:`RpcUnavailable` (an ``RpcError``): no URL gave a usable answer: transport errors,
+  timeouts, HTTP errors (5xx, 429...), malformed or truncated JSON, provider-side JSON-RPC errors
+  (-32603 internal, rate limits, "header not found"...). Reads were tried on the other URLs
+  first; writes were sent once, so their outcome is unknown (re-sending the same raw transaction
+  is harmless).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+import structlog
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+
+log = structlog.get_logger("stablegate.rpc")
+
+T = TypeVar("T")
 
 # Fee cap when the node does not answer eth_maxPriorityFeePerGas.
 DEFAULT_PRIORITY_FEE = 1_000_000_000
 # eth_estimateGas finds the least gas that does not revert; a margin covers state drift.
 GAS_MARGIN_PERCENT = 20
 
+# Methods that change nothing: safe to send again, to another URL, after any failure.
+READ_METHODS = frozenset(
+    {
+        "eth_blockNumber",
+        "eth_call",
+        "eth_chainId",
+        "eth_estimateGas",
+        "eth_feeHistory",
+        "eth_gasPrice",
+        "eth_getBalance",
+        "eth_getBlockByHash",
+        "eth_getBlockByNumber",
+        "eth_getBlockReceipts",
+        "eth_getCode",
+        "eth_getLogs",
+        "eth_getStorageAt",
+        "eth_getTransactionByHash",
+        "eth_getTransactionCount",
+        "eth_getTransactionReceipt",
+        "eth_maxPriorityFeePerGas",
+        "eth_syncing",
+        "net_version",
+        "web3_clientVersion",
+    }
+)
+
+# Providers stay well under these: ~2 MB request bodies, 100-1000 calls per batch.
+MAX_BATCH_CALLS = 100
+MAX_REQUEST_BYTES = 1_000_000
+
+# JSON-RPC errors that say the provider, not the call, failed: worth another URL.
+_PROVIDER_CODES = frozenset({-32603, -32005, -32002, -32001, 429})
+_PROVIDER_HINTS = (
+    "header not found",
+    "missing trie node",
+    "unknown block",
+    "not synced",
+    "syncing",
+    "timeout",
+    "timed out",
+    "internal error",
+    "unavailable",
+    "try again",
+    "busy",
+    "overloaded",
+    "capacity",
+)
+_RATE_LIMIT_HINTS = ("rate limit", "too many requests", "rate exceeded", "request rate")
+_RANGE_HINTS = ("more than", "range", "limit", "response size", "too many", "exceed", "too large")
+
 
 class RpcError(Exception):
-    """The node answered with a JSON-RPC error; ``data`` holds revert data when there is some."""
+    """A JSON-RPC call failed; ``data`` holds revert data when there is some."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(f"{code}: {message}")
@@ -41,6 +115,19 @@ class RpcError(Exception):
             except ValueError:
                 return None
         return None
+
+
+class RpcRangeTooLarge(RpcError):
+    """``eth_getLogs`` covered more blocks or results than the provider serves: halve the range."""
+
+
+class RpcUnavailable(RpcError):
+    """No URL gave a usable answer; ``failures`` lists (redacted URL, reason) per attempt."""
+
+    def __init__(self, what: str, failures: Sequence[tuple[str, str]]) -> None:
+        detail = "; ".join(f"{url}: {reason}" for url, reason in failures)
+        super().__init__(-32603, f"{what}: no RPC endpoint answered ({detail})")
+        self.failures = list(failures)
 
 
 class TransactionReverted(Exception):
@@ -71,34 +158,162 @@ class TransactionReceipt(TypedDict):
     logs: list[Log]
 
 
-class RpcClient:
-    """JSON-RPC over HTTP. Uses the first URL; failover across ``urls`` is not done yet."""
+class _EndpointFailure(Exception):
+    """This URL failed (not the call): try another one if the call may be repeated."""
 
-    def __init__(self, urls: list[str], *, timeout: float = 10.0) -> None:
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def redact_url(url: str) -> str:
+    """Scheme, host and port only: provider URLs often carry an API key in the path or query."""
+    parts = urlsplit(url)
+    hidden = "/…" if parts.path.strip("/") or parts.query else ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{hidden}"
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    label: str  # redacted, for logs and status
+    unhealthy_until: float = 0.0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    head: int | None = None
+    lagging: bool = False
+    requests: int = 0
+    failures: int = 0
+
+    def cooling(self, now: float) -> bool:
+        return now < self.unhealthy_until
+
+
+class RpcClient:
+    """JSON-RPC over HTTP to one chain through several URLs.
+
+    Calls go to the active URL (the last one that answered). A URL that fails is put aside for
+    ``cooldown`` seconds and the call moves on: reads (:data:`READ_METHODS`) up to
+    ``max_attempts`` times in all (default three per URL), anything else exactly once.
+    :meth:`head` asks every usable URL for its block number and sets aside those more than
+    ``max_lag_blocks`` behind the best until they catch up. When every URL is set aside the
+    least bad one is still tried, so a single-URL client keeps working through blips.
+
+    ``calls_made`` counts JSON-RPC calls sent (batch items one each, retries included) and
+    ``http_requests`` the HTTP requests carrying them.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        timeout: float = 10.0,
+        max_lag_blocks: int = 5,
+        cooldown: float = 10.0,
+        max_attempts: int | None = None,
+        max_batch_calls: int = MAX_BATCH_CALLS,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        retry_delay: float = 0.05,
+    ) -> None:
         if not urls:
             raise ValueError("at least one RPC URL is required")
         self.urls = list(urls)
+        self.timeout = timeout
+        self.max_lag_blocks = max_lag_blocks
+        self.cooldown = cooldown
+        self.max_attempts = max_attempts or 3 * len(self.urls)
+        self.max_batch_calls = max_batch_calls
+        self.max_request_bytes = max_request_bytes
+        self.retry_delay = retry_delay
+        self.calls_made = 0
+        self.http_requests = 0
+        self._endpoints = [_Endpoint(url, redact_url(url)) for url in self.urls]
+        self._active = self._endpoints[0]
         self._http = httpx.AsyncClient(timeout=timeout)
         self._ids = itertools.count(1)
 
-    async def call(self, method: str, params: list[Any]) -> Any:
-        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        response = await self._http.post(self.urls[0], json=request)
-        try:
-            body = response.json()
-        except ValueError:
-            response.raise_for_status()
-            raise RpcError(-32700, f"{method}: response is not JSON") from None
-        if not isinstance(body, dict):
-            response.raise_for_status()
-            raise RpcError(-32603, f"{method}: unexpected response {body!r}")
-        if body.get("error") is not None:
-            error = body["error"]
-            raise RpcError(
-                int(error.get("code", -32603)), str(error.get("message")), error.get("data")
-            )
-        response.raise_for_status()
-        return body.get("result")
+    # -- public calls -------------------------------------------------------------------------
+
+    async def call(self, method: str, params: Sequence[Any]) -> Any:
+        """One call; its ``result``, or :class:`RpcError` (see the module docstring)."""
+        return await self._with_failover(
+            method,
+            method in READ_METHODS,
+            lambda endpoint: self._call_on(endpoint, method, params),
+        )
+
+    async def batch(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Results of ``calls`` in order, sent as JSON-RPC batches.
+
+        Calls are split into batches of at most ``max_batch_calls`` calls and
+        ``max_request_bytes`` bytes, sent one after the other; answers are matched by id, so
+        out-of-order answers are fine. A batch of reads only fails over like :meth:`call` (a
+        provider-side error in any item repeats the whole batch elsewhere). An item the node
+        rejects raises its :class:`RpcError`, or with ``return_exceptions=True`` takes that
+        exception's place in the result list.
+        """
+        results: list[Any] = []
+        for chunk in self._chunks(calls):
+            results.extend(await self._batch_chunk(chunk, return_exceptions))
+        return results
+
+    async def head(self) -> int:
+        """The best block number among the usable URLs, asked concurrently; URLs lagging it by
+        more than ``max_lag_blocks`` are avoided until a later :meth:`head` finds them caught up.
+        """
+        now = time.monotonic()
+        usable = [e for e in self._endpoints if not e.cooling(now)] or self._endpoints
+        answers = await asyncio.gather(
+            *(self._block_number(e) for e in usable), return_exceptions=True
+        )
+        heads = {e.url: a for e, a in zip(usable, answers, strict=True) if isinstance(a, int)}
+        if not heads:
+            failures = [f for a in answers if isinstance(a, RpcUnavailable) for f in a.failures]
+            for answer in answers:
+                if isinstance(answer, BaseException) and not isinstance(answer, RpcUnavailable):
+                    raise answer
+            raise RpcUnavailable("eth_blockNumber", failures)
+        best = max(heads.values())
+        for endpoint in self._endpoints:
+            if endpoint.url in heads:
+                endpoint.head = heads[endpoint.url]
+                was_lagging = endpoint.lagging
+                endpoint.lagging = best - endpoint.head > self.max_lag_blocks
+                if endpoint.lagging != was_lagging:
+                    log.warning(
+                        "rpc_endpoint_lagging" if endpoint.lagging else "rpc_endpoint_caught_up",
+                        url=endpoint.label,
+                        head=endpoint.head,
+                        best=best,
+                    )
+        return best
+
+    @property
+    def active_url(self) -> str:
+        return self._active.url
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per URL (redacted): whether it is active, healthy, lagging, its last known head,
+        counters and last error; for ``stablegate chain status``."""
+        now = time.monotonic()
+        return [
+            {
+                "url": e.label,
+                "active": e is self._active,
+                "healthy": not e.cooling(now),
+                "lagging": e.lagging,
+                "head": e.head,
+                "requests": e.requests,
+                "failures": e.failures,
+                "consecutiveFailures": e.consecutive_failures,
+                "lastError": e.last_error,
+            }
+            for e in self._endpoints
+        ]
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -108,6 +323,200 @@ class RpcClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    # -- failover -----------------------------------------------------------------------------
+
+    def _pick(self) -> _Endpoint:
+        """Usable before cooling, in step before lagging, the active one first, else in order."""
+        now = time.monotonic()
+
+        def rank(indexed: tuple[int, _Endpoint]) -> tuple[float, bool, bool, int]:
+            index, endpoint = indexed
+            cooling_until = endpoint.unhealthy_until if endpoint.cooling(now) else 0.0
+            return (cooling_until, endpoint.lagging, endpoint is not self._active, index)
+
+        return min(enumerate(self._endpoints), key=rank)[1]
+
+    async def _with_failover(
+        self, what: str, repeatable: bool, attempt: Callable[[_Endpoint], Awaitable[T]]
+    ) -> T:
+        failures: list[tuple[str, str]] = []
+        for number in range(self.max_attempts if repeatable else 1):
+            endpoint = self._pick()
+            if number and endpoint.cooling(time.monotonic()):
+                # Every URL failed just now: give them a moment before the next round.
+                await asyncio.sleep(min(self.retry_delay * number, 1.0))
+            try:
+                result = await attempt(endpoint)
+            except _EndpointFailure as failure:
+                self._failed(endpoint, what, failure.reason)
+                failures.append((endpoint.label, failure.reason))
+                continue
+            except RpcError:
+                self._answered(endpoint)  # the URL is fine; the call was refused
+                raise
+            self._answered(endpoint)
+            return result
+        raise RpcUnavailable(what, failures)
+
+    def _answered(self, endpoint: _Endpoint) -> None:
+        endpoint.consecutive_failures = 0
+        endpoint.unhealthy_until = 0.0
+        self._active = endpoint
+
+    def _failed(self, endpoint: _Endpoint, what: str, reason: str) -> None:
+        endpoint.failures += 1
+        endpoint.consecutive_failures += 1
+        endpoint.last_error = reason
+        endpoint.unhealthy_until = time.monotonic() + self.cooldown
+        log.warning("rpc_endpoint_failed", url=endpoint.label, call=what, reason=reason)
+
+    async def _call_on(self, endpoint: _Endpoint, method: str, params: Sequence[Any]) -> Any:
+        request_id = next(self._ids)
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        body = await self._post(endpoint, request, calls=1)
+        if not isinstance(body, dict) or body.get("id") != request_id:
+            raise _EndpointFailure(f"{method}: unexpected answer {_preview(body)}")
+        return _unwrap(method, body)
+
+    async def _block_number(self, endpoint: _Endpoint) -> int:
+        """eth_blockNumber on this URL only, recording its health."""
+        try:
+            answer = await self._call_on(endpoint, "eth_blockNumber", [])
+            if not isinstance(answer, str):
+                raise _EndpointFailure(f"eth_blockNumber: unexpected result {_preview(answer)}")
+            number = to_int(answer)
+        except (_EndpointFailure, ValueError) as failure:
+            reason = str(failure)
+            self._failed(endpoint, "eth_blockNumber", reason)
+            raise RpcUnavailable("eth_blockNumber", [(endpoint.label, reason)]) from None
+        endpoint.consecutive_failures = 0
+        endpoint.unhealthy_until = 0.0
+        return number
+
+    async def _post(self, endpoint: _Endpoint, payload: object, *, calls: int) -> Any:
+        """Sends one HTTP request; its parsed JSON body, or :class:`_EndpointFailure`."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.calls_made += calls
+        self.http_requests += 1
+        endpoint.requests += 1
+        try:
+            response = await self._http.post(
+                endpoint.url, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException:
+            raise _EndpointFailure(f"timed out after {self.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise _EndpointFailure(f"{type(exc).__name__}: {exc}") from None
+        try:
+            parsed = json.loads(response.content)
+        except ValueError:
+            parsed = None
+        status = response.status_code
+        if status == 429 or status >= 500 or (status >= 400 and not _is_error_answer(parsed)):
+            raise _EndpointFailure(f"HTTP {status}")
+        if parsed is None:
+            raise _EndpointFailure(f"HTTP {response.status_code}: body is not JSON")
+        return parsed
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def _chunks(
+        self, calls: Sequence[tuple[str, Sequence[Any]]]
+    ) -> Iterator[list[tuple[str, Sequence[Any]]]]:
+        chunk: list[tuple[str, Sequence[Any]]] = []
+        size = 0
+        for method, params in calls:
+            # Estimated size of the call in the body; ids and framing add a few bytes.
+            item = len(json.dumps(params, separators=(",", ":"))) + len(method) + 50
+            if chunk and (
+                len(chunk) >= self.max_batch_calls or size + item > self.max_request_bytes
+            ):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((method, params))
+            size += item
+        if chunk:
+            yield chunk
+
+    async def _batch_chunk(
+        self, calls: list[tuple[str, Sequence[Any]]], return_exceptions: bool
+    ) -> list[Any]:
+        async def attempt(endpoint: _Endpoint) -> list[Any]:
+            ids = [next(self._ids) for _ in calls]
+            request = [
+                {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
+                for i, (method, params) in zip(ids, calls, strict=True)
+            ]
+            body = await self._post(endpoint, request, calls=len(calls))
+            if not isinstance(body, list):
+                raise _EndpointFailure(f"batch answered with {_preview(body)}")
+            by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise _EndpointFailure(f"batch answer lacks {len(missing)} of {len(ids)} ids")
+            results: list[Any] = []
+            refused: RpcError | None = None
+            for i, (method, _) in zip(ids, calls, strict=True):
+                try:
+                    results.append(_unwrap(method, by_id[i]))
+                except RpcError as exc:
+                    results.append(exc)
+                    refused = refused or exc
+            # Provider-side item errors raised _EndpointFailure above and repeat the batch.
+            if refused is not None and not return_exceptions:
+                raise refused
+            return results
+
+        what = f"batch of {len(calls)} ({calls[0][0]}…)"
+        repeatable = all(method in READ_METHODS for method, _ in calls)
+        return await self._with_failover(what, repeatable, attempt)
+
+
+def _is_error_answer(parsed: Any) -> bool:
+    """A JSON-RPC error object (some providers send those with HTTP 4xx/5xx)."""
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _unwrap(method: str, answer: dict[str, Any]) -> Any:
+    """The result of one JSON-RPC answer; :class:`RpcError` if the node refused the call,
+    :class:`_EndpointFailure` if the answer is malformed or the provider failed."""
+    error = answer.get("error")
+    if error is None:
+        if "result" not in answer:
+            raise _EndpointFailure(f"{method}: answer without result {_preview(answer)}")
+        return answer["result"]
+    if not isinstance(error, dict):
+        raise _EndpointFailure(f"{method}: malformed error {_preview(error)}")
+    try:
+        code = int(error.get("code", -32603))
+    except (TypeError, ValueError):
+        code = -32603
+    message = str(error.get("message", ""))
+    kind = _classify(method, code, message)
+    if kind is _EndpointFailure:
+        raise _EndpointFailure(f"{method}: {code} {message}")
+    raise kind(code, message, error.get("data"))
+
+
+def _classify(method: str, code: int, message: str) -> type[Exception]:
+    """Who failed: the call (:class:`RpcError`), its range (:class:`RpcRangeTooLarge`) or the
+    provider (:class:`_EndpointFailure`)."""
+    text = message.lower()
+    if code == 3 or "revert" in text:
+        return RpcError
+    if any(hint in text for hint in _RATE_LIMIT_HINTS):
+        return _EndpointFailure
+    if method == "eth_getLogs" and (code == -32005 or any(hint in text for hint in _RANGE_HINTS)):
+        return RpcRangeTooLarge
+    if code in _PROVIDER_CODES or any(hint in text for hint in _PROVIDER_HINTS):
+        return _EndpointFailure
+    return RpcError
 
 
 def to_int(value: str) -> int:
@@ -218,5 +627,7 @@ async def transact(
 async def _priority_fee(rpc: RpcClient) -> int:
     try:
         return to_int(await rpc.call("eth_maxPriorityFeePerGas", []))
-    except RpcError:
+    except RpcUnavailable:
+        raise
+    except RpcError:  # the node does not know the method
         return DEFAULT_PRIORITY_FEE
