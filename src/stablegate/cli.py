@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.chain.registry import load_registry
+from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
@@ -36,9 +36,19 @@ app.add_typer(chain_app, name="chain")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _configure() -> None:
+    """Logs to stderr for every command, so stdout stays machine-readable."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ForceFlag = Annotated[
+    bool, typer.Option("--force", help="Use the payout address despite the code warning.")
+]
 
 
 def _settings() -> Settings:
@@ -180,6 +190,7 @@ def merchant_create(
         list[int] | None, typer.Option(help="Chain id for the payout address (repeatable).")
     ] = None,
     notify_url: Annotated[str | None, typer.Option(help="Default webhook URL.")] = None,
+    force: ForceFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a merchant; prints the API key, secret and webhook secret ONCE."""
@@ -187,6 +198,7 @@ def merchant_create(
     async def work(session: AsyncSession, settings: Settings) -> merchants.NewMerchant:
         registry = load_registry(settings.chains_file)
         chain_ids = chain or [c.id for c in registry]
+        await _check_payout_code(registry, chain_ids, payout_address, force)
         return await merchants.create_merchant(
             session,
             load_secret_box(settings),
@@ -211,6 +223,74 @@ def merchant_create(
         err_console.print("Store these now: the secrets are not shown again.")
 
 
+async def _check_payout_code(
+    registry: ChainRegistry, chain_ids: list[int], address: str, force: bool
+) -> None:
+    from stablegate.merchants.payout_check import code_presence, mixed_code_warning
+
+    warning = mixed_code_warning(await code_presence(registry, chain_ids, address))
+    if warning is None:
+        return
+    if not force:
+        raise GatewayError(
+            f"{warning}; check it, then repeat with --force", code="payout_code_mismatch"
+        )
+    err_console.print(f"[yellow]warning[/yellow] {warning} (--force given)")
+
+
+@merchant_app.command("set-policy")
+def merchant_set_policy(
+    merchant_id: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    late_payment: Annotated[
+        str | None, typer.Option(help="record | complete: what a full late payment does.")
+    ] = None,
+    underpay_tolerance: Annotated[
+        str | None, typer.Option(help="Accepted shortfall as a fraction, e.g. 0.005 for 0.5 %.")
+    ] = None,
+    deposit_strategy: Annotated[
+        str | None, typer.Option(help="forwarder | unique_amount (new orders only).")
+    ] = None,
+    notify_url: Annotated[str | None, typer.Option(help="Default webhook URL.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a merchant's payment policy (audited)."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
+        return await merchants.set_policy(
+            session,
+            SystemClock(),
+            merchant_id=merchant_id,
+            late_payment=late_payment,
+            underpay_tolerance=underpay_tolerance,
+            deposit_strategy=deposit_strategy,
+            notify_url=notify_url,
+        )
+
+    _emit(_with_session(work), as_json)
+
+
+@merchant_app.command("set-key-policy")
+def merchant_set_key_policy(
+    api_key: Annotated[str, typer.Option(help="The API key.")],
+    v2: Annotated[
+        bool | None, typer.Option("--v2/--no-v2", help="Accept HMAC (V2) next to a public key.")
+    ] = None,
+    signed_reads: Annotated[
+        bool | None,
+        typer.Option("--signed-reads/--unsigned-reads", help="Require signatures on reads."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Which signatures an API key accepts (audited)."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
+        return await merchants.set_key_policy(
+            session, SystemClock(), api_key=api_key, v2_enabled=v2, signed_reads=signed_reads
+        )
+
+    _emit(_with_session(work), as_json)
+
+
 @merchant_app.command("add-public-key")
 def merchant_add_public_key(
     api_key: Annotated[str, typer.Option(help="The API key to attach the public key to.")],
@@ -233,11 +313,15 @@ def merchant_set_payout(
     merchant_id: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
     chain: Annotated[int, typer.Option(help="Chain id.")],
     address: Annotated[str, typer.Option(help="New payout address.")],
+    force: ForceFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Change the payout address of one chain (new orders only; audited)."""
 
-    async def work(session: AsyncSession, _settings: Settings) -> str:
+    async def work(session: AsyncSession, settings: Settings) -> str:
+        registry = load_registry(settings.chains_file)
+        others = await merchants.payout_chains(session, merchant_id, address)
+        await _check_payout_code(registry, sorted({chain, *others}), address, force)
         return await merchants.set_payout_address(
             session, SystemClock(), merchant_id=merchant_id, chain_id=chain, address=address
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from cryptography.hazmat.primitives import serialization
 from eth_utils.address import is_address, to_checksum_address
@@ -199,3 +200,101 @@ async def set_payout_address(
     )
     await session.flush()
     return checksummed
+
+
+async def payout_chains(session: AsyncSession, merchant_id: str, address: str) -> list[int]:
+    """Chains where the merchant already pays out to this address."""
+    rows = await session.scalars(
+        select(PayoutAddress.chain_id).where(
+            PayoutAddress.merchant_id == merchant_id,
+            PayoutAddress.address == checksum_address(address),
+        )
+    )
+    return list(rows.all())
+
+
+async def set_policy(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    merchant_id: str,
+    late_payment: str | None = None,
+    underpay_tolerance: str | None = None,
+    deposit_strategy: str | None = None,
+    notify_url: str | None = None,
+    actor: str = "cli",
+) -> dict[str, object]:
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound(f"merchant {merchant_id} not found")
+    changes: dict[str, object] = {}
+    if late_payment is not None:
+        if late_payment not in {"record", "complete"}:
+            raise InvalidRequest("late payment policy is record or complete", code="invalid_policy")
+        merchant.late_payment = changes["latePayment"] = late_payment
+    if underpay_tolerance is not None:
+        try:
+            fraction = Decimal(underpay_tolerance)
+        except InvalidOperation:
+            raise InvalidRequest(
+                "tolerance must be a decimal fraction", code="invalid_policy"
+            ) from None
+        if not Decimal(0) <= fraction < Decimal("0.1"):
+            raise InvalidRequest(
+                "tolerance must be at least 0 and below 0.1", code="invalid_policy"
+            )
+        merchant.underpay_tolerance_ppm = changes["underpayTolerancePpm"] = int(
+            fraction * 1_000_000
+        )
+    if deposit_strategy is not None:
+        if deposit_strategy not in {"forwarder", "unique_amount"}:
+            raise InvalidRequest(
+                "deposit strategy is forwarder or unique_amount", code="invalid_policy"
+            )
+        merchant.deposit_strategy = changes["depositStrategy"] = deposit_strategy
+    if notify_url is not None:
+        if not notify_url.startswith(("http://", "https://")):
+            raise InvalidRequest("notify URL must be http or https", code="invalid_policy")
+        merchant.notify_url = changes["notifyUrl"] = notify_url
+    session.add(
+        AuditEntry(
+            at_ms=clock.now_ms(),
+            actor=actor,
+            action="merchant.policy_set",
+            subject=merchant_id,
+            details=dict(changes),
+        )
+    )
+    await session.flush()
+    return {"merchantId": merchant_id, **changes}
+
+
+async def set_key_policy(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    api_key: str,
+    v2_enabled: bool | None,
+    signed_reads: bool | None,
+    actor: str = "cli",
+) -> dict[str, object]:
+    key = await find_api_key(session, api_key)
+    if v2_enabled is not None:
+        key.v2_enabled = v2_enabled
+    if signed_reads is not None:
+        key.signed_reads = signed_reads
+    session.add(
+        AuditEntry(
+            at_ms=clock.now_ms(),
+            actor=actor,
+            action="api_key.policy_set",
+            subject=key.merchant_id,
+            details={
+                "apiKeyId": key.id,
+                "v2Enabled": key.v2_enabled,
+                "signedReads": key.signed_reads,
+            },
+        )
+    )
+    await session.flush()
+    return {"apiKeyId": key.id, "v2Enabled": key.v2_enabled, "signedReads": key.signed_reads}
