@@ -25,6 +25,11 @@ from stablegate.merchants import service as merchants
 from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
 from stablegate.orders import service as orders
 from stablegate.orders.view import order_view
+from stablegate.webhooks.commands import (
+    deliver_command,
+    rotate_webhook_secret_command,
+    webhooks_app,
+)
 
 app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin payment gateway.")
 merchant_app = typer.Typer(help="Merchants, API keys, public keys and payout addresses.")
@@ -33,6 +38,9 @@ app.add_typer(merchant_app, name="merchant")
 chain_app = typer.Typer(help="Chains: watcher status, contract deployment.")
 app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")
+app.add_typer(webhooks_app, name="webhooks")
+merchant_app.command("rotate-webhook-secret")(rotate_webhook_secret_command)
+app.command("deliver")(deliver_command)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,6 +51,8 @@ def _configure() -> None:
     """Logs to stderr for every command, so stdout stays machine-readable."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
+
+
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -424,6 +434,20 @@ def watch(
             await engine.dispose()
 
     asyncio.run(main())
+
+
+@app.command()
+def sweep(
+    chain: Annotated[int | None, typer.Option(help="Only this chain id.")] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sweep what is due, wait for it to be mined, stop.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Flush deposit contracts holding final funds to their payout addresses."""
+    from stablegate.sweeper.commands import sweep_command
+
+    sweep_command(chain, once, as_json)
 
 
 def _stop_on_signals() -> asyncio.Event:

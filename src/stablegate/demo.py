@@ -9,15 +9,16 @@ balances before and after. Then it keeps serving (or exits with ``--exit-when-do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -26,7 +27,6 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from stablegate.api.context import GatewayContext
 from stablegate.auth.signatures import sign_v2
 from stablegate.auth.signing import signing_string
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS
@@ -35,11 +35,14 @@ from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient, eth_call, transact
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.embedded import Worker, serve_api
+from stablegate.demo_receiver import receiver_app, wait_listening
+from stablegate.embedded import EmbeddedServer, Worker, serve_api
 from stablegate.merchants.service import create_merchant
 from stablegate.money import format_amount
+from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.loop import WatcherOptions
 from stablegate.watcher.runner import run_watchers
+from stablegate.webhooks.worker import WebhookWorker
 
 DEMO_AMOUNT = "25.5"
 # anvil's default account 1 pays as the customer and 9 is the sweeper's relayer (it only
@@ -125,7 +128,6 @@ async def run_demo(
     port: int = 8000,
     exit_when_done: bool = False,
     console: Console | None = None,
-    sweep: Callable[[GatewayContext, asyncio.Event], Any] | None = None,
     workers: list[Worker] | None = None,
     wait_seconds: float = 120.0,
 ) -> DemoResult:
@@ -152,8 +154,33 @@ async def run_demo(
             )
         )
         tasks.append(watchers)
+        deliveries = WebhookWorker(
+            ctx.sessions, ctx.clock, settings, ctx.secret_box, ctx.signing_key
+        )
+        tasks.append(asyncio.create_task(deliveries.run_forever(stop)))
         tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]
         console.print(f"gateway listening on {settings.public_url}; chain {devchain.rpc_url}")
+
+        webhook_secret: list[str] = []
+        completed_webhook = asyncio.Event()
+        receiver = EmbeddedServer(
+            uvicorn.Config(
+                receiver_app(lambda: webhook_secret[0], console.print, completed_webhook),
+                host="127.0.0.1",
+                port=port + 1,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        receiver_task = asyncio.create_task(receiver.serve())
+        tasks.append(receiver_task)
+        await wait_listening(receiver, receiver_task)
+
+        async def stop_receiver() -> None:
+            await stop.wait()
+            receiver.should_exit = True
+
+        tasks.append(asyncio.create_task(stop_receiver()))
 
         async with session_scope(ctx.sessions) as session:
             merchant = await create_merchant(
@@ -163,7 +190,9 @@ async def run_demo(
                 name="Demo Shop",
                 payout_address=PAYOUT_ADDRESS,
                 chain_ids=[devchain.chain_id],
+                notify_url=f"http://127.0.0.1:{port + 1}/webhooks",
             )
+        webhook_secret.append(merchant.webhook_secret)
         console.print(f"merchant {merchant.merchant_id}, payout address {PAYOUT_ADDRESS}")
 
         api = SignedApi(settings.public_url, merchant.api_key, merchant.secret_key)
@@ -213,15 +242,19 @@ async def run_demo(
                     f"pending {current['pendingAmount']}, confirmations {current['confirmations']})"
                 )
 
-        swept = False
-        if sweep is not None:
-            console.print("sweeping the deposit contract to the payout address...")
-            await sweep(ctx, stop)
-            while await token_balance(rpc, usdt, order["toAddress"]) != 0:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the deposit contract was not swept in time")
-                await asyncio.sleep(0.5)
-            swept = True
+        console.print("sweeping the deposit contract to the payout address (relayer pays gas)...")
+        reports = await run_sweepers(
+            settings, ctx.registry, ctx.sessions, ctx.clock, stop, once=True
+        )
+        for report in reports.get(devchain.chain_id, []):
+            if report.detail:
+                console.print(f"  sweeper: {report.outcome} {report.detail}")
+        swept = await token_balance(rpc, usdt, order["toAddress"]) == 0
+        final = await api.get("/api/v1/payment/contractPayment", f"orderId={order['orderId']}")
+        console.print(f"  order {final['status']}, paid {final['paidAmount']} {final['symbol']}")
+        # Wait for the signed order.completed webhook, as the shop gets it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(completed_webhook.wait(), max(deadline - time.monotonic(), 1))
         after = {name: await token_balance(rpc, usdt, a) for name, a in holders.items()}
         _print_balances(console, before, after)
         result = DemoResult(order["orderId"], status, swept, before, after)

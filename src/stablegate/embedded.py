@@ -18,14 +18,16 @@ from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.config import Settings
 from stablegate.db.migrate import upgrade
+from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.runner import run_watchers
+from stablegate.webhooks.worker import WebhookWorker
 
 log = structlog.get_logger("stablegate.run")
 
 Worker = Callable[[GatewayContext, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process's stop event ends every task."""
 
     @contextlib.contextmanager
@@ -40,7 +42,7 @@ async def serve_api(
     app = create_app(settings, migrate=False)
     ctx: GatewayContext = app.state.gateway
     await upgrade(ctx.engine)
-    server = _EmbeddedServer(
+    server = EmbeddedServer(
         uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
         )
@@ -71,12 +73,23 @@ async def run_embedded(
 ) -> None:
     ctx, api = await serve_api(settings, host, port, stop)
     log.info("api_listening", url=f"http://{host}:{port}", public_url=settings.public_url)
-    tasks = [
+    tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(
             run_watchers(settings, ctx.registry, ctx.sessions, ctx.clock, stop), name="watchers"
         ),
         api,
     ]
+    if settings.relayer_key is not None:
+        tasks.append(
+            asyncio.create_task(
+                run_sweepers(settings, ctx.registry, ctx.sessions, ctx.clock, stop),
+                name="sweepers",
+            )
+        )
+    else:
+        log.warning("sweeper_off", reason="STABLEGATE_RELAYER_KEY is not set")
+    deliveries = WebhookWorker(ctx.sessions, ctx.clock, settings, ctx.secret_box, ctx.signing_key)
+    tasks.append(asyncio.create_task(deliveries.run_forever(stop), name="webhooks"))
     tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]
     try:
         await asyncio.gather(*tasks)

@@ -36,9 +36,9 @@ USER_AGENT = f"stablegate-webhooks/{__version__}"
 
 def webhook_body(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes that are signed and sent: compact UTF-8 JSON in the stored key order."""
-    return json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def signed_bytes(request_time: str, body: bytes) -> bytes:

@@ -1,0 +1,214 @@
+"""CLI commands for webhooks, mounted by :mod:`stablegate.cli`.
+
+- ``stablegate webhooks list|deliveries|resend``: :data:`webhooks_app`
+- ``stablegate merchant rotate-webhook-secret``: :func:`rotate_webhook_secret_command`
+- ``stablegate deliver``: :func:`deliver_command` (the delivery worker, until SIGINT/SIGTERM)
+
+The helpers below mirror those of ``stablegate.cli``; they are not imported from there because
+``cli`` imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stablegate.clock import SystemClock
+from stablegate.config import Settings
+from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.db.migrate import upgrade
+from stablegate.errors import GatewayError
+from stablegate.logs import configure_logging
+from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
+from stablegate.webhooks import service
+from stablegate.webhooks.signing_key import load_signing_key
+from stablegate.webhooks.worker import WebhookWorker
+
+webhooks_app = typer.Typer(help="Webhook events, their delivery log, and redelivery.")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+MerchantOption = Annotated[str | None, typer.Option(help="Merchant id (mch_...).")]
+
+
+def _with_session(func: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database (migrated first when embedded)."""
+    settings = Settings()
+
+    async def main() -> T:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            if settings.is_embedded:
+                await upgrade(engine)
+            async with session_scope(make_sessionmaker(engine)) as session:
+                return await func(session, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except GatewayError as exc:
+        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
+        raise typer.Exit(2) from None
+    except SecretKeyMissing as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _emit_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, separators=(",", ":")))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
+    console.print(table)
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    merchant_id: MerchantOption = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, delivered, failed or no_endpoint.")
+    ] = None,
+    order_id: Annotated[str | None, typer.Option(help="Only this order's events.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List webhook events, newest first."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
+        events = await service.list_events(
+            session, merchant_id=merchant_id, status=status, order_id=order_id, limit=limit
+        )
+        return [service.event_view(e) for e in events]
+
+    columns = ["eventId", "orderId", "sequence", "type", "status", "attempts", "nextAttemptTime"]
+    _emit_rows(_with_session(work), columns, as_json)
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(
+    merchant_id: MerchantOption = None,
+    order_id: Annotated[str | None, typer.Option(help="Only this order's events.")] = None,
+    event_id: Annotated[str | None, typer.Option(help="Only this event.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the delivery log (one row per attempt), newest first."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
+        items, _ = await service.list_deliveries(
+            session, merchant_id=merchant_id, order_id=order_id, event_id=event_id, limit=limit
+        )
+        return items
+
+    columns = ["attemptTime", "eventId", "type", "attempt", "outcome", "responseStatus", "error"]
+    _emit_rows(_with_session(work), columns, as_json)
+
+
+@webhooks_app.command("resend")
+def webhooks_resend(
+    event_id: Annotated[str | None, typer.Option(help="Redeliver this event.")] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Redeliver every failed event of --merchant-id.")
+    ] = False,
+    merchant_id: MerchantOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put an event (or all failed ones of a merchant) back in the delivery queue."""
+    if (event_id is None) == (not failed):
+        err_console.print("[red]error[/red] give either --event-id or --failed")
+        raise typer.Exit(2)
+    if failed and merchant_id is None:
+        err_console.print("[red]error[/red] --failed needs --merchant-id")
+        raise typer.Exit(2)
+
+    async def work(session: AsyncSession, _settings: Settings) -> int:
+        return await service.resend(
+            session,
+            SystemClock(),
+            merchant_id=merchant_id,
+            event_id=event_id,
+            failed=failed,
+            actor="cli",
+        )
+
+    count = _with_session(work)
+    if as_json:
+        typer.echo(json.dumps({"count": count}, separators=(",", ":")))
+    else:
+        console.print(f"{count} event(s) queued for redelivery")
+
+
+def rotate_webhook_secret_command(
+    merchant_id: Annotated[str, typer.Option(help="Merchant id (mch_...).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a new webhook secret (printed ONCE); the old one also signs for 24 hours."""
+
+    async def work(session: AsyncSession, settings: Settings) -> service.RotatedSecret:
+        return await service.rotate_webhook_secret(
+            session, load_secret_box(settings), SystemClock(), merchant_id=merchant_id
+        )
+
+    rotated = _with_session(work)
+    data = {
+        "merchantId": rotated.merchant_id,
+        "webhookSecret": rotated.webhook_secret,
+        "previousValidUntil": rotated.previous_valid_until_ms,
+    }
+    if as_json:
+        typer.echo(json.dumps(data, separators=(",", ":")))
+        return
+    table = Table(show_header=False)
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    err_console.print(
+        "Store the new secret now: it is not shown again. Until previousValidUntil each webhook "
+        "carries two V2 signatures (new secret first)."
+    )
+
+
+def deliver_command() -> None:
+    """Run the webhook delivery worker until stopped (SIGINT or SIGTERM)."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            if settings.is_embedded:
+                await upgrade(engine)
+            worker = WebhookWorker(
+                make_sessionmaker(engine),
+                SystemClock(),
+                settings,
+                load_secret_box(settings),
+                load_signing_key(settings),
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await worker.run_forever(stop)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(main())
+    except SecretKeyMissing as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None

@@ -1,0 +1,367 @@
+"""Webhook rules for the API, the CLI and the worker: statuses, secrets, claims, resend, log.
+
+Event status (``webhook_events.status``)::
+
+    pending      waiting for its next attempt (or for the event before it, same order)
+    delivered    a 2xx came back within 10 s
+    failed       no 2xx within 72 h of the first attempt; kept, resendable
+    no_endpoint  neither the order nor the merchant has a notifyUrl; nothing was sent. Kept,
+                 resendable once a URL is set (a merchant without a URL polls the API, and
+                 should not get a flood of stale events the moment a URL appears)
+
+Delivery outcome (``webhook_deliveries.outcome``, one row per attempt)::
+
+    success   2xx                         failure   any other HTTP status (3xx included)
+    error     no HTTP response: refused by the SSRF guard, DNS, connect, TLS, timeout
+    skipped   no notifyUrl (attempt 0: nothing was sent)
+
+Resending puts an event back to ``pending`` with a fresh schedule (attempt numbers restart at
+1); a pending event is just made due now. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from stablegate.clock import Clock
+from stablegate.errors import InvalidRequest, NotFound
+from stablegate.merchants.secrets import SecretBox, SecretKeyMissing, new_token
+from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
+from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
+from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+
+# After a rotation the previous webhook secret still signs (second V2 value) this long.
+PREVIOUS_SECRET_GRACE_MS = 24 * 3_600_000
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    NO_ENDPOINT = "no_endpoint"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+# Statuses a bulk resend ({"failed": true}) picks up: not delivered and no longer retrying.
+RESENDABLE_IN_BULK = (EventStatus.FAILED.value, EventStatus.NO_ENDPOINT.value)
+
+
+def webhook_secrets(merchant: Merchant, box: SecretBox, now_ms: int) -> list[str]:
+    """The secrets to sign with: the current one, then the previous one during its grace."""
+    secrets = [box.open(merchant.webhook_secret_enc)]
+    if (
+        merchant.webhook_secret_prev_enc is not None
+        and merchant.webhook_secret_prev_until_ms is not None
+        and now_ms < merchant.webhook_secret_prev_until_ms
+    ):
+        secrets.append(box.open(merchant.webhook_secret_prev_enc))
+    return secrets
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    merchant_id: str
+    webhook_secret: str = field(repr=False)
+    previous_valid_until_ms: int
+
+
+async def rotate_webhook_secret(
+    session: AsyncSession, box: SecretBox, clock: Clock, *, merchant_id: str, actor: str = "cli"
+) -> RotatedSecret:
+    """Make a new webhook secret; the current one keeps signing (second V2 value) for 24 h.
+
+    Rotating again within those 24 h drops the oldest secret: only two are ever honoured.
+    """
+    merchant = await session.scalar(
+        select(Merchant).where(Merchant.id == merchant_id).with_for_update()
+    )
+    if merchant is None:
+        raise NotFound(f"merchant {merchant_id} not found")
+    now = clock.now_ms()
+    secret = new_token("whsec_", 24)
+    merchant.webhook_secret_prev_enc = merchant.webhook_secret_enc
+    merchant.webhook_secret_prev_until_ms = now + PREVIOUS_SECRET_GRACE_MS
+    merchant.webhook_secret_enc = box.seal(secret)
+    session.add(
+        AuditEntry(
+            at_ms=now,
+            actor=actor,
+            action="webhook_secret.rotated",
+            subject=merchant_id,
+            details={"previousValidUntil": now + PREVIOUS_SECRET_GRACE_MS},
+        )
+    )
+    await session.flush()
+    return RotatedSecret(merchant_id, secret, now + PREVIOUS_SECRET_GRACE_MS)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One leased event, with what its attempt needs (read in the claim transaction)."""
+
+    event_id: str
+    merchant_id: str
+    order_id: str
+    attempt: int  # 1-based number of this attempt in the current round
+    lease_until_ms: int  # the lease token the worker's record step is guarded by
+    created_at_ms: int
+    url: str | None
+    payload: dict[str, Any]
+    secrets: tuple[str, ...] = field(repr=False)
+    secret_error: str | None = None
+
+    @property
+    def host(self) -> str:
+        try:
+            return parse_webhook_url(self.url)[1] if self.url else ""
+        except DestinationError:
+            return ""
+
+
+async def claim_due(
+    session: AsyncSession, box: SecretBox, *, now_ms: int, limit: int, lease_ms: int
+) -> list[Claim]:
+    """Lease up to ``limit`` due events until ``now_ms + lease_ms``.
+
+    Due: ``pending``, ``next_attempt_at`` passed, lease free, and no earlier event of the same
+    order still ``pending`` with fewer than ``ORDER_RELEASE_ATTEMPTS`` attempts. PostgreSQL
+    picks rows ``FOR UPDATE SKIP LOCKED``; on both backends the conditional UPDATE only takes
+    rows whose lease is still free, so two workers never hold one row.
+    """
+    earlier = aliased(WebhookEvent)
+    held = (
+        select(earlier.id)
+        .where(
+            earlier.order_id == WebhookEvent.order_id,
+            earlier.sequence < WebhookEvent.sequence,
+            earlier.status == EventStatus.PENDING.value,
+            earlier.attempts < ORDER_RELEASE_ATTEMPTS,
+        )
+        .exists()
+    )
+    lease_free = or_(WebhookEvent.lease_until_ms.is_(None), WebhookEvent.lease_until_ms < now_ms)
+    pending = WebhookEvent.status == EventStatus.PENDING.value
+    due = (
+        select(WebhookEvent.id)
+        .where(pending, WebhookEvent.next_attempt_at_ms <= now_ms, lease_free, ~held)
+        .order_by(WebhookEvent.next_attempt_at_ms, WebhookEvent.id)
+        .limit(limit)
+    )
+    if (await session.connection()).dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=WebhookEvent)
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        return []
+    lease_until = now_ms + lease_ms
+    claimed = (
+        await session.scalars(
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(ids), pending, lease_free)
+            .values(lease_until_ms=lease_until)
+            .returning(WebhookEvent.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    rows = await session.execute(
+        select(WebhookEvent, Order.notify_url, Merchant)
+        .join(Order, Order.id == WebhookEvent.order_id)
+        .join(Merchant, Merchant.id == WebhookEvent.merchant_id)
+        .where(WebhookEvent.id.in_(list(claimed)))
+        .order_by(WebhookEvent.next_attempt_at_ms, WebhookEvent.id)
+    )
+    keys: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    claims: list[Claim] = []
+    for event, order_url, merchant in rows.all():
+        if merchant.id not in keys:
+            try:
+                keys[merchant.id] = (tuple(webhook_secrets(merchant, box, now_ms)), None)
+            except SecretKeyMissing as exc:  # that merchant's attempts fail; others go on
+                keys[merchant.id] = ((), str(exc))
+        claims.append(
+            Claim(
+                event_id=event.id,
+                merchant_id=event.merchant_id,
+                order_id=event.order_id,
+                attempt=event.attempts + 1,
+                lease_until_ms=lease_until,
+                created_at_ms=event.created_at_ms,
+                url=order_url or merchant.notify_url or None,
+                payload=event.payload,
+                secrets=keys[merchant.id][0],
+                secret_error=keys[merchant.id][1],
+            )
+        )
+    return claims
+
+
+async def resend(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    merchant_id: str | None,
+    event_id: str | None = None,
+    failed: bool = False,
+    actor: str,
+) -> int:
+    """Redeliver one event (``event_id``) or all of a merchant's failed / no_endpoint events.
+
+    ``merchant_id`` None (operator CLI) may resend any one event. Returns how many events were
+    put back in the queue. Unknown events (or another merchant's) are 404 ``not_found``.
+    """
+    if (event_id is None) == (not failed):
+        raise InvalidRequest("give either eventId or failed=true", code="invalid_request")
+    now = clock.now_ms()
+    details: dict[str, Any]
+    if event_id is not None:
+        event = await session.scalar(
+            select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
+        )
+        if event is None or (merchant_id is not None and event.merchant_id != merchant_id):
+            raise NotFound("webhook event not found")
+        if event.status == EventStatus.PENDING:
+            event.next_attempt_at_ms = min(event.next_attempt_at_ms, now)
+        else:
+            event.status = EventStatus.PENDING.value
+            event.attempts = 0
+            event.next_attempt_at_ms = now
+            event.lease_until_ms = None
+        subject, count, details = event.merchant_id, 1, {"eventId": event_id, "count": 1}
+    else:
+        if merchant_id is None:
+            raise InvalidRequest("resending all failed events needs a merchant")
+        result = await session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.merchant_id == merchant_id,
+                WebhookEvent.status.in_(RESENDABLE_IN_BULK),
+            )
+            .values(
+                status=EventStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at_ms=now,
+                lease_until_ms=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        subject, count = merchant_id, int(result.rowcount)
+        details = {"failed": True, "count": count}
+    session.add(
+        AuditEntry(
+            at_ms=now, actor=actor, action="webhook.resend", subject=subject, details=details
+        )
+    )
+    await session.flush()
+    return count
+
+
+def event_view(event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "eventId": event.id,
+        "orderId": event.order_id,
+        "sequence": event.sequence,
+        "type": event.type,
+        "status": event.status,
+        "attempts": event.attempts,
+        "nextAttemptTime": event.next_attempt_at_ms
+        if event.status == EventStatus.PENDING
+        else None,
+        "createTime": event.created_at_ms,
+    }
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    merchant_id: str | None,
+    status: str | None,
+    order_id: str | None,
+    limit: int,
+) -> list[WebhookEvent]:
+    """Newest events first (the operator's view; the merchant's is the delivery log)."""
+    query = select(WebhookEvent)
+    if merchant_id is not None:
+        query = query.where(WebhookEvent.merchant_id == merchant_id)
+    if status is not None:
+        if status not in set(EventStatus):
+            raise InvalidRequest(f"unknown status {status!r}", code="invalid_status")
+        query = query.where(WebhookEvent.status == status)
+    if order_id is not None:
+        query = query.where(WebhookEvent.order_id == order_id)
+    query = query.order_by(WebhookEvent.created_at_ms.desc(), WebhookEvent.sequence.desc())
+    return list((await session.scalars(query.limit(limit))).all())
+
+
+def delivery_view(delivery: WebhookDelivery, event: WebhookEvent) -> dict[str, Any]:
+    return {
+        "deliveryId": str(delivery.id),
+        "eventId": delivery.event_id,
+        "orderId": event.order_id,
+        "type": event.type,
+        "sequence": event.sequence,
+        "eventStatus": event.status,
+        "attempt": delivery.attempt,
+        "url": delivery.url,
+        "outcome": delivery.outcome,
+        "responseStatus": delivery.response_status,
+        "responseBody": delivery.response_body,
+        "error": delivery.error,
+        "latencyMs": delivery.latency_ms,
+        "attemptTime": delivery.attempted_at_ms,
+    }
+
+
+def _encode_cursor(delivery_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([delivery_id]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        (delivery_id,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
+            raise TypeError
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest("cursor is not valid", code="invalid_cursor") from exc
+    return delivery_id
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    merchant_id: str | None,
+    order_id: str | None = None,
+    event_id: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The delivery log, newest attempt first, keyset-paginated on the delivery id."""
+    query = select(WebhookDelivery, WebhookEvent).join(
+        WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id
+    )
+    if merchant_id is not None:
+        query = query.where(WebhookDelivery.merchant_id == merchant_id)
+    if order_id is not None:
+        query = query.where(WebhookEvent.order_id == order_id)
+    if event_id is not None:
+        query = query.where(WebhookDelivery.event_id == event_id)
+    if cursor is not None:
+        query = query.where(WebhookDelivery.id < _decode_cursor(cursor))
+    query = query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)
+    rows = list((await session.execute(query)).all())
+    next_cursor = _encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return [delivery_view(d, e) for d, e in rows[:limit]], next_cursor
