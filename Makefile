@@ -7,15 +7,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo contracts bench clean
+.PHONY: install test lint demo contracts bench clean chromium
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# Debian's Chromium for the cashier's browser tests (Playwright drives it; no browser download).
+chromium:
+	bash scripts/install_chromium.sh
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error

@@ -18,6 +18,7 @@ from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, Redis
 from stablegate.auth.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.cashier import endpoints as public_endpoints
+from stablegate.cashier import page as cashier_page
 from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
@@ -25,6 +26,7 @@ from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.secrets import load_secret_box
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.webhooks import endpoints as webhook_endpoints
 from stablegate.webhooks.signing_key import load_signing_key
 
 log = structlog.get_logger("stablegate.api")
@@ -107,7 +109,9 @@ def create_app(
     app.state.gateway = ctx
     errors.install_error_handlers(app)
     app.include_router(order_endpoints.router)
+    app.include_router(webhook_endpoints.router)
     app.include_router(public_endpoints.router)
+    app.include_router(cashier_page.router)
     app.include_router(health.router)
 
     @app.middleware("http")

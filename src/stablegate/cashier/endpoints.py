@@ -26,7 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _public_guard(request: Request) -> GatewayContext:
+async def public_guard(request: Request) -> GatewayContext:
     ctx = get_context(request)
     await ctx.limiter.check_public(request_ip(request, ctx))
     return ctx
@@ -42,7 +42,7 @@ async def _load_order(ctx: GatewayContext, order_id: str) -> Order:
 
 @router.get("/chains", responses=_ERRORS, summary="Chains and tokens this gateway accepts")
 async def chains(request: Request) -> JSONResponse:
-    ctx = await _public_guard(request)
+    ctx = await public_guard(request)
     async with session_scope(ctx.sessions) as session:
         statuses = {
             row["chainId"]: row
@@ -80,7 +80,7 @@ async def chains(request: Request) -> JSONResponse:
     summary="The cashier's view of an order",
 )
 async def public_order(request: Request, order_id: OrderIdPath) -> JSONResponse:
-    ctx = await _public_guard(request)
+    ctx = await public_guard(request)
     order = await _load_order(ctx, order_id)
     view = public_order_view(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
@@ -97,7 +97,7 @@ async def order_qr(
     order_id: OrderIdPath,
     qr_format: Annotated[str, Query(alias="format", pattern="^(address|eip681)$")] = "address",
 ) -> Response:
-    ctx = await _public_guard(request)
+    ctx = await public_guard(request)
     order = await _load_order(ctx, order_id)
     content = payment_uri(order) if qr_format == "eip681" else order.to_address
     return Response(
@@ -109,7 +109,7 @@ async def order_qr(
 
 @router.get("/signing-key", responses=_ERRORS, summary="The gateway's webhook public key")
 async def signing_key(request: Request) -> JSONResponse:
-    ctx = await _public_guard(request)
+    ctx = await public_guard(request)
     return JSONResponse(
         {
             "keyId": ctx.signing_key.key_id,

@@ -1,0 +1,188 @@
+"""The cashier page's two languages: English and Simplified Chinese.
+
+The language comes from ``?lang=`` when it names one we have, else from Accept-Language (by
+q-value; any ``zh`` tag reads Simplified Chinese), else English. Messages are plain text with
+``{name}`` fields; the templates escape them like any other text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_LANGUAGE = "en"
+LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "page_title": "Pay {amount} {symbol}",
+        "heading": "Pay with {symbol}",
+        "order": "Order",
+        "amount": "Amount",
+        "token": "Token",
+        "network": "Network",
+        "chain_id": "chain ID {chain_id}",
+        "token_contract": "Token contract",
+        "deposit_address": "Deposit address",
+        "copy": "Copy",
+        "copied": "Copied",
+        "copy_failed": "Copy failed: select the text and copy it",
+        "copy_amount": "Copy amount",
+        "copy_address": "Copy address",
+        "qr_label": "QR code",
+        "qr_modes": "What the QR code holds",
+        "qr_alt_address": "QR code of the deposit address {address}",
+        "qr_alt_eip681": "QR code of a payment request for {amount} {symbol} to {address}",
+        "qr_address": "Address only",
+        "qr_eip681": "Address and amount (EIP-681)",
+        "qr_hint_address": "The code holds the address only: enter the amount in your wallet.",
+        "qr_hint_eip681": "Not every wallet reads the amount from this code: check it before "
+        "you pay.",
+        "send_exactly": "Send exactly {amount} {symbol} on {network} to the address below.",
+        "warning": "Send only {symbol} on {network}. Other tokens or networks cannot be credited.",
+        "status": "Status",
+        "status_pending": "Waiting for payment",
+        "status_confirming": "Payment received, confirming",
+        "status_completed": "Payment complete",
+        "status_expired": "This order has expired",
+        "status_cancelled": "This order was cancelled",
+        "do_not_pay": "Do not send funds to this address any more.",
+        "received": "Received {paid} of {amount} {symbol}",
+        "confirmations": "Confirmations: {count}",
+        "confirmations_of": "Confirmations: {count} of {required}",
+        "expires_at": "Expires at:",
+        "time_left": "Time left:",
+        "time_up": "Time is up",
+        "return_to_merchant": "Return to the merchant",
+        "refresh": "Refresh status",
+        "no_js": "This page refreshes itself every 15 seconds.",
+        "language": "Language",
+        "dev_pay": "Pay with test wallet",
+        "dev_pay_hint": "Dev chain only: sends the amount due from a funded test account.",
+        "dev_pay_sent": "Test payment sent. The status updates when the gateway sees it.",
+        "dev_pay_failed": "The test payment failed: is the dev chain running?",
+        "not_found_title": "Order not found",
+        "not_found_text": "There is no order at this address. Check the link you were given, "
+        "or ask the merchant for a new one.",
+        "rate_limited_title": "Too many requests",
+        "rate_limited_text": "Please wait a minute and reload this page.",
+        "powered_by": "Non-custodial payment by stablegate",
+    },
+    "zh-CN": {
+        "page_title": "支付 {amount} {symbol}",
+        "heading": "使用 {symbol} 支付",
+        "order": "订单",
+        "amount": "金额",
+        "token": "代币",
+        "network": "网络",
+        "chain_id": "链 ID {chain_id}",
+        "token_contract": "代币合约",
+        "deposit_address": "收款地址",
+        "copy": "复制",
+        "copied": "已复制",
+        "copy_failed": "复制失败：请手动选择文本复制",
+        "copy_amount": "复制金额",
+        "copy_address": "复制地址",
+        "qr_label": "二维码",
+        "qr_modes": "二维码内容",
+        "qr_alt_address": "收款地址 {address} 的二维码",
+        "qr_alt_eip681": "向 {address} 支付 {amount} {symbol} 的付款请求二维码",
+        "qr_address": "仅地址",
+        "qr_eip681": "地址和金额 (EIP-681)",
+        "qr_hint_address": "二维码仅包含地址：请在钱包中输入金额。",
+        "qr_hint_eip681": "并非所有钱包都能读取此二维码中的金额：付款前请核对。",
+        "send_exactly": "请在 {network} 上向以下地址转账 {amount} {symbol}（金额须完全一致）。",
+        "warning": "仅可发送 {network} 上的 {symbol}。其他代币或网络的转账无法入账。",
+        "status": "状态",
+        "status_pending": "等待付款",
+        "status_confirming": "已收到付款，确认中",
+        "status_completed": "支付完成",
+        "status_expired": "订单已过期",
+        "status_cancelled": "订单已取消",
+        "do_not_pay": "请勿再向此地址转账。",
+        "received": "已收到 {paid} / {amount} {symbol}",
+        "confirmations": "确认数：{count}",
+        "confirmations_of": "确认数：{count} / {required}",
+        "expires_at": "过期时间：",
+        "time_left": "剩余时间：",
+        "time_up": "已超时",
+        "return_to_merchant": "返回商户",
+        "refresh": "刷新状态",
+        "no_js": "本页面每 15 秒自动刷新。",
+        "language": "语言",
+        "dev_pay": "使用测试钱包支付",
+        "dev_pay_hint": "仅限开发链：从有余额的测试账户发送应付金额。",
+        "dev_pay_sent": "测试付款已发送，网关检测到后状态将自动更新。",
+        "dev_pay_failed": "测试付款失败：开发链是否在运行？",
+        "not_found_title": "未找到订单",
+        "not_found_text": "此地址没有对应的订单。请检查您收到的链接，或向商户索取新的链接。",
+        "rate_limited_title": "请求过多",
+        "rate_limited_text": "请稍等一分钟后刷新本页面。",
+        "powered_by": "由 stablegate 提供非托管支付",
+    },
+}
+
+# The messages the page's script needs after load (status changes, copy feedback, countdown).
+SCRIPT_MESSAGES = (
+    "status_pending",
+    "status_confirming",
+    "status_completed",
+    "status_expired",
+    "status_cancelled",
+    "received",
+    "confirmations",
+    "confirmations_of",
+    "copied",
+    "copy_failed",
+    "time_up",
+    "qr_alt_address",
+    "qr_alt_eip681",
+    "qr_hint_address",
+    "qr_hint_eip681",
+)
+
+
+def _match(tag: str) -> str | None:
+    tag = tag.strip().lower()
+    if tag == "en" or tag.startswith("en-"):
+        return "en"
+    if tag == "zh" or tag.startswith("zh-"):
+        return "zh-CN"
+    return None
+
+
+def negotiate_language(requested: str | None, accept_language: str | None) -> str:
+    """``?lang=`` if we have it, else the best Accept-Language match, else English."""
+    if requested:
+        for code in LANGUAGES:
+            if requested.lower() == code.lower():
+                return code
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")[:20]):
+        tag, _, params = part.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        matched = _match(tag)
+        if matched is not None and quality > 0:
+            ranked.append((-quality, position, matched))
+    return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
+
+
+class Translator:
+    """``t("key", name=value)``: the message in this language, falling back to English."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in MESSAGES else DEFAULT_LANGUAGE
+        self._messages: Mapping[str, str] = MESSAGES[self.language]
+
+    def __call__(self, key: str, **fields: object) -> str:
+        template = self._messages.get(key) or MESSAGES[DEFAULT_LANGUAGE][key]
+        return template.format(**fields) if fields else template
+
+    def script_messages(self) -> dict[str, str]:
+        return {key: self(key) for key in SCRIPT_MESSAGES}

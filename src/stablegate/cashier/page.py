@@ -1,0 +1,360 @@
+"""The cashier page (DESIGN section 7), its static files, its live events and the dev-chain payer.
+
+- ``GET /cashier/{orderId}``: server-rendered HTML that shows everything needed to pay without
+  JavaScript (amount, token, network, deposit address, QR image, status, expiry as text); the
+  script adds copy buttons, a countdown and live status (server-sent events, polling fallback).
+- ``GET /api/v1/public/orders/{orderId}/events``: the public order view as server-sent events.
+- ``POST /cashier/{orderId}/dev-pay``: on the dev chain only (chain 31337 marked ``testnet``),
+  pays what the order still lacks from anvil's default account #2, then redirects back.
+- ``GET /cashier/static/{name}``: the page's CSS and script (the CSP allows no inline code).
+
+Every HTML answer carries a strict Content-Security-Policy; merchant text is escaped by Jinja's
+autoescape. Public routes are limited per IP like the other public endpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import structlog
+from eth_account import Account
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from stablegate.api.context import GatewayContext
+from stablegate.cashier.endpoints import OrderIdPath, public_guard
+from stablegate.cashier.events import order_event_stream
+from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
+from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
+from stablegate.chain.evm.contracts import tether_token
+from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReverted, transact
+from stablegate.chain.registry import Chain
+from stablegate.db.engine import session_scope
+from stablegate.errors import NotFound, RateLimited
+from stablegate.models import Order
+from stablegate.money import format_amount
+from stablegate.orders.schemas import ErrorResponse
+from stablegate.orders.state import OrderStatus
+from stablegate.orders.view import public_order_view
+
+log = structlog.get_logger("stablegate.cashier")
+
+router = APIRouter()
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_QR_MODES = ("address", "eip681")
+_NOTICES = ("dev_pay_sent", "dev_pay_failed")
+_STATUSES = frozenset(status.value for status in OrderStatus)
+# The dev-chain payer: anvil's default account #2 (account #1 is the demo's customer).
+DEV_PAYER_KEY = ANVIL_DEFAULT_KEYS[2]
+
+_templates = Environment(
+    loader=PackageLoader("stablegate.cashier", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    content: bytes
+    media_type: str
+    version: str
+
+
+def _load_static() -> dict[str, StaticFile]:
+    folder = resources.files("stablegate.cashier").joinpath("static")
+    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
+    files = {}
+    for name, media_type in (("cashier.css", types["css"]), ("cashier.js", types["js"])):
+        content = folder.joinpath(name).read_bytes()
+        files[name] = StaticFile(content, media_type, hashlib.sha256(content).hexdigest()[:12])
+    return files
+
+
+_STATIC = _load_static()
+
+
+def static_url(name: str) -> str:
+    # Versioned by content, so the files can be cached for good.
+    return f"/cashier/static/{name}?v={_STATIC[name].version}"
+
+
+def dev_pay_enabled(chain: Chain | None) -> bool:
+    """Only on the local dev chain: chain id 31337, marked as a testnet, with an RPC endpoint."""
+    return chain is not None and chain.id == ANVIL_CHAIN_ID and chain.testnet and chain.has_rpc
+
+
+def safe_redirect(url: str | None) -> str | None:
+    """The merchant's redirect URL when it is a plain http(s) URL, else nothing."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+def format_time_left(ms: int) -> str:
+    seconds = max(ms, 0) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+def _page_headers(language: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",
+        "Content-Language": language,
+        "Vary": "Accept-Language",
+        **(extra or {}),
+    }
+
+
+def _render(
+    template: str,
+    language: str,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    t = Translator(language)
+    html = _templates.get_template(template).render(
+        t=t, lang=language, static_url=static_url, **context
+    )
+    return HTMLResponse(html, status_code=status_code, headers=_page_headers(language, headers))
+
+
+def _languages(order_id: str, qr_mode: str, current: str) -> list[dict[str, Any]]:
+    links = []
+    for code, name in LANGUAGES.items():
+        query = {"lang": code} | ({"qr": qr_mode} if qr_mode != "address" else {})
+        links.append(
+            {
+                "code": code,
+                "name": name,
+                "href": f"/cashier/{order_id}?{urlencode(query)}",
+                "current": code == current,
+            }
+        )
+    return links
+
+
+def _message_page(
+    language: str, key: str, status: int, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    return _render(
+        "message.html", language, status, headers, title_key=f"{key}_title", text_key=f"{key}_text"
+    )
+
+
+async def _find_order(ctx: GatewayContext, order_id: str) -> Order | None:
+    if not _ORDER_ID.fullmatch(order_id):
+        return None
+    async with session_scope(ctx.sessions) as session:
+        order: Order | None = await session.scalar(select(Order).where(Order.id == order_id))
+    return order
+
+
+def _status_text(t: Translator, status: str) -> str:
+    return t(f"status_{status}") if status in _STATUSES else status
+
+
+def cashier_context(
+    ctx: GatewayContext, order: Order, t: Translator, qr_mode: str, notice: str | None
+) -> dict[str, Any]:
+    """Everything the cashier template shows, computed once here (the template only lays out)."""
+    now_ms = ctx.clock.now_ms()
+    view = public_order_view(order, ctx.registry, ctx.settings.public_url, now_ms)
+    chain = ctx.registry.get(order.chain_id)
+    received = order.paid_amount + order.pending_amount
+    due = max(order.amount - received, 0)
+    received_text = (
+        t(
+            "received",
+            paid=format_amount(received, order.decimals),
+            amount=view["amount"],
+            symbol=order.symbol,
+        )
+        if received > 0
+        else ""
+    )
+    confirmations_text = ""
+    if order.status == OrderStatus.CONFIRMING:
+        required = view["requiredConfirmations"]
+        count = order.confirmations
+        confirmations_text = (
+            t("confirmations_of", count=count, required=required)
+            if count < required
+            else t("confirmations", count=count)
+        )
+    expire = datetime.fromtimestamp(order.expire_time_ms / 1000, tz=UTC)
+    fields = {"address": order.to_address, "amount": view["amount"], "symbol": order.symbol}
+    qr_modes = [
+        {
+            "mode": mode,
+            "label": t(f"qr_{mode}"),
+            "href": f"/cashier/{order.id}?{urlencode({'lang': t.language, 'qr': mode})}",
+            "src": f"/api/v1/public/orders/{order.id}/qr.png"
+            + ("?format=eip681" if mode == "eip681" else ""),
+            "alt": t(f"qr_alt_{mode}", **fields),
+            "hint": t(f"qr_hint_{mode}"),
+            "current": mode == qr_mode,
+        }
+        for mode in _QR_MODES
+    ]
+    return {
+        "view": view,
+        "order_id": order.id,
+        "order_status": order.status,
+        "status_text": _status_text(t, order.status),
+        "terminal": order.status
+        in (OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED),
+        "chain_name": chain.name if chain else view["network"],
+        "received_text": received_text,
+        "confirmations_text": confirmations_text,
+        "redirect_url": safe_redirect(view["redirectUrl"]),
+        "expire_iso": expire.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "expire_text": expire.strftime("%Y-%m-%d %H:%M UTC"),
+        "time_left": format_time_left(order.expire_time_ms - now_ms),
+        "qr": next(mode for mode in qr_modes if mode["current"]),
+        "qr_modes": qr_modes,
+        "dev_pay": dev_pay_enabled(chain) and order.status == OrderStatus.PENDING and due > 0,
+        "dev_pay_action": f"/cashier/{order.id}/dev-pay?{urlencode({'lang': t.language})}",
+        "notice": t(notice) if notice in _NOTICES else "",
+        "notice_failed": notice == "dev_pay_failed",
+        "languages": _languages(order.id, qr_mode, t.language),
+        "script_view": json.dumps(view, separators=(",", ":")),
+        "script_messages": json.dumps(t.script_messages(), ensure_ascii=False),
+    }
+
+
+@router.get(
+    "/cashier/{order_id}",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The cashier page"},
+        404: {"content": {"text/html": {}}, "description": "Unknown order (an HTML page)"},
+        429: {"content": {"text/html": {}}, "description": "Too many requests (an HTML page)"},
+    },
+    summary="The cashier page (HTML)",
+    tags=["cashier"],
+)
+async def cashier_page(
+    request: Request,
+    order_id: str,
+    lang: str | None = None,
+    qr: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    language = negotiate_language(lang, request.headers.get("accept-language"))
+    try:
+        ctx = await public_guard(request)
+    except RateLimited as exc:
+        return _message_page(language, "rate_limited", exc.status, exc.headers)
+    order = await _find_order(ctx, order_id)
+    if order is None:
+        return _message_page(language, "not_found", 404)
+    qr_mode = qr if qr in _QR_MODES else "address"
+    t = Translator(language)
+    return _render("cashier.html", language, **cashier_context(ctx, order, t, qr_mode, notice))
+
+
+@router.post("/cashier/{order_id}/dev-pay", include_in_schema=False)
+async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> Response:
+    language = negotiate_language(lang, request.headers.get("accept-language"))
+    try:
+        ctx = await public_guard(request)
+    except RateLimited as exc:
+        return _message_page(language, "rate_limited", exc.status, exc.headers)
+    order = await _find_order(ctx, order_id)
+    chain = ctx.registry.get(order.chain_id) if order is not None else None
+    if order is None or chain is None or not dev_pay_enabled(chain):
+        # Off the dev chain this route does not exist, as far as anyone can tell.
+        return _message_page(language, "not_found", 404)
+    due = order.amount - order.paid_amount - order.pending_amount
+    notice = "dev_pay_sent"
+    if order.status == OrderStatus.PENDING and due > 0:
+        payer = Account.from_key(DEV_PAYER_KEY)
+        call = tether_token().encode_call("transfer", order.to_address, due)
+        try:
+            async with RpcClient(list(chain.rpc_urls)) as rpc:
+                receipt = await transact(rpc, payer, order.token_address, call, timeout=15)
+            log.info("dev_pay_sent", order_id=order.id, tx_hash=str(receipt["transactionHash"]))
+        except (RpcError, TransactionReverted, OSError, TimeoutError) as exc:
+            log.warning("dev_pay_failed", order_id=order.id, error=str(exc))
+            notice = "dev_pay_failed"
+    query = urlencode({"lang": language, "notice": notice})
+    return RedirectResponse(f"/cashier/{order.id}?{query}", status_code=303)
+
+
+@router.get("/cashier/static/{name}", include_in_schema=False)
+async def cashier_static(name: str) -> Response:
+    static = _STATIC.get(name)
+    if static is None:
+        return Response(status_code=404)
+    return Response(
+        static.content,
+        media_type=static.media_type,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": static.version},
+    )
+
+
+@router.get(
+    "/api/v1/public/orders/{order_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`event: order` with the public order view whenever it changes; "
+            "ends after a terminal status",
+        },
+        **{code: {"model": ErrorResponse} for code in (400, 404, 429)},
+    },
+    summary="Server-sent events with the cashier's view of an order",
+    tags=["public"],
+)
+async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResponse:
+    ctx = await public_guard(request)
+    if await _find_order(ctx, order_id) is None:
+        raise NotFound("order not found")
+
+    async def load_view() -> dict[str, Any] | None:
+        # A short session per poll: nothing is held open while the stream waits.
+        try:
+            async with session_scope(ctx.sessions) as session:
+                order = await session.scalar(select(Order).where(Order.id == order_id))
+                if order is None:
+                    return None
+                return public_order_view(
+                    order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms()
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            # End the stream; the browser reconnects (or polls) when the database is back.
+            log.warning("order_events_poll_failed", order_id=order_id, error=str(exc))
+            return None
+
+    return StreamingResponse(
+        order_event_stream(load_view, disconnected=request.is_disconnected),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
