@@ -11,10 +11,11 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed node_modules/.installed chromium
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e clients/python
 	touch $@
 
 # Debian's Chromium for the cashier's browser tests (Playwright drives it; no browser download).
@@ -26,9 +27,10 @@ node_modules/.installed: package.json
 	touch $@
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients
+	$(BIN)/ruff format --check src tests bench clients
 	$(BIN)/mypy
+	$(BIN)/mypy clients/python/src
 
 test: lint
 	$(BIN)/pytest

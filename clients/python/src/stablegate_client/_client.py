@@ -14,6 +14,8 @@ Retries (``max_retries`` further attempts):
   Reads are; order creation is, because the body always carries an ``orderNo`` (one is generated
   when the caller gives none) and the same bytes are resent; cancelling is (cancelling twice is
   harmless). Resending webhooks is not retried then, since it would queue the deliveries twice.
+- 401 ``replayed_request`` (another sender signed the identical string in the same millisecond):
+  at once with a later time, for calls that are safe to repeat.
 
 Every attempt is signed afresh: a new request time, hence a new signing string (the gateway
 accepts a signing string once). The body is serialised once and the same bytes are hashed, signed
@@ -32,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,7 +53,7 @@ from stablegate_client._errors import (
     ServerError,
     StablegateError,
 )
-from stablegate_client._models import Chain, Order, OrderPage
+from stablegate_client._models import Chain, DeliveryPage, Order, OrderPage, SigningKey
 from stablegate_client._signing import (
     API_KEY_HEADER,
     RECV_WINDOW_HEADER,
@@ -71,6 +73,9 @@ _CANCEL = "/api/v1/payment/cancelOrder"
 _RESEND = "/api/v1/webhook/resend"
 _DELIVERIES = "/api/v1/webhook/deliveries"
 _CHAINS = "/api/v1/public/chains"
+_SIGNING_KEY = "/api/v1/public/signing-key"
+
+_T = TypeVar("_T")
 
 _BACKOFF_BASE = 0.5  # seconds; doubled per attempt
 _BACKOFF_CAP = 30.0
@@ -166,6 +171,16 @@ def _error_from_response(response: httpx.Response) -> StablegateError:
         413: InvalidRequest,
     }
     return kinds.get(status, StablegateError)(status, code, message)
+
+
+def _parse(parser: Callable[[dict[str, Any]], _T], body: dict[str, Any]) -> _T:
+    """Typed result from a 2xx body; a body of the wrong shape is an error, not a KeyError."""
+    try:
+        return parser(body)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StablegateError(
+            None, "invalid_response", f"unexpected answer from the gateway ({exc!r})"
+        ) from exc
 
 
 def _json_result(response: httpx.Response) -> dict[str, Any]:
@@ -269,7 +284,7 @@ class _Core:
         request.headers.update(headers)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt)
+        ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * (1 << min(attempt, 16)))
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def retry_delay(self, call: _Call, attempt: int, error: StablegateError) -> float | None:
@@ -281,6 +296,10 @@ class _Core:
                 return None
             # Never earlier than Retry-After; the jitter spreads clients that were limited together.
             return error.retry_after + self._random.uniform(0, self._backoff(attempt) / 2)
+        if isinstance(error, AuthenticationError) and error.code == "replayed_request":
+            # Another process sent the identical request in the same millisecond (or a proxy
+            # sent ours twice). The next attempt has a later time, hence a new signing string.
+            return 0.0 if call.idempotent else None
         if isinstance(error, NetworkError):
             cause = error.__cause__
             if isinstance(cause, _NOT_SENT) or call.idempotent:
@@ -334,7 +353,9 @@ class _Core:
         self, status: str | None, since: int | None, limit: int | None, cursor: str | None
     ) -> _Call:
         raw = {"status": status, "since": since, "limit": limit, "cursor": cursor}
-        return _Call("GET", _QUERY, params=tuple((k, str(v)) for k, v in raw.items() if v is not None))
+        return _Call(
+            "GET", _QUERY, params=tuple((k, str(v)) for k, v in raw.items() if v is not None)
+        )
 
     def cancel_call(self, order_id: str | None, order_no: str | None) -> _Call:
         name, value = _one_of(order_id, order_no)
@@ -343,7 +364,9 @@ class _Core:
     def resend_call(self, event_id: str | None, failed: bool) -> _Call:
         if (event_id is None) == (not failed):
             raise ValueError("give either event_id or failed=True")
-        payload: dict[str, Any] = {"eventId": event_id} if event_id is not None else {"failed": True}
+        payload: dict[str, Any] = (
+            {"eventId": event_id} if event_id is not None else {"failed": True}
+        )
         return _Call("POST", _RESEND, body=_json_bytes(payload), idempotent=False)
 
     def deliveries_call(
@@ -360,9 +383,16 @@ class _Core:
     def chains_call(self) -> _Call:
         return _Call("GET", _CHAINS, authenticated=False)
 
+    def signing_key_call(self) -> _Call:
+        return _Call("GET", _SIGNING_KEY, authenticated=False)
+
 
 def _chains(body: dict[str, Any]) -> tuple[Chain, ...]:
     return tuple(Chain.from_json(c) for c in body.get("chains") or ())
+
+
+def _count(body: dict[str, Any]) -> int:
+    return int(body["count"])
 
 
 class Client:
@@ -462,11 +492,11 @@ class Client:
             metadata=metadata,
             inline_qr=inline_qr,
         )
-        return Order.from_json(self._send(call))
+        return _parse(Order.from_json, self._send(call))
 
     def get_order(self, order_id: str | None = None, order_no: str | None = None) -> Order:
         """One order with its payments, by the gateway's ``order_id`` or your ``order_no``."""
-        return Order.from_json(self._send(self._core.get_call(order_id, order_no)))
+        return _parse(Order.from_json, self._send(self._core.get_call(order_id, order_no)))
 
     def list_orders(
         self,
@@ -476,7 +506,9 @@ class Client:
         cursor: str | None = None,
     ) -> OrderPage:
         """A page of orders, newest first; ``since`` is Unix ms of creation."""
-        return OrderPage.from_json(self._send(self._core.list_call(status, since, limit, cursor)))
+        return _parse(
+            OrderPage.from_json, self._send(self._core.list_call(status, since, limit, cursor))
+        )
 
     def iter_orders(
         self, status: str | None = None, since: int | None = None, page_size: int = 100
@@ -492,11 +524,12 @@ class Client:
 
     def cancel_order(self, order_id: str | None = None, order_no: str | None = None) -> Order:
         """Cancels a pending order with no payment seen (else :class:`OrderHasPayments`)."""
-        return Order.from_json(self._send(self._core.cancel_call(order_id, order_no)))
+        return _parse(Order.from_json, self._send(self._core.cancel_call(order_id, order_no)))
 
-    def resend_webhook(self, event_id: str | None = None, failed: bool = False) -> dict[str, Any]:
-        """Redelivers one event, or (``failed=True``) every event that failed for good."""
-        return self._send(self._core.resend_call(event_id, failed))
+    def resend_webhook(self, event_id: str | None = None, failed: bool = False) -> int:
+        """Queues one event again, or (``failed=True``) every event that failed for good or had
+        no endpoint; returns how many were queued."""
+        return _parse(_count, self._send(self._core.resend_call(event_id, failed)))
 
     def deliveries(
         self,
@@ -504,13 +537,19 @@ class Client:
         order_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        """The webhook delivery log (one entry per attempt), as the gateway's JSON."""
-        return self._send(self._core.deliveries_call(event_id, order_id, limit, cursor))
+    ) -> DeliveryPage:
+        """The webhook delivery log, one entry per attempt, newest first (always signed)."""
+        call = self._core.deliveries_call(event_id, order_id, limit, cursor)
+        return _parse(DeliveryPage.from_json, self._send(call))
 
     def chains(self) -> tuple[Chain, ...]:
         """The chains and tokens this gateway takes orders for (public, unsigned)."""
-        return _chains(self._send(self._core.chains_call()))
+        return _parse(_chains, self._send(self._core.chains_call()))
+
+    def signing_key(self) -> SigningKey:
+        """The gateway's webhook public key (public, unsigned); pin it in your configuration
+        rather than fetching it on every webhook."""
+        return _parse(SigningKey.from_json, self._send(self._core.signing_key_call()))
 
 
 async def _asyncio_sleep(seconds: float) -> None:
@@ -604,10 +643,10 @@ class AsyncClient:
             metadata=metadata,
             inline_qr=inline_qr,
         )
-        return Order.from_json(await self._send(call))
+        return _parse(Order.from_json, await self._send(call))
 
     async def get_order(self, order_id: str | None = None, order_no: str | None = None) -> Order:
-        return Order.from_json(await self._send(self._core.get_call(order_id, order_no)))
+        return _parse(Order.from_json, await self._send(self._core.get_call(order_id, order_no)))
 
     async def list_orders(
         self,
@@ -617,7 +656,7 @@ class AsyncClient:
         cursor: str | None = None,
     ) -> OrderPage:
         call = self._core.list_call(status, since, limit, cursor)
-        return OrderPage.from_json(await self._send(call))
+        return _parse(OrderPage.from_json, await self._send(call))
 
     async def iter_orders(
         self, status: str | None = None, since: int | None = None, page_size: int = 100
@@ -631,15 +670,11 @@ class AsyncClient:
                 return
             cursor = page.next_cursor
 
-    async def cancel_order(
-        self, order_id: str | None = None, order_no: str | None = None
-    ) -> Order:
-        return Order.from_json(await self._send(self._core.cancel_call(order_id, order_no)))
+    async def cancel_order(self, order_id: str | None = None, order_no: str | None = None) -> Order:
+        return _parse(Order.from_json, await self._send(self._core.cancel_call(order_id, order_no)))
 
-    async def resend_webhook(
-        self, event_id: str | None = None, failed: bool = False
-    ) -> dict[str, Any]:
-        return await self._send(self._core.resend_call(event_id, failed))
+    async def resend_webhook(self, event_id: str | None = None, failed: bool = False) -> int:
+        return _parse(_count, await self._send(self._core.resend_call(event_id, failed)))
 
     async def deliveries(
         self,
@@ -647,8 +682,12 @@ class AsyncClient:
         order_id: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> dict[str, Any]:
-        return await self._send(self._core.deliveries_call(event_id, order_id, limit, cursor))
+    ) -> DeliveryPage:
+        call = self._core.deliveries_call(event_id, order_id, limit, cursor)
+        return _parse(DeliveryPage.from_json, await self._send(call))
 
     async def chains(self) -> tuple[Chain, ...]:
-        return _chains(await self._send(self._core.chains_call()))
+        return _parse(_chains, await self._send(self._core.chains_call()))
+
+    async def signing_key(self) -> SigningKey:
+        return _parse(SigningKey.from_json, await self._send(self._core.signing_key_call()))

@@ -2,7 +2,9 @@
 
 Hierarchy::
 
-    StablegateError(status, code, message)   the gateway refused the request, or never answered
+    StablegateError(status, code, message)   the gateway refused the request, or never answered;
+    │                                     itself for other statuses, and for ``invalid_response``
+    │                                     (a 2xx answer of the wrong shape)
     ├── InvalidRequest         400, 413   invalid_body, invalid_amount, unknown_chain,
     │                                     unsupported_token, chain_unavailable, body_too_large...
     ├── AuthenticationError    401        invalid_api_key, invalid_signature, request_expired,

@@ -151,9 +151,7 @@ class Order:
             description=_opt_str(data.get("description")),
             metadata=data.get("metadata"),
             redirect_url=_opt_str(data.get("redirectUrl")),
-            payments=(
-                None if payments is None else tuple(Payment.from_json(p) for p in payments)
-            ),
+            payments=(None if payments is None else tuple(Payment.from_json(p) for p in payments)),
             qr_code_data_url=_opt_str(data.get("qrCodeDataUrl")),
             raw=dict(data),
         )
@@ -170,6 +168,62 @@ class OrderPage:
     def from_json(cls, data: Mapping[str, Any]) -> OrderPage:
         return cls(
             items=tuple(Order.from_json(item) for item in data["items"]),
+            next_cursor=_opt_str(data.get("nextCursor")),
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery attempt from the gateway's log."""
+
+    delivery_id: str
+    event_id: str
+    order_id: str
+    type: str
+    sequence: int
+    event_status: str  # the event's status now: pending, delivered, failed, no_endpoint
+    attempt: int
+    url: str
+    outcome: str  # this attempt: success, failure, error, skipped
+    response_status: int | None
+    response_body: str | None  # at most 256 bytes of what your endpoint answered
+    error: str | None
+    latency_ms: int
+    attempt_time_ms: int
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Delivery:
+        return cls(
+            delivery_id=str(data["deliveryId"]),
+            event_id=str(data["eventId"]),
+            order_id=str(data["orderId"]),
+            type=str(data["type"]),
+            sequence=int(data["sequence"]),
+            event_status=str(data["eventStatus"]),
+            attempt=int(data["attempt"]),
+            url=str(data["url"]),
+            outcome=str(data["outcome"]),
+            response_status=_opt_int(data.get("responseStatus")),
+            response_body=_opt_str(data.get("responseBody")),
+            error=_opt_str(data.get("error")),
+            latency_ms=int(data["latencyMs"]),
+            attempt_time_ms=int(data["attemptTime"]),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    """One page of :meth:`Client.deliveries`, newest attempt first."""
+
+    items: tuple[Delivery, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DeliveryPage:
+        return cls(
+            items=tuple(Delivery.from_json(item) for item in data["items"]),
             next_cursor=_opt_str(data.get("nextCursor")),
         )
 
@@ -204,6 +258,23 @@ class Chain:
                 for t in data.get("tokens") or ()
             ),
             raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The gateway's webhook key (``GET /api/v1/public/signing-key``), for V1 verification."""
+
+    key_id: str  # matches the BlockATM-Key-Id header of webhooks signed with it
+    algorithm: str
+    public_key_pem: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SigningKey:
+        return cls(
+            key_id=str(data["keyId"]),
+            algorithm=str(data["algorithm"]),
+            public_key_pem=str(data["publicKeyPem"]),
         )
 
 
