@@ -8,6 +8,10 @@ import sys
 import structlog
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -28,7 +32,8 @@ def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        # stdout belongs to command output (--json); logs always go to stderr.
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # stdout belongs to command output (--json); logs always go to stderr, looked up at
+        # each call so a replaced sys.stderr (test runners, daemons) is honoured.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
