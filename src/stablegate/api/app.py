@@ -42,7 +42,7 @@ def build_context(
     if settings.redis_url:
         # Blocking pool: under a burst, wait for a connection instead of failing the request.
         pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=256, timeout=5)
-        redis = Redis(connection_pool=pool)
+        redis = Redis.from_pool(pool)  # owns the pool: aclose() disconnects it
     replay: ReplayStore
     if redis is not None:
         replay = RedisReplayStore(redis)

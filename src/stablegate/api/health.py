@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from stablegate.api.security import get_context
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, Forbidden
 from stablegate.watcher.status import chain_statuses
 
@@ -55,7 +55,7 @@ async def metrics(request: Request) -> Response:
     expected = f"Bearer {token.get_secret_value()}"
     if not hmac.compare_digest(header.encode(), expected.encode()):
         raise AuthError("a valid bearer token is required", code="invalid_metrics_token")
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         statuses = await chain_statuses(session, ctx.registry, ctx.clock.now_ms())
     m = ctx.metrics
     for row in statuses:

@@ -11,7 +11,7 @@ from stablegate.api.context import GatewayContext
 from stablegate.auth.client_ip import client_ip
 from stablegate.auth.json_body import MAX_BODY_BYTES
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, GatewayError
 from stablegate.merchants.credentials import load_credentials
 
@@ -65,7 +65,7 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     body = await read_body(request)
 
     async def lookup(api_key: str) -> KeyCredentials | None:
-        async with session_scope(ctx.sessions) as session:
+        async with read_scope(ctx.sessions) as session:
             return await load_credentials(session, ctx.secret_box, api_key)
 
     signed = SignedRequest(

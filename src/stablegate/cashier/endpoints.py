@@ -11,7 +11,7 @@ from sqlalchemy import select
 from stablegate.api.context import GatewayContext
 from stablegate.api.security import get_context, request_ip
 from stablegate.cashier.qr import qr_png
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound
 from stablegate.models import Order
 from stablegate.orders.schemas import ErrorResponse, PublicOrderOut
@@ -33,7 +33,7 @@ async def public_guard(request: Request) -> GatewayContext:
 
 
 async def _load_order(ctx: GatewayContext, order_id: str) -> Order:
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         order = await session.scalar(select(Order).where(Order.id == order_id))
     if order is None:
         raise NotFound("order not found")
@@ -43,7 +43,7 @@ async def _load_order(ctx: GatewayContext, order_id: str) -> Order:
 @router.get("/chains", responses=_ERRORS, summary="Chains and tokens this gateway accepts")
 async def chains(request: Request) -> JSONResponse:
     ctx = await public_guard(request)
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         statuses = {
             row["chainId"]: row
             for row in await chain_statuses(session, ctx.registry, ctx.clock.now_ms())

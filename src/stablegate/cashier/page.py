@@ -39,7 +39,7 @@ from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReverted, transact
 from stablegate.chain.registry import Chain
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound, RateLimited
 from stablegate.models import Order
 from stablegate.money import format_amount
@@ -170,7 +170,7 @@ def _message_page(
 async def _find_order(ctx: GatewayContext, order_id: str) -> Order | None:
     if not _ORDER_ID.fullmatch(order_id):
         return None
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         order: Order | None = await session.scalar(select(Order).where(Order.id == order_id))
     return order
 
@@ -341,7 +341,7 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
     async def load_view() -> dict[str, Any] | None:
         # A short session per poll: nothing is held open while the stream waits.
         try:
-            async with session_scope(ctx.sessions) as session:
+            async with read_scope(ctx.sessions) as session:
                 order = await session.scalar(select(Order).where(Order.id == order_id))
                 if order is None:
                     return None

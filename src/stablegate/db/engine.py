@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READ_ONLY = "stablegate_read_only"
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
@@ -52,7 +54,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin_immediate(connection: Any) -> None:
     # A deferred transaction that later writes fails with "database is locked" instead of
     # waiting for busy_timeout when another writer got there first; IMMEDIATE waits.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Read-only scopes (read_scope) stay deferred so readers never queue behind writers.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -65,6 +71,23 @@ async def session_scope(
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: commit on success, roll back on any exception."""
     async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+@asynccontextmanager
+async def read_scope(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A transaction that only reads: on SQLite it takes no write lock (WAL readers run
+    alongside the writer); elsewhere an ordinary transaction. It ends with a commit of
+    nothing (a rollback would expire the objects the caller goes on reading)."""
+    async with sessions() as session:
+        await session.connection(execution_options={READ_ONLY: True})
         try:
             yield session
             await session.commit()

@@ -12,7 +12,7 @@ from stablegate.api.errors import validation_message
 from stablegate.api.security import get_context, merchant_request
 from stablegate.auth.json_body import parse_json_object
 from stablegate.cashier.qr import qr_data_url
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import InvalidRequest
 from stablegate.orders import service
 from stablegate.orders.schemas import (
@@ -90,7 +90,7 @@ async def contract_payment(
 ) -> JSONResponse:
     ctx = get_context(request)
     auth = await merchant_request(request, write=False)
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         if order_id is not None or order_no is not None:
             order = await service.get_order(
                 session, auth.merchant_id, order_id=order_id, order_no=order_no

@@ -28,7 +28,7 @@ from stablegate.chain.evm.rpc import RpcClient, RpcError
 from stablegate.chain.evm.transfers import TransferLog
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope, session_scope
 from stablegate.models import ChainBlock, ChainState, Lease
 from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
@@ -194,7 +194,7 @@ class ChainWatcher:
     # -- phases -----------------------------------------------------------------------------
 
     async def _read(self) -> _Snapshot:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             state = await session.get(ChainState, self.chain.id)
             if state is None:
                 return _Snapshot(False, -1, "", 0, None, 0, 0)
@@ -240,7 +240,7 @@ class ChainWatcher:
             raise RpcError(-1, "node returned no latest block")
         # Refresh the watched addresses only now: every block up to this head was mined after
         # the refresh started, so an order paid in one of them was committed before it.
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             await self.watched.refresh(session, self.clock.now_ms())
         final_header = await self._final_header(head)
         final_number = max(snap.final_number, final_header.number if final_header else 0)

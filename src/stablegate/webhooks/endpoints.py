@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 from stablegate.api.errors import validation_message
 from stablegate.api.security import get_context, merchant_request
 from stablegate.auth.json_body import parse_json_object
-from stablegate.db.engine import session_scope
+from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import InvalidRequest
 from stablegate.orders.schemas import ErrorResponse
 from stablegate.webhooks import service
@@ -112,7 +112,7 @@ async def deliveries(
     ctx = get_context(request)
     # The log shows response bodies and URLs: a read, but one that always needs a signature.
     auth = await merchant_request(request, write=True)
-    async with session_scope(ctx.sessions) as session:
+    async with read_scope(ctx.sessions) as session:
         items, next_cursor = await service.list_deliveries(
             session,
             merchant_id=auth.merchant_id,
