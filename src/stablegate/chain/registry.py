@@ -27,6 +27,9 @@ class Token:
     decimals: int
     # Transfers below this many base units are recorded but change no order status.
     min_credit: int = 0
+    # What the contract's symbol() returns when it differs from the registry's name
+    # (e.g. USDT on Arbitrum answers "USD₮0").
+    onchain_symbol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def _build_chain(key: str, entry: dict[str, Any]) -> Chain:
                 address=_address(t["address"], f"chain {key} token {t.get('symbol')}"),
                 decimals=int(t["decimals"]),
                 min_credit=int(t.get("min_credit", 0)),
+                onchain_symbol=str(t["onchain_symbol"]) if t.get("onchain_symbol") else None,
             )
             for t in entry.get("tokens", [])
         )

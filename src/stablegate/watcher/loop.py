@@ -36,6 +36,7 @@ from stablegate.payments import service as payments
 from stablegate.watcher.lease import LeaseGrant, acquire_or_renew
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_transfers, log_positions
+from stablegate.watcher.tokens import token_mismatches
 from stablegate.watcher.watched import WatchedAddresses
 
 log = structlog.get_logger("stablegate.watcher")
@@ -123,6 +124,26 @@ class ChainWatcher:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("watcher_started", chain_id=self.chain.id, holder=self.holder)
+        while not stop.is_set():
+            try:
+                problems = await token_mismatches(self.rpc, self.chain)
+                break
+            except (RpcError, OSError) as exc:
+                log.warning("token_check_retry", chain_id=self.chain.id, error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=5)
+        else:
+            return
+        if problems:
+            for problem in problems:
+                log.error(
+                    "operator_alert",
+                    alert="token registry mismatch",
+                    chain_id=self.chain.id,
+                    problem=problem,
+                )
+            log.error("watcher_refused", chain_id=self.chain.id, reason="fix the chains file")
+            return
         last_reconcile = self.clock.monotonic()
         while not stop.is_set():
             try:
