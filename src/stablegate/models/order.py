@@ -17,6 +17,8 @@ class Order(Base):
         UniqueConstraint("merchant_id", "order_no"),
         # Not unique: unique_amount orders all pay to the merchant's payout address.
         Index("ix_orders_chain_to", "chain_id", "to_address"),
+        # The watcher's refresh of its watched set: orders of a chain since a time.
+        Index("ix_orders_chain_created", "chain_id", "create_time_ms"),
         Index("ix_orders_merchant_created", "merchant_id", "create_time_ms", "id"),
         Index("ix_orders_status_expire", "status", "expire_time_ms"),
     )

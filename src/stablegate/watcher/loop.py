@@ -308,6 +308,7 @@ class ChainWatcher:
                 last,
                 self.watched.addresses(),
                 [t.address for t in self.chain.tokens],
+                lookup=self.watched.lookup(),
             )
         except RpcError as exc:
             if isinstance(exc, InconsistentAnswer):

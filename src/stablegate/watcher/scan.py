@@ -9,6 +9,7 @@ reconciliation, which sees every balance).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from stablegate.chain.evm.rpc import RpcClient, RpcError
@@ -37,15 +38,17 @@ async def fetch_transfers(
     addresses: Sequence[str],
     tokens: Sequence[str],
     *,
+    lookup: AbstractSet[str] | None = None,
     chunk: int = ADDRESS_CHUNK,
     large_set: int = LARGE_SET,
 ) -> list[TransferLog]:
+    """``addresses`` lowercase; ``lookup`` the same as a set when the caller has one cached."""
     if not addresses:
         return []
     base = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
     raw: list[dict[str, Any]] = []
     if len(addresses) > large_set and tokens:
-        wanted = {a.lower() for a in addresses}
+        wanted = lookup if lookup is not None else {a.lower() for a in addresses}
         logs = await rpc.call(
             "eth_getLogs", [{**base, "address": list(tokens), "topics": [TRANSFER_TOPIC]}]
         )
@@ -85,8 +88,11 @@ async def log_positions(
     by_tx: dict[str, list[TransferLog]] = {}
     for t in transfers:
         by_tx.setdefault(t.tx_hash, []).append(t)
-    for tx_hash, items in by_tx.items():
-        receipt = await rpc.call("eth_getTransactionReceipt", [tx_hash])
+    hashes = list(by_tx)
+    # One JSON-RPC batch for all receipts of the range, not one request each.
+    receipts = await rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+    for tx_hash, receipt in zip(hashes, receipts, strict=True):
+        items = by_tx[tx_hash]
         if not receipt:
             raise InconsistentAnswer(f"no receipt for {tx_hash}")
         if str(receipt["blockHash"]).lower() != items[0].block_hash:

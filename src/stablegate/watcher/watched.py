@@ -24,6 +24,10 @@ class WatchedAddresses:
         # transfer is matched to its order by the exact amount.
         self._pooled: dict[str, int] = {}
         self._high_water_ms: int | None = None
+        # Derived views, rebuilt only when the set changes (100k addresses: tens of ms each).
+        self._sorted: list[str] | None = None
+        self._lookup: frozenset[str] | None = None
+        self._oldest_created: int | None = None
 
     def __len__(self) -> int:
         return len(self._by_address)
@@ -36,7 +40,20 @@ class WatchedAddresses:
         return address.lower() in self._pooled
 
     def addresses(self) -> list[str]:
-        return sorted({*self._by_address, *self._pooled})
+        """All watched addresses, lowercase and sorted (cached until the set changes)."""
+        if self._sorted is None:
+            self._sorted = sorted({*self._by_address, *self._pooled})
+        return self._sorted
+
+    def lookup(self) -> frozenset[str]:
+        """The same addresses as a set, for matching logs locally."""
+        if self._lookup is None:
+            self._lookup = frozenset(self.addresses())
+        return self._lookup
+
+    def _changed(self) -> None:
+        self._sorted = None
+        self._lookup = None
 
     async def refresh(self, session: AsyncSession, now_ms: int) -> None:
         oldest = now_ms - self.window_ms
@@ -51,19 +68,31 @@ class WatchedAddresses:
             )
         )
         for order_id, address, created, strategy in rows.all():
+            key = address.lower()
             if strategy == "unique_amount":
-                self._pooled[address.lower()] = max(created, self._pooled.get(address.lower(), 0))
+                if key not in self._pooled:
+                    self._changed()
+                self._pooled[key] = max(created, self._pooled.get(key, 0))
             else:
-                self._by_address[address.lower()] = (order_id, created)
+                if key not in self._by_address:
+                    self._changed()
+                self._by_address[key] = (order_id, created)
             if self._high_water_ms is None or created > self._high_water_ms:
                 self._high_water_ms = created
+            if self._oldest_created is None or created < self._oldest_created:
+                self._oldest_created = created
         if self._high_water_ms is None:
             self._high_water_ms = since
-        expired = [a for a, (_, created) in self._by_address.items() if created < oldest]
-        for address in expired:
-            del self._by_address[address]
-        for address in [a for a, created in self._pooled.items() if created < oldest]:
-            del self._pooled[address]
+        # Expire old entries only when the oldest one has actually left the window.
+        if self._oldest_created is not None and self._oldest_created < oldest:
+            self._by_address = {
+                a: entry for a, entry in self._by_address.items() if entry[1] >= oldest
+            }
+            self._pooled = {a: created for a, created in self._pooled.items() if created >= oldest}
+            remaining = [entry[1] for entry in self._by_address.values()]
+            remaining += list(self._pooled.values())
+            self._oldest_created = min(remaining, default=None)
+            self._changed()
 
     async def oldest_open_create_time(self, session: AsyncSession, now_ms: int) -> int | None:
         return await session.scalar(
