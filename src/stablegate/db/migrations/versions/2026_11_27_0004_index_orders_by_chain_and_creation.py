@@ -7,10 +7,7 @@ Create Date: 2026-11-27 04:10:29.736850
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-
-import stablegate.db.types
 
 revision: str = "0004"
 down_revision: str | None = "0003"
