@@ -35,8 +35,9 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# DEMO_ARGS, e.g. "--exit-when-done --port 8100" (the e2e test uses it).
 demo: install
-	$(BIN)/stablegate demo
+	$(BIN)/stablegate demo $(DEMO_ARGS)
 
 contracts: node_modules/.installed
 	node scripts/compile_contracts.mjs
