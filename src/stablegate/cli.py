@@ -461,6 +461,50 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+@chain_app.command("deploy")
+def chain_deploy(
+    chain: Annotated[int, typer.Option(help="Chain id (needs an RPC URL in the chains file).")],
+    key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the deployer's private key.")
+    ] = "STABLEGATE_RELAYER_KEY",
+    as_json: JsonFlag = False,
+) -> None:
+    """Deploy the ForwarderFactory and Forwarder implementation through the deterministic
+    CREATE2 deployer (same addresses on every chain; nothing is sent if already there)."""
+    import os
+
+    from eth_account import Account
+
+    from stablegate.chain.evm.deploy import DeployError, deploy_gateway_contracts
+    from stablegate.chain.evm.rpc import RpcClient, RpcError
+
+    settings = _settings()
+    target = load_registry(settings.chains_file).get(chain)
+    if target is None or not target.rpc_urls:
+        err_console.print(f"[red]error[/red] chain {chain} has no RPC URL in the chains file")
+        raise typer.Exit(2)
+    key = os.environ.get(key_env)
+    if not key:
+        err_console.print(f"[red]error[/red] set {key_env} to the deployer's private key")
+        raise typer.Exit(2)
+
+    async def main() -> dict[str, Any]:
+        async with RpcClient(list(target.rpc_urls)) as rpc:
+            with console.status(f"deploying on chain {chain}..."):
+                deployed = await deploy_gateway_contracts(rpc, Account.from_key(key))
+        return {
+            "chainId": chain,
+            "factory": deployed.factory,
+            "implementation": deployed.implementation,
+        }
+
+    try:
+        _emit(asyncio.run(main()), as_json)
+    except (DeployError, RpcError) as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 @chain_app.command("status")
 def chain_status(as_json: JsonFlag = False) -> None:
     """Head, final height, cursor, lag, finality mode, lease holder and reconciliation per chain."""
