@@ -196,6 +196,7 @@ class RunResult:
     server_cpu_ms_per_req: float
     db_cpu_ms_per_req: float
     db_backends_opened: int  # PostgreSQL connections opened during the run (pool churn)
+    busy: bool  # other jobs used the cores before or during the run: figures are suspect
 
     @property
     def valid(self) -> bool:
@@ -211,6 +212,11 @@ class RunResult:
 class BackendResult:
     backend: str
     runs: dict[str, RunResult] = field(default_factory=dict)
+    warmups: list[RunResult] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return all(run.valid for run in [*self.warmups, *self.runs.values()])
 
     def ratios(self) -> dict[str, dict[str, float]]:
         health = self.runs["healthz"]
@@ -593,6 +599,7 @@ def _run_wrk(
         machine = _machine_busy_s() - machine0
         wrk_cpu = _children_cpu_s() - wrk0
     db_cpu = db.cpu_s
+    other_pct = 100 * max(0.0, machine - server_cpu - wrk_cpu - db_cpu) / wall
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     line = next(
@@ -623,11 +630,13 @@ def _run_wrk(
         server_cpu_pct=round(100 * server_cpu / wall, 1),
         wrk_cpu_pct=round(100 * wrk_cpu / wall, 1),
         db_cpu_pct=round(100 * db_cpu / wall, 1),
-        other_cpu_pct=round(100 * max(0.0, machine - server_cpu - wrk_cpu - db_cpu) / wall, 1),
+        other_cpu_pct=round(other_pct, 1),
         idle_background_pct=round(background_pct, 1),
         server_cpu_ms_per_req=round(1000 * server_cpu / requests, 3) if requests else 0.0,
         db_cpu_ms_per_req=round(1000 * db_cpu / requests, 3) if requests else 0.0,
         db_backends_opened=db.backends_opened,
+        # "other" also holds PostgreSQL's shared processes and this script, hence the slack.
+        busy=background_pct > shape.quiet_pct or other_pct > 2 * shape.quiet_pct,
     )
 
 
@@ -710,7 +719,8 @@ def bench_backend(
         warm = health_run("warmup-healthz", args.warmup)
         # healthz is an upper bound on createQrOrder's rate: size the warm-up batch from it.
         warm_count = max(2000, math.ceil(warm.rps * args.warmup * 1.2))
-        create_run("warmup-create", args.warmup, warm_count, inline_qr=False)
+        warm_create = create_run("warmup-create", args.warmup, warm_count, inline_qr=False)
+        result.warmups = [warm, warm_create]
 
         print(f"   healthz {args.duration} s", flush=True)
         health = health_run("healthz", args.duration)
@@ -726,7 +736,7 @@ def bench_backend(
         )
     finally:
         server.stop()
-    for run in result.runs.values():
+    for run in [*result.warmups, *result.runs.values()]:
         if not run.valid:
             print(f"!! {backend} {run.name}: INVALID RUN", flush=True)
             print(f"   statuses {run.statuses} socket errors {run.socket_errors}", flush=True)
@@ -741,25 +751,35 @@ def bench_backend(
 # QR cost
 
 
-def bench_qr(samples: int) -> dict[str, float]:
-    """Time segno on distinct contents (the cache would hide the cost): like a new order's QR."""
+def bench_qr(samples: int, quiet_pct: float, quiet_wait_s: float) -> dict[str, float | bool]:
+    """Time segno on distinct contents (the cache would hide the cost): like a new order's QR.
+
+    Wall time and this thread's CPU time per render; CPU time is the one other jobs on the
+    machine disturb least.
+    """
+    background = _wait_for_quiet(quiet_pct, quiet_wait_s)
     render = qr_png.__wrapped__  # bypass the lru_cache: every new order has a new address
     contents = ["0x" + secrets.token_hex(20) for _ in range(samples + 5)]
     for content in contents[:5]:
         render(content)
-    times: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for content in contents[5:]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         render(content)
-        times.append(time.perf_counter() - started)
-    times.sort()
-    mean_ms = 1000 * statistics.fmean(times)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.thread_time() - started_cpu)
+    wall.sort()
+    mean_ms = 1000 * statistics.fmean(wall)
+    cpu_mean_ms = 1000 * statistics.fmean(cpu)
     return {
         "samples": samples,
         "mean_ms": round(mean_ms, 3),
-        "p50_ms": round(1000 * times[len(times) // 2], 3),
-        "p99_ms": round(1000 * times[min(len(times) - 1, int(len(times) * 0.99))], 3),
-        "orders_per_core_s_cap": round(1000 / mean_ms, 1),
+        "p50_ms": round(1000 * wall[len(wall) // 2], 3),
+        "p99_ms": round(1000 * wall[min(len(wall) - 1, int(len(wall) * 0.99))], 3),
+        "cpu_mean_ms": round(cpu_mean_ms, 3),
+        "orders_per_core_s_cap": round(1000 / cpu_mean_ms, 1),
+        "busy": background > quiet_pct,
     }
 
 
@@ -767,7 +787,9 @@ def bench_qr(samples: int) -> dict[str, float]:
 # Report
 
 
-def _print_table(results: list[BackendResult], qr: dict[str, float], shape: LoadShape) -> None:
+def _print_table(
+    results: list[BackendResult], qr: dict[str, float | bool], shape: LoadShape
+) -> None:
     columns = (
         ("backend", 8),
         ("endpoint", 22),
@@ -826,11 +848,12 @@ def _print_table(results: list[BackendResult], qr: dict[str, float], shape: Load
                 f"{cell:<{width}}" if i < 2 else f"{cell:>{width}}"
                 for i, (cell, (_, width)) in enumerate(zip(cells, columns, strict=True))
             )
-            print(line + ("" if run.valid else "  INVALID"))
+            print(line + ("" if run.valid else "  INVALID") + ("  BUSY" if run.busy else ""))
     print(
         f"\nQR (segno, {qr['samples']} distinct contents, no server running): "
-        f"mean {qr['mean_ms']} ms, p50 {qr['p50_ms']} ms, p99 {qr['p99_ms']} ms "
-        f"=> at most {qr['orders_per_core_s_cap']:.0f} renders/s per core"
+        f"mean {qr['mean_ms']} ms, p50 {qr['p50_ms']} ms, p99 {qr['p99_ms']} ms wall; "
+        f"{qr['cpu_mean_ms']} ms CPU => at most {qr['orders_per_core_s_cap']:.0f} renders/s "
+        "per core" + ("  BUSY" if qr["busy"] else "")
     )
     for backend in results:
         create = backend.runs.get("createQrOrder")
@@ -839,7 +862,7 @@ def _print_table(results: list[BackendResult], qr: dict[str, float], shape: Load
             print(
                 f"{backend.backend}: createQrOrder {create.server_cpu_ms_per_req:.2f} ms server "
                 f"CPU/req (p50 {create.p50_ms:.1f} ms at c={shape.connections}); one QR = "
-                f"{qr['mean_ms'] / create.server_cpu_ms_per_req:.2f}x that. inlineQr: "
+                f"{qr['cpu_mean_ms'] / create.server_cpu_ms_per_req:.2f}x that. inlineQr: "
                 f"{inline.rps:.0f} req/s vs {create.rps:.0f} ({inline.rps / create.rps:.2f}x), "
                 f"{inline.server_cpu_ms_per_req:.2f} ms CPU/req, p50 {inline.p50_ms:.1f} ms"
             )
@@ -908,7 +931,7 @@ def main() -> int:
         "ratios against /healthz of the same server are the point"
     )
     print(f"\n== QR: timing segno on {args.qr_samples} distinct contents", flush=True)
-    qr = bench_qr(args.qr_samples)
+    qr = bench_qr(args.qr_samples, args.quiet_below, args.quiet_wait)
 
     results: list[BackendResult] = []
     try:
@@ -926,8 +949,11 @@ def main() -> int:
         return 1
 
     _print_table(results, qr, shape)
-    valid = all(run.valid for b in results for run in b.runs.values())
+    valid = all(b.valid for b in results)
     print("\nall runs valid (0 non-2xx, 0 socket errors)" if valid else "\nSOME RUNS ARE INVALID")
+    busy = bool(qr["busy"]) or any(run.busy for b in results for run in b.runs.values())
+    if busy:
+        print("BUSY: other jobs used the cores during some runs; rerun on a quiet machine")
     summary = {
         "bench": "api",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -942,11 +968,13 @@ def main() -> int:
             "duration_s": args.duration,
         },
         "valid": valid,
+        "busy": busy,
         "qr": qr,
         "backends": {
             b.backend: {
                 "runs": {name: asdict(run) for name, run in b.runs.items()},
                 "ratios_vs_healthz": b.ratios(),
+                "warmups_valid": all(run.valid for run in b.warmups),
             }
             for b in results
         },

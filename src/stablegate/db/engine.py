@@ -47,7 +47,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_pre_ping=True,
-        pool_size=20,
+        pool_size=40,
         max_overflow=10,
         connect_args=connect_args,
         **kwargs,

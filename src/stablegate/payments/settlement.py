@@ -139,8 +139,9 @@ def settle(
         _add_exception(order, OrderException.PAID_LATE)
         _fire(order, result, Trigger.CANCELLED_PAID)
     elif status == OrderStatus.EXPIRED:
-        _add_exception(order, OrderException.PAID_LATE)
-        _fire(order, result, Trigger.LATE_PAYMENT)
+        if any(p.block_time_ms > order.expire_time_ms for p in newly_final):
+            _add_exception(order, OrderException.PAID_LATE)
+            _fire(order, result, Trigger.LATE_PAYMENT)
         if policy.late_payment == "complete" and order.paid_amount >= order.amount:
             _fire(order, result, Trigger.LATE_COMPLETE)
             _mark(order, order.paid_amount)

@@ -23,8 +23,8 @@ import structlog
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stablegate.chain.evm.blocks import BlockHeader, fetch_header, fetch_headers
-from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.blocks import BlockHeader, fetch_header, fetch_headers, parse_header
+from stablegate.chain.evm.rpc import RpcClient, RpcError, RpcRangeTooLarge, RpcUnavailable
 from stablegate.chain.evm.transfers import TransferLog
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
@@ -33,9 +33,9 @@ from stablegate.models import ChainBlock, ChainState, Lease
 from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
-from stablegate.watcher.lease import LeaseGrant, acquire_or_renew
+from stablegate.watcher.lease import LeaseGrant, acquire_or_renew, release
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
-from stablegate.watcher.scan import InconsistentAnswer, fetch_transfers, log_positions
+from stablegate.watcher.scan import InconsistentAnswer, fetch_range, log_positions
 from stablegate.watcher.tokens import token_mismatches
 from stablegate.watcher.watched import WatchedAddresses
 
@@ -169,6 +169,10 @@ class ChainWatcher:
                 delay = max(delay, 1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+        if self.grant is not None:
+            # Hand the chain over at once instead of after the lease runs out.
+            with contextlib.suppress(Exception):
+                await release(self.sessions, self.grant)
         log.info("watcher_stopped", chain_id=self.chain.id)
 
     async def step(self) -> StepReport:
@@ -256,14 +260,62 @@ class ChainWatcher:
         snap = await self._read()
         # Ask every URL for its head so the client stops reading from one that lags.
         await self.rpc.head()
-        head = await fetch_header(self.rpc, "latest")
-        if head is None:
+        # Every answer of the step comes from one node, so they describe one chain.
+        async with self.rpc.pinned():
+            return await self._step_on_one_node(grant, snap)
+
+    async def _diverges(self, number: int, ours: str) -> bool:
+        """Does the chain really disagree with our stored hash at ``number``? One node saying
+        so is not enough when others are there to ask: a node on another fork is set aside."""
+        params = [hex(number), False]
+        try:
+            answers = [await self.rpc.call_elsewhere("eth_getBlockByNumber", params)]
+        except RpcUnavailable:
+            # One URL: ask it twice more; behind a load balancer another node may answer.
+            answers = [await self.rpc.call("eth_getBlockByNumber", params) for _ in range(2)]
+        if any(raw and str(raw.get("hash", "")).lower() == ours for raw in answers):
+            self.rpc.demote_pinned(f"block {number} differs from the other nodes'")
+            raise InconsistentAnswer(f"one node alone disagrees about block {number}")
+        return True
+
+    async def _tip(
+        self, snap: _Snapshot
+    ) -> tuple[BlockHeader, BlockHeader | None, BlockHeader | None]:
+        """Head, finalized block and our cursor's block, answered by one node in one request."""
+        if self.finality_mode != "tag":
+            head = await fetch_header(self.rpc, "latest")
+            if head is None:
+                raise RpcError(-1, "node returned no latest block")
+            final = await self._final_header(head)
+            current = await fetch_header(self.rpc, snap.cursor_number) if snap.exists else None
+            return head, final, current
+        calls: list[tuple[str, list[object]]] = [
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_getBlockByNumber", ["finalized", False]),
+        ]
+        if snap.exists:
+            calls.append(("eth_getBlockByNumber", [hex(snap.cursor_number), False]))
+        answers = await self.rpc.batch_one_request(calls)
+        if not answers[0]:
             raise RpcError(-1, "node returned no latest block")
+        head = parse_header(answers[0])
+        final = parse_header(answers[1]) if answers[1] else None
+        current = parse_header(answers[2]) if snap.exists and answers[2] else None
+        return head, final, current
+
+    async def _step_on_one_node(self, grant: LeaseGrant, snap: _Snapshot) -> StepReport:
+        if self.finality_mode is None:
+            probe = await fetch_header(self.rpc, "latest")
+            if probe is None:
+                raise RpcError(-1, "node returned no latest block")
+            await self._final_header(probe)  # decides tag or count, once
+        head, final_header, current = await self._tip(snap)
         # Refresh the watched addresses only now: every block up to this head was mined after
         # the refresh started, so an order paid in one of them was committed before it.
         async with read_scope(self.sessions) as session:
             await self.watched.refresh(session, self.clock.now_ms())
-        final_header = await self._final_header(head)
+        if final_header is not None and final_header.number > head.number:
+            raise InconsistentAnswer("finalized block above the head")
         final_number = max(snap.final_number, final_header.number if final_header else 0)
         final_number = min(final_number, head.number)
 
@@ -276,20 +328,21 @@ class ChainWatcher:
 
         # Is our cursor still on the canonical chain?
         if snap.cursor_number > 0:
-            current = (
-                head
-                if head.number == snap.cursor_number
-                else await fetch_header(self.rpc, snap.cursor_number)
-            )
             if current is None:
                 raise RpcError(-1, f"block {snap.cursor_number} unavailable")
-            if current.hash != snap.cursor_hash:
+            if current.hash != snap.cursor_hash and await self._diverges(
+                snap.cursor_number, snap.cursor_hash
+            ):
                 return await self._reorg(grant, snap, head, final_number)
 
         # A finalized tag that contradicts a block we stored means we followed another fork.
         if final_header is not None:
             stored = snap.stored.get(final_header.number)
-            if stored is not None and stored != final_header.hash:
+            if (
+                stored is not None
+                and stored != final_header.hash
+                and await self._diverges(final_header.number, stored)
+            ):
                 return await self._reorg(grant, snap, head, final_number)
 
         first = snap.cursor_number + 1
@@ -302,25 +355,23 @@ class ChainWatcher:
             last = min(head.number, first + self.options.unfinal_range - 1)
             mode = "unfinal"
         try:
-            transfers = await fetch_transfers(
+            transfers, headers = await fetch_range(
                 self.rpc,
                 first,
                 last,
+                list(range(first, last + 1)) if mode == "unfinal" else [],
                 self.watched.addresses(),
                 [t.address for t in self.chain.tokens],
                 lookup=self.watched.lookup(),
             )
-        except RpcError as exc:
-            if isinstance(exc, InconsistentAnswer):
-                raise
+        except RpcRangeTooLarge:
             self.range = max(self.options.min_range, self.range // 2)
             log.warning("backfill_range_halved", chain_id=self.chain.id, range=self.range)
             raise
-        if mode == "unfinal":
-            numbers = list(range(first, last + 1))
-        else:
-            numbers = sorted({first, last, *(t.block_number for t in transfers)})
-        headers = await fetch_headers(self.rpc, numbers)
+        if mode == "final":
+            # Blocks holding logs: their hashes must be the logs' (checked below).
+            missing = sorted({t.block_number for t in transfers} - set(headers))
+            headers.update(await fetch_headers(self.rpc, missing))
         if headers[first].parent_hash != snap.cursor_hash:
             raise InconsistentAnswer(f"block {first} does not follow the cursor")
         if mode == "unfinal":
@@ -412,10 +463,18 @@ class ChainWatcher:
     ) -> StepReport:
         """Walk back to the common ancestor, orphan what was above it, rewind the cursor."""
         ancestor: BlockHeader | None = None
-        for number in sorted((n for n in snap.stored if n < snap.cursor_number), reverse=True):
-            header = await fetch_header(self.rpc, number)
-            if header is not None and header.hash == snap.stored[number]:
-                ancestor = header
+        candidates = sorted((n for n in snap.stored if n < snap.cursor_number), reverse=True)
+        for start in range(0, len(candidates), 50):
+            # One request per 50 blocks: one node's view of the chain, not a mix.
+            numbers = candidates[start : start + 50]
+            answers = await self.rpc.batch_one_request(
+                [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+            )
+            for number, raw in zip(numbers, answers, strict=True):
+                if raw and str(raw["hash"]).lower() == snap.stored[number]:
+                    ancestor = parse_header(raw)
+                    break
+            if ancestor is not None:
                 break
         if ancestor is None:
             lowest = min(snap.stored, default=snap.cursor_number)

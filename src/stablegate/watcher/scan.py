@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from stablegate.chain.evm.blocks import BlockHeader, BlockUnavailable, fetch_headers, parse_header
 from stablegate.chain.evm.rpc import RpcClient, RpcError
 from stablegate.chain.evm.transfers import (
     TRANSFER_TOPIC,
@@ -31,43 +32,92 @@ class InconsistentAnswer(RpcError):
         super().__init__(-2, message)
 
 
-async def fetch_transfers(
-    rpc: RpcClient,
+def log_calls(
     from_block: int,
     to_block: int,
     addresses: Sequence[str],
     tokens: Sequence[str],
     *,
-    lookup: AbstractSet[str] | None = None,
     chunk: int = ADDRESS_CHUNK,
     large_set: int = LARGE_SET,
-) -> list[TransferLog]:
-    """``addresses`` lowercase; ``lookup`` the same as a set when the caller has one cached."""
+) -> list[tuple[str, list[Any]]]:
+    """The eth_getLogs calls covering the watched addresses in the range."""
     if not addresses:
         return []
     base = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
-    raw: list[dict[str, Any]] = []
     if len(addresses) > large_set and tokens:
-        wanted = lookup if lookup is not None else {a.lower() for a in addresses}
-        logs = await rpc.call(
-            "eth_getLogs", [{**base, "address": list(tokens), "topics": [TRANSFER_TOPIC]}]
+        return [("eth_getLogs", [{**base, "address": list(tokens), "topics": [TRANSFER_TOPIC]}])]
+    return [
+        (
+            "eth_getLogs",
+            [
+                {
+                    **base,
+                    "topics": [
+                        TRANSFER_TOPIC,
+                        None,
+                        [address_topic(a) for a in addresses[start : start + chunk]],
+                    ],
+                }
+            ],
         )
-        raw.extend(log for log in logs if _recipient(log) in wanted)
-    else:
-        for start in range(0, len(addresses), chunk):
-            topics = [address_topic(a) for a in addresses[start : start + chunk]]
-            raw.extend(
-                await rpc.call("eth_getLogs", [{**base, "topics": [TRANSFER_TOPIC, None, topics]}])
-            )
+        for start in range(0, len(addresses), chunk)
+    ]
+
+
+def decode_transfers(
+    answers: Sequence[Any], from_block: int, to_block: int, wanted: AbstractSet[str]
+) -> list[TransferLog]:
+    """Transfers to watched addresses from eth_getLogs answers, deduplicated and ordered."""
     transfers: dict[tuple[str, int], TransferLog] = {}
-    for log in raw:
-        transfer = decode_transfer(log)
-        if transfer is None:
-            continue
-        if not from_block <= transfer.block_number <= to_block:
-            raise InconsistentAnswer(f"log of block {transfer.block_number} outside the range")
-        transfers[(transfer.tx_hash, transfer.log_index)] = transfer
+    for logs in answers:
+        if not isinstance(logs, list):
+            raise InconsistentAnswer("eth_getLogs did not answer with a list")
+        for log in logs:
+            if _recipient(log) not in wanted:
+                continue
+            transfer = decode_transfer(log)
+            if transfer is None:
+                continue
+            if not from_block <= transfer.block_number <= to_block:
+                raise InconsistentAnswer(f"log of block {transfer.block_number} outside the range")
+            transfers[(transfer.tx_hash, transfer.log_index)] = transfer
     return sorted(transfers.values(), key=lambda t: (t.block_number, t.log_index))
+
+
+async def fetch_range(
+    rpc: RpcClient,
+    from_block: int,
+    to_block: int,
+    header_numbers: Sequence[int],
+    addresses: Sequence[str],
+    tokens: Sequence[str],
+    *,
+    lookup: AbstractSet[str] | None = None,
+) -> tuple[list[TransferLog], dict[int, BlockHeader]]:
+    """The range's transfers and the headers asked for, read so they describe ONE chain.
+
+    The log queries and the range's first and last headers travel in one HTTP request, so
+    one node answers them: a node that lacks the blocks answers no header (not an empty log
+    list), and one on another fork answers headers that do not follow our cursor. Further
+    headers are checked by the caller against the parent links or the logs' block hashes.
+    """
+    calls: list[tuple[str, Sequence[Any]]] = list(
+        log_calls(from_block, to_block, addresses, tokens)
+    )
+    ends = sorted({from_block, to_block})
+    calls += [("eth_getBlockByNumber", [hex(n), False]) for n in ends]
+    answers = await rpc.batch_one_request(calls)
+    headers: dict[int, BlockHeader] = {}
+    for number, raw in zip(ends, answers[len(answers) - len(ends) :], strict=True):
+        if not raw:
+            raise BlockUnavailable(number)
+        headers[number] = parse_header(raw)
+    wanted = lookup if lookup is not None else frozenset(a.lower() for a in addresses)
+    transfers = decode_transfers(answers[: len(answers) - len(ends)], from_block, to_block, wanted)
+    rest = [n for n in header_numbers if n not in headers]
+    headers.update(await fetch_headers(rpc, rest))
+    return transfers, headers
 
 
 def _recipient(log: dict[str, Any]) -> str | None:

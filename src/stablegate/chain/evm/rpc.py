@@ -21,10 +21,12 @@ Errors, all raised by :class:`RpcClient`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, TypeVar
 from urllib.parse import urlsplit
@@ -191,6 +193,12 @@ class _Endpoint:
         return now < self.unhealthy_until
 
 
+# The node a task pinned with RpcClient.pinned(): (id of the client, endpoint).
+_PINNED: contextvars.ContextVar[tuple[int, _Endpoint] | None] = contextvars.ContextVar(
+    "stablegate_rpc_pinned", default=None
+)
+
+
 class RpcClient:
     """JSON-RPC over HTTP to one chain through several URLs.
 
@@ -261,6 +269,17 @@ class RpcClient:
             results.extend(await self._batch_chunk(chunk, return_exceptions))
         return results
 
+    async def batch_one_request(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Results of ``calls`` sent as ONE HTTP request, so one node answers them all.
+
+        Behind a load balancer, separate requests may reach nodes that disagree (one lagging,
+        one on another fork); answers that must describe the same chain go together here.
+        """
+        calls = list(calls)
+        if len(calls) > self.max_batch_calls:
+            raise ValueError(f"{len(calls)} calls do not fit one request")
+        return await self._batch_chunk(calls, return_exceptions=False)
+
     async def head(self) -> int:
         """The best block number among the usable URLs, asked concurrently; URLs lagging it by
         more than ``max_lag_blocks`` are avoided until a later :meth:`head` finds them caught up.
@@ -326,8 +345,59 @@ class RpcClient:
 
     # -- failover -----------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[str]:
+        """Within the block (and the task running it), every call goes to ONE node.
+
+        A watcher step reads the head, headers and logs and checks them against each other;
+        answers from different nodes (one of them lagging, or on another fork) would pass
+        those checks while describing different chains. A pinned node that fails is not
+        replaced inside the block: the call raises and the step is retried, on whichever node
+        is then healthiest. Yields the pinned URL.
+        """
+        endpoint = self._pick()
+        token = _PINNED.set((id(self), endpoint))
+        try:
+            yield endpoint.url
+        finally:
+            _PINNED.reset(token)
+
+    def demote_pinned(self, reason: str) -> None:
+        """The pinned node contradicted the others: set it aside for the cooldown."""
+        pinned = self._pinned_endpoint()
+        if pinned is not None:
+            self._failed(pinned, "consistency", reason)
+
+    async def call_elsewhere(self, method: str, params: Sequence[Any]) -> Any:
+        """A second opinion: the same read on a usable node other than the pinned one.
+        Raises :class:`RpcUnavailable` when there is no other node or none answers."""
+        pinned = self._pinned_endpoint()
+        now = time.monotonic()
+        others = [
+            e for e in self._endpoints if e is not pinned and not e.cooling(now) and not e.lagging
+        ]
+        failures: list[tuple[str, str]] = []
+        for endpoint in others:
+            try:
+                result = await self._call_on(endpoint, method, params)
+            except _EndpointFailure as failure:
+                self._failed(endpoint, method, failure.reason)
+                failures.append((endpoint.label, failure.reason))
+                continue
+            return result
+        raise RpcUnavailable(method, failures)
+
+    def _pinned_endpoint(self) -> _Endpoint | None:
+        pinned = _PINNED.get()
+        if pinned is not None and pinned[0] == id(self):
+            return pinned[1]
+        return None
+
     def _pick(self) -> _Endpoint:
         """Usable before cooling, in step before lagging, the active one first, else in order."""
+        pinned = self._pinned_endpoint()
+        if pinned is not None:
+            return pinned
         now = time.monotonic()
 
         def rank(indexed: tuple[int, _Endpoint]) -> tuple[float, bool, bool, int]:
@@ -341,7 +411,10 @@ class RpcClient:
         self, what: str, repeatable: bool, attempt: Callable[[_Endpoint], Awaitable[T]]
     ) -> T:
         failures: list[tuple[str, str]] = []
-        for number in range(self.max_attempts if repeatable else 1):
+        attempts = self.max_attempts if repeatable else 1
+        if self._pinned_endpoint() is not None:
+            attempts = min(attempts, 2)  # the same node again, once; then the caller retries
+        for number in range(attempts):
             endpoint = self._pick()
             if number and endpoint.cooling(time.monotonic()):
                 # Every URL failed just now: give them a moment before the next round.
