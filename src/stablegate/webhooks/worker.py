@@ -34,7 +34,7 @@ import random
 import secrets
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -146,6 +146,9 @@ class WebhookWorker:
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
         self._host_backlog = 4 * max_per_host
+        # A waiting claim must still have this much lease left when its attempt starts: the
+        # attempt (10 s at most) and its record must end before the lease does.
+        self._lease_safety_ms = 30_000
         self._lease_ms = int(lease_seconds * 1000)
         self._poll_interval = poll_interval
         self._hosts = HostLimiter(max_per_host)
@@ -193,20 +196,26 @@ class WebhookWorker:
             **({"private_addresses_allowed": True} if self._allow_private else {}),
         )
         tasks: set[asyncio.Task[bool]] = set()
+        # Claims for hosts whose backlog here is full wait in memory, inside their lease,
+        # instead of being handed back (handing back pushed them behind newer events).
+        waiting: deque[Claim] = deque()
         stopping = asyncio.create_task(stop_event.wait())
         try:
             while not stop_event.is_set():
-                wanted = min(self._max_in_flight - len(tasks), self._batch_size)
+                waiting = deque(self._start(list(waiting), tasks))
+                wanted = min(self._max_in_flight - len(tasks) - len(waiting), self._batch_size)
                 claimed = 0
+                deferred: list[Claim] = []
                 if wanted > 0:
                     try:
                         claims = await self.claim(wanted)
                         claimed = len(claims)
-                        await self._start(claims, tasks)
+                        deferred = self._start(claims, tasks)
+                        waiting.extend(deferred)
                     except Exception as exc:  # the database may be away for a while
                         log.warning("webhook_claim_failed", error=type(exc).__name__)
                         claimed = 0
-                if wanted > 0 and claimed == wanted:
+                if wanted > 0 and claimed == wanted and not deferred:
                     continue  # more may be due right now
                 done, _ = await asyncio.wait(
                     {stopping, *tasks},
@@ -221,20 +230,22 @@ class WebhookWorker:
             await self.aclose()
             log.info("webhook_worker_stopped", worker_id=self.worker_id)
 
-    async def _start(self, claims: Sequence[Claim], tasks: set[asyncio.Task[bool]]) -> None:
-        """Start an attempt per claim, except for hosts with a full backlog here: those rows
-        are handed back, due again in a second."""
+    def _start(self, claims: Sequence[Claim], tasks: set[asyncio.Task[bool]]) -> list[Claim]:
+        """Start an attempt per claim, in order, except for hosts with a full backlog here;
+        returns those, to wait in memory. A claim whose lease is about to run out is dropped:
+        the row comes back to a worker (this one or another) once the lease expired."""
         planned: dict[str, int] = {}
         deferred: list[Claim] = []
+        latest_start = self._clock.now_ms() + self._lease_safety_ms
         for claim in claims:
             host = claim.host
             if host and self._hosts.users(host) + planned.get(host, 0) >= self._host_backlog:
-                deferred.append(claim)
+                if claim.lease_until_ms > latest_start:
+                    deferred.append(claim)
                 continue
             planned[host] = planned.get(host, 0) + 1
             tasks.add(asyncio.create_task(self.attempt(claim)))
-        if deferred:
-            await self.release(deferred, due_at_ms=self._clock.now_ms() + 1000)
+        return deferred
 
     async def claim(self, limit: int) -> list[Claim]:
         """Lease up to ``limit`` due events (one short transaction)."""
