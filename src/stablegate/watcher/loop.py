@@ -147,7 +147,11 @@ class ChainWatcher:
         last_reconcile = self.clock.monotonic()
         while not stop.is_set():
             try:
-                report = await self.step()
+                report = await self._step_or_stop(stop)
+            except asyncio.CancelledError:
+                if stop.is_set():
+                    break  # stopping: the step's transaction rolled back, nothing is half-written
+                raise
             except Exception as exc:  # one bad step must never kill the loop
                 log.exception("watcher_step_failed", chain_id=self.chain.id, error=str(exc))
                 report = StepReport(StepOutcome.RETRY, detail=str(exc))
@@ -174,6 +178,21 @@ class ChainWatcher:
             with contextlib.suppress(Exception):
                 await release(self.sessions, self.grant)
         log.info("watcher_stopped", chain_id=self.chain.id)
+
+    async def _step_or_stop(self, stop: asyncio.Event, grace: float = 5.0) -> StepReport:
+        """A step, abandoned when a stop request outlasts ``grace`` seconds (a slow node must
+        not hold a shutdown: each step writes in one transaction, so cancelling is safe)."""
+        step = asyncio.create_task(self.step())
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                await asyncio.wait({step}, timeout=grace)
+            if not step.done():
+                step.cancel()
+            return await step
+        finally:
+            stopping.cancel()
 
     async def step(self) -> StepReport:
         self.grant = await acquire_or_renew(
