@@ -186,12 +186,8 @@ async def test_clean_shutdown_hands_the_lease_over_at_once(harness: FaultHarness
     await asyncio.sleep(2)
     assert first.terminate() == 0
     assert first.events("watcher_stopped")
-    lease = await harness.db.lease()
-    assert lease is not None
-    assert lease.expires_at_ms <= time.time() * 1000, (
-        "the lease of a cleanly stopped watcher is still held for"
-        f" {(lease.expires_at_ms - time.time() * 1000) / 1000:.1f}s: run_forever never releases it"
-    )
+    # Released: either still free, or already taken by the standby (which polls every second)
+    # well before the 15 s TTL of the stopped holder could have run out.
     await harness.wait_holder(second, within=3)
 
 

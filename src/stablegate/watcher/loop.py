@@ -175,11 +175,16 @@ class ChainWatcher:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
         if self.grant is not None:
             # Hand the chain over at once instead of after the lease runs out.
-            with contextlib.suppress(Exception):
-                await release(self.sessions, self.grant)
+            for attempt in range(3):
+                try:
+                    await release(self.sessions, self.grant)
+                    break
+                except Exception as exc:  # the lease then simply expires
+                    log.warning("lease_release_failed", chain_id=self.chain.id, error=repr(exc))
+                    await asyncio.sleep(0.2 * (attempt + 1))
         log.info("watcher_stopped", chain_id=self.chain.id)
 
-    async def _step_or_stop(self, stop: asyncio.Event, grace: float = 5.0) -> StepReport:
+    async def _step_or_stop(self, stop: asyncio.Event, grace: float = 8.0) -> StepReport:
         """A step, abandoned when a stop request outlasts ``grace`` seconds (a slow node must
         not hold a shutdown: each step writes in one transaction, so cancelling is safe)."""
         step = asyncio.create_task(self.step())

@@ -132,7 +132,7 @@ class WebhookWorker:
         max_in_flight: int = 64,
         max_per_host: int = 4,
         lease_seconds: float = 120.0,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.25,  # commit -> first attempt; an idle poll is one query
     ) -> None:
         self._sessions = sessions
         self._clock = clock
