@@ -295,8 +295,12 @@ class ChainWatcher:
         try:
             answers = [await self.rpc.call_elsewhere("eth_getBlockByNumber", params)]
         except RpcUnavailable:
-            # One URL: ask it twice more; behind a load balancer another node may answer.
+            # No other node has an opinion: ask ours twice more (behind a load balancer
+            # another node may answer), and act only on real answers.
             answers = [await self.rpc.call("eth_getBlockByNumber", params) for _ in range(2)]
+            answers = [raw for raw in answers if raw]
+            if not answers:
+                raise InconsistentAnswer(f"no node confirms what block {number} is") from None
         if any(raw and str(raw.get("hash", "")).lower() == ours for raw in answers):
             self.rpc.demote_pinned(f"block {number} differs from the other nodes'")
             raise InconsistentAnswer(f"one node alone disagrees about block {number}")
@@ -512,6 +516,10 @@ class ChainWatcher:
             if ancestor is None:
                 raise RpcError(-1, "cannot read the common ancestor")
         if ancestor.number < snap.final_number:
+            # Rewinding below the final height: only on more than one node's word.
+            above = min((n for n in snap.stored if n > ancestor.number), default=None)
+            if above is not None:
+                await self._diverges(above, snap.stored[above])
             log.error(
                 "operator_alert",
                 alert="reorg below the final height",

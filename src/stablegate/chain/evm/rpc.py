@@ -373,9 +373,12 @@ class RpcClient:
         Raises :class:`RpcUnavailable` when there is no other node or none answers."""
         pinned = self._pinned_endpoint()
         now = time.monotonic()
-        others = [
-            e for e in self._endpoints if e is not pinned and not e.cooling(now) and not e.lagging
-        ]
+        # Any other node is a witness: a lagging one still knows the blocks below its head and
+        # one cooling after a blip may answer now. Healthy, in-step nodes are asked first.
+        others = sorted(
+            (e for e in self._endpoints if e is not pinned),
+            key=lambda e: (e.cooling(now), e.lagging),
+        )
         failures: list[tuple[str, str]] = []
         for endpoint in others:
             try:
@@ -383,6 +386,10 @@ class RpcClient:
             except _EndpointFailure as failure:
                 self._failed(endpoint, method, failure.reason)
                 failures.append((endpoint.label, failure.reason))
+                continue
+            if result is None:
+                # "I don't have it" (e.g. a lagging node asked about a newer block) is no opinion.
+                failures.append((endpoint.label, "no answer"))
                 continue
             return result
         raise RpcUnavailable(method, failures)
