@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from cryptography.fernet import Fernet
@@ -15,14 +14,15 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry, load_registry
+from stablegate.cli_support import JsonFlag, err_console, with_session
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
-from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.errors import GatewayError
 from stablegate.logs import configure_logging
 from stablegate.merchants import service as merchants
-from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
+from stablegate.merchants.secrets import load_secret_box
 from stablegate.orders import service as orders
 from stablegate.orders.view import order_view
 from stablegate.webhooks.commands import (
@@ -43,7 +43,6 @@ merchant_app.command("rotate-webhook-secret")(rotate_webhook_secret_command)
 app.command("deliver")(deliver_command)
 
 console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -53,9 +52,6 @@ def _configure() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
-T = TypeVar("T")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ForceFlag = Annotated[
     bool, typer.Option("--force", help="Use the payout address despite the code warning.")
 ]
@@ -63,30 +59,6 @@ ForceFlag = Annotated[
 
 def _settings() -> Settings:
     return Settings()
-
-
-def _with_session(func: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    """Run one unit of work against the configured database (migrated first when embedded)."""
-    settings = _settings()
-
-    async def main() -> T:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            if settings.is_embedded:
-                await upgrade(engine)
-            async with session_scope(make_sessionmaker(engine)) as session:
-                return await func(session, settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except GatewayError as exc:
-        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-        raise typer.Exit(2) from None
-    except SecretKeyMissing as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _emit(data: dict[str, Any], as_json: bool) -> None:
@@ -219,7 +191,7 @@ def merchant_create(
             notify_url=notify_url,
         )
 
-    created = _with_session(work)
+    created = with_session(work)
     _emit(
         {
             "merchantId": created.merchant_id,
@@ -276,7 +248,7 @@ def merchant_set_policy(
             notify_url=notify_url,
         )
 
-    _emit(_with_session(work), as_json)
+    _emit(with_session(work), as_json)
 
 
 @merchant_app.command("set-key-policy")
@@ -298,7 +270,7 @@ def merchant_set_key_policy(
             session, SystemClock(), api_key=api_key, v2_enabled=v2, signed_reads=signed_reads
         )
 
-    _emit(_with_session(work), as_json)
+    _emit(with_session(work), as_json)
 
 
 @merchant_app.command("add-public-key")
@@ -314,7 +286,7 @@ def merchant_add_public_key(
             session, SystemClock(), api_key=api_key, pem=pem.read_bytes()
         )
 
-    fingerprint = _with_session(work)
+    fingerprint = with_session(work)
     _emit({"fingerprint": fingerprint, "signatures": "V1 only"}, as_json)
 
 
@@ -336,7 +308,7 @@ def merchant_set_payout(
             session, SystemClock(), merchant_id=merchant_id, chain_id=chain, address=address
         )
 
-    address_set = _with_session(work)
+    address_set = with_session(work)
     _emit({"merchantId": merchant_id, "chainId": chain, "payoutAddress": address_set}, as_json)
 
 
@@ -353,7 +325,7 @@ def orders_show(
         order = await orders.get_order(session, merchant_id, order_id=order_id, order_no=order_no)
         return order_view(order, load_registry(settings.chains_file), settings.public_url)
 
-    _emit(_with_session(work), as_json)
+    _emit(with_session(work), as_json)
 
 
 @orders_app.command("list")
@@ -372,7 +344,7 @@ def orders_list(
         registry = load_registry(settings.chains_file)
         return [order_view(o, registry, settings.public_url) for o in rows]
 
-    views = _with_session(work)
+    views = with_session(work)
     if as_json:
         typer.echo(json.dumps(views, separators=(",", ":")))
         return
@@ -401,7 +373,7 @@ def orders_mark_completed(
         )
         return order_view(order, registry, settings.public_url)
 
-    _emit(_with_session(work), as_json)
+    _emit(with_session(work), as_json)
 
 
 @app.command()
@@ -513,7 +485,7 @@ def chain_status(as_json: JsonFlag = False) -> None:
     async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
         return await chain_statuses(session, load_registry(settings.chains_file))
 
-    rows = _with_session(work)
+    rows = with_session(work)
     if as_json:
         typer.echo(json.dumps(rows, separators=(",", ":")))
         return

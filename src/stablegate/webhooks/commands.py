@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stablegate.cli_support import JsonFlag, err_console, with_session
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
-from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
-from stablegate.errors import GatewayError
 from stablegate.logs import configure_logging
 from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
 from stablegate.webhooks import service
@@ -35,35 +34,8 @@ from stablegate.webhooks.worker import WebhookWorker
 webhooks_app = typer.Typer(help="Webhook events, their delivery log, and redelivery.")
 
 console = Console()
-err_console = Console(stderr=True)
-T = TypeVar("T")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 MerchantOption = Annotated[str | None, typer.Option(help="Merchant id (mch_...).")]
-
-
-def _with_session(func: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
-    """Run one unit of work against the configured database (migrated first when embedded)."""
-    settings = Settings()
-
-    async def main() -> T:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            if settings.is_embedded:
-                await upgrade(engine)
-            async with session_scope(make_sessionmaker(engine)) as session:
-                return await func(session, settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except GatewayError as exc:
-        err_console.print(f"[red]error[/red] {exc.code}: {exc.message}")
-        raise typer.Exit(2) from None
-    except SecretKeyMissing as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _emit_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -95,7 +67,7 @@ def webhooks_list(
         return [service.event_view(e) for e in events]
 
     columns = ["eventId", "orderId", "sequence", "type", "status", "attempts", "nextAttemptTime"]
-    _emit_rows(_with_session(work), columns, as_json)
+    _emit_rows(with_session(work), columns, as_json)
 
 
 @webhooks_app.command("deliveries")
@@ -115,7 +87,7 @@ def webhooks_deliveries(
         return items
 
     columns = ["attemptTime", "eventId", "type", "attempt", "outcome", "responseStatus", "error"]
-    _emit_rows(_with_session(work), columns, as_json)
+    _emit_rows(with_session(work), columns, as_json)
 
 
 @webhooks_app.command("resend")
@@ -145,7 +117,7 @@ def webhooks_resend(
             actor="cli",
         )
 
-    count = _with_session(work)
+    count = with_session(work)
     if as_json:
         typer.echo(json.dumps({"count": count}, separators=(",", ":")))
     else:
@@ -163,7 +135,7 @@ def rotate_webhook_secret_command(
             session, load_secret_box(settings), SystemClock(), merchant_id=merchant_id
         )
 
-    rotated = _with_session(work)
+    rotated = with_session(work)
     data = {
         "merchantId": rotated.merchant_id,
         "webhookSecret": rotated.webhook_secret,
