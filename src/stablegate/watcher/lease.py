@@ -56,10 +56,22 @@ async def acquire_or_renew(
         return None  # another process created the row first; try again next tick
 
 
-async def still_held(session: AsyncSession, grant: LeaseGrant) -> bool:
-    """Inside a write transaction: is our epoch still the current one?"""
-    epoch = await session.scalar(select(Lease.epoch).where(Lease.name == grant.name))
-    return epoch == grant.epoch
+class Fenced(Exception):
+    """Our lease epoch (or what we expected to find) no longer holds: the transaction must
+    not commit."""
+
+
+async def hold(session: AsyncSession, grant: LeaseGrant) -> None:
+    """Inside a write transaction: lock the lease row and check our epoch is still current.
+
+    Locking makes a successor taking the lease wait for this transaction, or this transaction
+    see the successor's epoch; either way a deposed holder's writes never commit.
+    """
+    epoch = await session.scalar(
+        select(Lease.epoch).where(Lease.name == grant.name).with_for_update()
+    )
+    if epoch != grant.epoch:
+        raise Fenced(f"lease epoch is {epoch}, ours is {grant.epoch}")
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], grant: LeaseGrant) -> None:

@@ -29,11 +29,11 @@ from stablegate.chain.evm.transfers import TransferLog
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.db.engine import read_scope, session_scope
-from stablegate.models import ChainBlock, ChainState, Lease
+from stablegate.models import ChainBlock, ChainState
 from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
-from stablegate.watcher.lease import LeaseGrant, acquire_or_renew, release
+from stablegate.watcher.lease import Fenced, LeaseGrant, acquire_or_renew, hold, release
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_range, log_positions
 from stablegate.watcher.tokens import token_mismatches
@@ -49,10 +49,6 @@ class StepOutcome(StrEnum):
     REORG = "reorg"
     RETRY = "retry"  # an RPC failure or inconsistent answer; nothing written
     FENCED = "fenced"  # lost the lease or the cursor moved underneath: rolled back
-
-
-class Fenced(Exception):
-    """Our epoch or expected cursor no longer holds: the transaction must not commit."""
 
 
 @dataclass
@@ -229,7 +225,7 @@ class ChainWatcher:
             report = await reconcile(session, self.rpc, self.chain, block=block, since_ms=since)
         async with session_scope(self.sessions) as session:
             if self.grant is not None:
-                await self._check_epoch(session, self.grant)
+                await hold(session, self.grant)
             await session.execute(
                 update(ChainState)
                 .where(ChainState.chain_id == self.chain.id)
@@ -435,7 +431,7 @@ class ChainWatcher:
             start = await self._block_at_time(oldest - 5 * 60_000, head)
         final_number = final_header.number if final_header else 0
         async with session_scope(self.sessions) as session:
-            await self._check_epoch(session, grant)
+            await hold(session, grant)
             if await session.get(ChainState, self.chain.id) is not None:
                 raise Fenced("chain state created by another watcher")
             now = self.clock.now_ms()
@@ -562,14 +558,6 @@ class ChainWatcher:
             detail=f"rewound from {snap.cursor_number} to {ancestor.number}",
         )
 
-    async def _check_epoch(self, session: AsyncSession, grant: LeaseGrant) -> None:
-        # Lock the lease row: a successor taking the lease waits for us, or we see its epoch.
-        epoch = await session.scalar(
-            select(Lease.epoch).where(Lease.name == grant.name).with_for_update()
-        )
-        if epoch != grant.epoch:
-            raise Fenced(f"lease epoch is {epoch}, ours is {grant.epoch}")
-
     async def _fence_cursor(
         self,
         session: AsyncSession,
@@ -580,7 +568,7 @@ class ChainWatcher:
         final_number: int,
         final_time_ms: int | None,
     ) -> None:
-        await self._check_epoch(session, grant)
+        await hold(session, grant)
         now = self.clock.now_ms()
         values: dict[str, object] = {
             "epoch": grant.epoch,
