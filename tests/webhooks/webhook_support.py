@@ -25,6 +25,7 @@ from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
 from stablegate.webhooks.outbox import add_event
+from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
 from stablegate.webhooks.worker import WebhookWorker
 
 LATER_EVENTS = ("order.payment_seen", "order.confirming", "order.completed", "order.overpaid")
@@ -159,6 +160,19 @@ async def create_orders(
 async def events_by_id(gateway: GatewayContext) -> dict[str, WebhookEvent]:
     async with session_scope(gateway.sessions) as session:
         return {e.id: e for e in (await session.scalars(select(WebhookEvent))).all()}
+
+
+def rule_flags(events: list[WebhookEvent]) -> dict[str, bool]:
+    """The ordering rule worked out from scratch: an event is deliverable when it is pending and
+    no earlier event of its order is pending with fewer than ORDER_RELEASE_ATTEMPTS attempts."""
+    flags: dict[str, bool] = {}
+    held: set[str] = set()  # orders with such an earlier event
+    for event in sorted(events, key=lambda e: (e.order_id, e.sequence)):
+        pending = event.status == "pending"
+        flags[event.id] = pending and event.order_id not in held
+        if pending and event.attempts < ORDER_RELEASE_ATTEMPTS:
+            held.add(event.order_id)
+    return flags
 
 
 async def order_of(gateway: GatewayContext, order_id: str) -> Order:

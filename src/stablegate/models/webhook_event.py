@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
@@ -12,7 +22,18 @@ from stablegate.db.base import Base
 
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("order_id", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "sequence"),
+        # The claim's only index: the few rows the ordering rule lets go, by due time.
+        # (SQLite stores booleans as 0/1 and uses a partial index only for the same term.)
+        Index(
+            "ix_webhook_events_deliverable_due",
+            "next_attempt_at_ms",
+            "id",
+            postgresql_where=text("deliverable"),
+            sqlite_where=text("deliverable = 1"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
@@ -23,6 +44,8 @@ class WebhookEvent(Base):
     # pending -> delivered | failed; attempts and schedule live here, not in memory.
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    next_attempt_at_ms: Mapped[int] = mapped_column(BigInteger)
     lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Pending and not held by an earlier event of its order: see webhooks/ordering.py.
+    deliverable: Mapped[bool] = mapped_column(Boolean)

@@ -30,13 +30,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, SecretKeyMissing, new_token
 from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
-from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
+from stablegate.webhooks.ordering import chunks, lock_orders, refresh
 from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
 
 # After a rotation the previous webhook secret still signs (second V2 value) this long.
@@ -138,27 +137,18 @@ async def claim_due(
 ) -> list[Claim]:
     """Lease up to ``limit`` due events until ``now_ms + lease_ms``.
 
-    Due: ``pending``, ``next_attempt_at`` passed, lease free, and no earlier event of the same
-    order still ``pending`` with fewer than ``ORDER_RELEASE_ATTEMPTS`` attempts. PostgreSQL
-    picks rows ``FOR UPDATE SKIP LOCKED``; on both backends the conditional UPDATE only takes
-    rows whose lease is still free, so two workers never hold one row.
+    Due: ``deliverable`` (pending, and no earlier event of the same order still ``pending`` with
+    fewer than ``ORDER_RELEASE_ATTEMPTS`` attempts: :mod:`stablegate.webhooks.ordering` keeps
+    the flag), ``next_attempt_at`` passed, lease free; read from the partial index of
+    deliverable rows, whatever the planner's statistics say. PostgreSQL picks rows ``FOR UPDATE
+    SKIP LOCKED``; on both backends the conditional UPDATE only takes rows whose lease is still
+    free, so two workers never hold one row.
     """
-    earlier = aliased(WebhookEvent)
-    held = (
-        select(earlier.id)
-        .where(
-            earlier.order_id == WebhookEvent.order_id,
-            earlier.sequence < WebhookEvent.sequence,
-            earlier.status == EventStatus.PENDING.value,
-            earlier.attempts < ORDER_RELEASE_ATTEMPTS,
-        )
-        .exists()
-    )
     lease_free = or_(WebhookEvent.lease_until_ms.is_(None), WebhookEvent.lease_until_ms < now_ms)
     pending = WebhookEvent.status == EventStatus.PENDING.value
     due = (
         select(WebhookEvent.id)
-        .where(pending, WebhookEvent.next_attempt_at_ms <= now_ms, lease_free, ~held)
+        .where(WebhookEvent.deliverable, WebhookEvent.next_attempt_at_ms <= now_ms, lease_free)
         .order_by(WebhookEvent.next_attempt_at_ms, WebhookEvent.id)
         .limit(limit)
     )
@@ -171,7 +161,7 @@ async def claim_due(
     claimed = (
         await session.scalars(
             update(WebhookEvent)
-            .where(WebhookEvent.id.in_(ids), pending, lease_free)
+            .where(WebhookEvent.id.in_(ids), pending, WebhookEvent.deliverable, lease_free)
             .values(lease_until_ms=lease_until)
             .returning(WebhookEvent.id)
             .execution_options(synchronize_session=False)
@@ -228,6 +218,12 @@ async def resend(
     now = clock.now_ms()
     details: dict[str, Any]
     if event_id is not None:
+        # The order's lock first, then its event (see ordering.py); a pending event stays as
+        # it is in the order's queue, a resent one may now hold the events after it.
+        order_of = select(WebhookEvent.order_id).where(WebhookEvent.id == event_id)
+        if merchant_id is not None:
+            order_of = order_of.where(WebhookEvent.merchant_id == merchant_id)
+        await lock_orders(session, await session.scalars(order_of))
         event = await session.scalar(
             select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
         )
@@ -240,26 +236,39 @@ async def resend(
             event.attempts = 0
             event.next_attempt_at_ms = now
             event.lease_until_ms = None
+            await session.flush()
+            await refresh(session, [event.order_id])
         subject, count, details = event.merchant_id, 1, {"eventId": event_id, "count": 1}
     else:
         if merchant_id is None:
             raise InvalidRequest("resending all failed events needs a merchant")
-        result = await session.execute(
-            update(WebhookEvent)
-            .where(
-                WebhookEvent.merchant_id == merchant_id,
-                WebhookEvent.status.in_(RESENDABLE_IN_BULK),
-            )
-            .values(
-                status=EventStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at_ms=now,
-                lease_until_ms=None,
-            )
-            .execution_options(synchronize_session=False)
+        resendable = (
+            WebhookEvent.merchant_id == merchant_id,
+            WebhookEvent.status.in_(RESENDABLE_IN_BULK),
         )
-        assert isinstance(result, CursorResult)
-        subject, count = merchant_id, int(result.rowcount)
+        # Lock the orders first, then touch only their events (an event failing meanwhile
+        # in another order is left for the next resend).
+        order_ids = list(
+            await session.scalars(select(WebhookEvent.order_id).where(*resendable).distinct())
+        )
+        await lock_orders(session, order_ids)
+        count = 0
+        for chunk in chunks(order_ids):
+            result = await session.execute(
+                update(WebhookEvent)
+                .where(*resendable, WebhookEvent.order_id.in_(chunk))
+                .values(
+                    status=EventStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at_ms=now,
+                    lease_until_ms=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            assert isinstance(result, CursorResult)
+            count += int(result.rowcount)
+        await refresh(session, order_ids)
+        subject = merchant_id
         details = {"failed": True, "count": count}
     session.add(
         AuditEntry(

@@ -18,7 +18,8 @@ claimed again, so delivery is at least once and receivers dedupe on ``Webhook-Id
 
 Ordering: event n+1 of an order is not claimed while event n is ``pending`` with fewer than
 ``ORDER_RELEASE_ATTEMPTS`` attempts (see :mod:`stablegate.webhooks.schedule`); different orders
-never wait on each other.
+never wait on each other. The record step holds the order's row lock and recomputes the
+order's ``deliverable`` flags (:mod:`stablegate.webhooks.ordering`), which the claim reads.
 
 Concurrency: at most ``max_per_host`` (4) deliveries at a time per receiving host name, per
 worker process (N workers may reach one host with 4 x N). In :meth:`run_forever` a host with a
@@ -51,6 +52,7 @@ from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.secrets import SecretBox
 from stablegate.models import WebhookDelivery, WebhookEvent
+from stablegate.webhooks.ordering import lock_orders, refresh
 from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success, next_attempt_at_ms
 from stablegate.webhooks.service import Claim, EventStatus, Outcome, claim_due
 from stablegate.webhooks.signing import webhook_body, webhook_headers
@@ -333,6 +335,8 @@ class WebhookWorker:
     async def _record(self, claim: Claim, result: AttemptResult) -> None:
         async with self._transaction() as session:
             now = self._clock.now_ms()
+            # The order's lock before any of its rows: the outcome may let its next events go.
+            await lock_orders(session, [claim.order_id])
             skipped = result.outcome == Outcome.SKIPPED
             session.add(
                 WebhookDelivery(
@@ -374,6 +378,8 @@ class WebhookWorker:
             )
             assert isinstance(updated, CursorResult)
             lease_lost = updated.rowcount == 0
+            if not lease_lost:
+                await refresh(session, [claim.order_id])
         log.info(
             "webhook_attempt",
             event_id=claim.event_id,
