@@ -12,9 +12,10 @@ For each backend (SQLite embedded, PostgreSQL in a fresh database dropped afterw
    ``max_in_flight=16``: one host's backlog limit (4 x 4) is then never exceeded, so no claimed
    row is handed back (due again a second later); the difference is what the hand-backs cost.
    On PostgreSQL autovacuum is off for ``webhook_events`` (so its one-minute naptime does not
-   decide mid-run which plan the claim query gets), and a third run follows ``VACUUM
-   (ANALYZE)``: without statistics the claim query's NOT EXISTS runs as a nested loop over every
-   pending row for every pending row.
+   decide mid-run when statistics are taken), and a third run follows ``VACUUM (ANALYZE)``
+   (before the ``deliverable`` flag, the claim's NOT EXISTS ran as a nested loop over every
+   pending row for every pending row without statistics; ``bench/webhook_claim.py`` measures
+   the claim alone).
 2. **Baseline**, same run, same receiver: the same request bodies POSTed by a bare
    ``httpx.AsyncClient`` (the worker's client limits), 4 at a time like the worker's per-host
    limit, no database, no signing. The ratio worker / baseline is the figure to compare.
@@ -89,6 +90,7 @@ from stablegate.models import WebhookDelivery, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
+from stablegate.webhooks.ordering import refresh
 from stablegate.webhooks.outbox import add_event
 from stablegate.webhooks.service import Claim, Outcome
 from stablegate.webhooks.signing import webhook_body, webhook_headers
@@ -484,6 +486,8 @@ async def reset_events(gw: Gateway, backend: str, *, analyze: bool) -> None:
                 lease_until_ms=None,
             )
         )
+        # As resend does: each order's first event is deliverable again, the rest wait.
+        await refresh(session, await session.scalars(select(WebhookEvent.order_id).distinct()))
     if backend == "postgres":
         async with gw.ctx.engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -47,5 +48,6 @@ class WebhookEvent(Base):
     next_attempt_at_ms: Mapped[int] = mapped_column(BigInteger)
     lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
-    # Pending and not held by an earlier event of its order: see webhooks/ordering.py.
-    deliverable: Mapped[bool] = mapped_column(Boolean)
+    # Pending and not held by an earlier event of its order: see webhooks/ordering.py. Every
+    # writer sets it (the default only filled the rows that existed before the column).
+    deliverable: Mapped[bool] = mapped_column(Boolean, server_default=false())

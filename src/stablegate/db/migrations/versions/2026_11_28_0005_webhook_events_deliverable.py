@@ -26,10 +26,12 @@ RELEASE_ATTEMPTS = 7
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("deliverable", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # No batch mode: on SQLite a table rebuild cannot drop webhook_events inside the migration's
+    # transaction while webhook_deliveries rows point at it (foreign keys are on).
+    op.add_column(
+        "webhook_events",
+        sa.Column("deliverable", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
     # Pending, and no earlier event of its order pending with fewer than 7 attempts.
     events = sa.table(
@@ -53,27 +55,23 @@ def upgrade() -> None:
     )
     op.execute(events.update().where(events.c.status == "pending", ~held).values(deliverable=True))
 
-    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
-        # No default: every writer states the flag (a forgotten one must fail, not hide rows).
-        batch_op.alter_column("deliverable", server_default=None)
-        batch_op.drop_index("ix_webhook_events_next_attempt_at_ms")
-        batch_op.create_index(
-            "ix_webhook_events_deliverable_due",
-            ["next_attempt_at_ms", "id"],
-            unique=False,
-            postgresql_where=sa.text("deliverable"),
-            sqlite_where=sa.text("deliverable = 1"),
-        )
+    op.drop_index("ix_webhook_events_next_attempt_at_ms", table_name="webhook_events")
+    op.create_index(
+        "ix_webhook_events_deliverable_due",
+        "webhook_events",
+        ["next_attempt_at_ms", "id"],
+        unique=False,
+        postgresql_where=sa.text("deliverable"),
+        sqlite_where=sa.text("deliverable = 1"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_webhook_events_deliverable_due",
-            postgresql_where=sa.text("deliverable"),
-            sqlite_where=sa.text("deliverable = 1"),
-        )
-        batch_op.create_index(
-            "ix_webhook_events_next_attempt_at_ms", ["next_attempt_at_ms"], unique=False
-        )
-        batch_op.drop_column("deliverable")
+    op.drop_index("ix_webhook_events_deliverable_due", table_name="webhook_events")
+    op.create_index(
+        "ix_webhook_events_next_attempt_at_ms",
+        "webhook_events",
+        ["next_attempt_at_ms"],
+        unique=False,
+    )
+    op.drop_column("webhook_events", "deliverable")
