@@ -8,7 +8,7 @@ import structlog
 from fastapi import Request
 
 from stablegate.api.context import GatewayContext
-from stablegate.auth.client_ip import client_ip
+from stablegate.auth.client_ip import client_ip, forwarded_for
 from stablegate.auth.json_body import MAX_BODY_BYTES
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
@@ -34,9 +34,13 @@ def get_context(request: Request) -> GatewayContext:
 
 
 def request_ip(request: Request, ctx: GatewayContext) -> str:
+    """The client's address: the one place it is computed (every limit and ban uses it)."""
+    # The ASGI peer is the TCP peer: the servers do not let uvicorn rewrite it from headers.
     peer = request.client.host if request.client else None
     return client_ip(
-        peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
+        peer,
+        forwarded_for(request.headers.getlist("x-forwarded-for")),
+        ctx.settings.trusted_proxy_networks,
     )
 
 
