@@ -75,6 +75,27 @@ async def test_failed_authentication_does_not_use_the_merchants_quota(
     assert set(ok) == {404}
 
 
+async def test_failures_from_an_address_never_refuse_its_signed_requests(
+    client: httpx.AsyncClient, signer: Signer
+) -> None:
+    # Junk with the merchant's own API key, from the merchant's own address (a shared NAT, or
+    # every client behind a load balancer) ...
+    bad = signer.headers("GET", QUERY, query="orderNo=x")
+    bad["BlockATM-Signature-V2"] = "0" * 64
+    codes = [(await client.get(f"{QUERY}?orderNo=x", headers=bad)).status_code for _ in range(60)]
+    assert codes[:30] == [401] * 30
+    assert set(codes[30:]) == {429}
+    # ... neither refuses nor bans the merchant's correctly signed requests from there: the
+    # whole quota is left, and the failures were never counted against the (key, IP) pair.
+    first = await query(client, signer, 0)
+    assert first.status_code == 404, first.text
+    assert first.headers["X-RateLimit-Remaining"] == "99"
+    rest = [(await query(client, signer, n)).status_code for n in range(1, 100)]
+    assert set(rest) == {404}
+    # The failures are still the ones refused.
+    assert (await client.get(f"{QUERY}?orderNo=x", headers=bad)).status_code == 429
+
+
 async def test_public_endpoints_are_limited_per_ip_with_429_only(
     client: httpx.AsyncClient, gateway: GatewayContext
 ) -> None:

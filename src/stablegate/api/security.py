@@ -64,8 +64,6 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     ctx = get_context(request)
     ip = request_ip(request, ctx)
-    # An IP that keeps failing authentication is slowed down before we spend work on it.
-    await ctx.limiter.check_failed_auth(ip)
     body = await read_body(request)
 
     async def lookup(api_key: str) -> KeyCredentials | None:
@@ -83,6 +81,11 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
         result = await authenticate(signed, lookup, ctx.replay, ctx.clock, require_signature=write)
     except AuthError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
+        # Only failures are limited (per IP, 429 once over budget): checking the address before
+        # authenticating would let junk from a shared address lock out correctly signed
+        # requests. Refusing after the check costs what any unauthenticated request costs; it
+        # does not protect secrets (keys and signatures are far beyond guessing), it keeps
+        # failing clients from retrying at full speed.
         await ctx.limiter.note_failed_auth(ip)
         raise
     except GatewayError as exc:

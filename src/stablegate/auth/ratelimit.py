@@ -16,7 +16,9 @@ Per API key (counted only once the key has verified), ``per_minute`` requests:
   the previous one.
 
 Failed authentication and public endpoints are limited per IP (IPv6 per /64) with 429 only; the
-failed-authentication bucket is separate from every merchant's quota.
+failed-authentication bucket is separate from every merchant's quota. Only failures are limited:
+the bucket is consulted after a request failed to authenticate, so a correctly signed request
+passes even from an address (a shared NAT, a load balancer) whose failures used up its budget.
 """
 
 from __future__ import annotations
@@ -393,11 +395,10 @@ def _raise_limited(decision: Decision, what: str) -> None:
 class RateLimiter:
     """The limits the API applies. Typical use::
 
-        await limiter.check_failed_auth(ip)          # before authenticating
         try:
             result = await authenticate(...)
         except AuthError:
-            await limiter.note_failed_auth(ip)
+            await limiter.note_failed_auth(ip)  # 429 instead once the address is over budget
             raise
         headers = await limiter.check_key(result.credentials.api_key_id, ip)
 
@@ -446,19 +447,16 @@ class RateLimiter:
             _raise_limited(decision, "requests for this API key")
         return _headers(decision)
 
-    async def check_failed_auth(self, ip: str) -> None:
-        """429 when this IP has used up its failed-authentication budget (nothing counted)."""
+    async def note_failed_auth(self, ip: str) -> None:
+        """Count one failed authentication from this IP; over the budget, raise 429 (the caller
+        then answers 429 instead of its 401). Call it only for a request that failed: requests
+        that authenticate never look at this bucket, so other people's failures from the same
+        address cannot lock a merchant out."""
         decision = await self._backend.take(
-            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS, consume=False
+            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS
         )
         if not decision.allowed:
             _raise_limited(decision, "failed authentication attempts from this address")
-
-    async def note_failed_auth(self, ip: str) -> None:
-        """Count one failed authentication from this IP."""
-        await self._backend.take(
-            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS
-        )
 
     async def check_public(self, ip: str) -> dict[str, str]:
         """Count one public-endpoint request from this IP; 429 over the limit, never a ban."""
