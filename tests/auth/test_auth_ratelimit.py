@@ -187,6 +187,42 @@ async def test_ipv4_mapped_is_the_ipv4_client(limiter: RateLimiter) -> None:
     assert (await limited(limiter, ip="::ffff:198.51.100.9")).status == 418
 
 
+async def test_unsigned_reads_have_their_own_budget_and_ban_ladder(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    # A holder of the key alone uses up the unsigned budget and gets banned for ignoring 429 ...
+    for i in range(100):
+        headers = await limiter.check_unsigned_read(KEY, IP)
+        assert headers["X-RateLimit-Remaining"] == str(99 - i)
+    statuses = []
+    for _ in range(11):  # the 429 and 10 more inside its Retry-After
+        with pytest.raises(RateLimited) as info:
+            await limiter.check_unsigned_read(KEY, IP)
+        statuses.append(info.value.status)
+    assert statuses == [429] * 10 + [418]
+    # ... while signed requests of the same key from the same client keep their whole quota.
+    for i in range(100):
+        assert (await limiter.check_key(KEY, IP))["X-RateLimit-Remaining"] == str(99 - i)
+    assert (await limited(limiter)).status == 429
+    with pytest.raises(RateLimited) as info:
+        await limiter.check_unsigned_read(KEY, IP)
+    assert info.value.code == "ip_banned"
+    # The unsigned ban ends on its own ladder; signed strikes never reach it.
+    clock.advance(120.0)
+    await limiter.check_unsigned_read(KEY, IP)
+
+
+async def test_unsigned_read_limit_is_configurable(backend: RateLimitBackend) -> None:
+    limiter = RateLimiter(backend, per_minute=100, unsigned_per_minute=3)
+    for _ in range(3):
+        headers = await limiter.check_unsigned_read(KEY, IP)
+    assert headers["X-RateLimit-Limit"] == "3"
+    with pytest.raises(RateLimited) as info:
+        await limiter.check_unsigned_read(KEY, IP)
+    assert (info.value.status, info.value.retry_after) == (429, 20)
+    assert (await limiter.check_key(KEY, IP))["X-RateLimit-Limit"] == "100"
+
+
 async def failed(limiter: RateLimiter, ip: str) -> RateLimited:
     with pytest.raises(RateLimited) as info:
         await limiter.note_failed_auth(ip)
@@ -254,6 +290,8 @@ async def test_concurrent_checks_are_atomic(limiter: RateLimiter) -> None:
 def test_invalid_limits(clock: FakeClock) -> None:
     with pytest.raises(ValueError):
         RateLimiter(MemoryRateLimitBackend(clock), per_minute=0)
+    with pytest.raises(ValueError):
+        RateLimiter(MemoryRateLimitBackend(clock), unsigned_per_minute=0)
 
 
 # --- Redis only ------------------------------------------------------------------------------

@@ -91,7 +91,12 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     except GatewayError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
-    rate_headers = await ctx.limiter.check_key(result.credentials.api_key_id, ip)
+    key_id = result.credentials.api_key_id
+    # Reads made with the key alone have their own budget: they never starve signed requests.
+    if result.signed:
+        rate_headers = await ctx.limiter.check_key(key_id, ip)
+    else:
+        rate_headers = await ctx.limiter.check_unsigned_read(key_id, ip)
     # Error responses of this request carry them too (added by the app middleware).
     request.state.rate_headers = rate_headers
     structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)

@@ -5,7 +5,7 @@ The limiter is GCRA (a smooth token bucket: ``limit`` requests of burst, refilli
 ``period / limit``). Time is kept in integer microseconds so that the in-process backend and the
 Redis Lua script compute exactly the same decisions from the same clock readings.
 
-Per API key (counted only once the key has verified), ``per_minute`` requests:
+Per API key, signed requests (counted only once the signature verified), ``per_minute``:
 
 - over it: 429 ``rate_limited`` with ``Retry-After`` and ``X-RateLimit-Limit/Remaining/Reset``
   (``Reset``: seconds until the full quota is back);
@@ -14,6 +14,11 @@ Per API key (counted only once the key has verified), ``per_minute`` requests:
   is banned: 418 ``ip_banned`` with ``Retry-After``, for 2 min, 10 min, 1 h, 6 h, 24 h, then 72 h
   for every further offence. The ladder starts again when an offence comes 7 days or more after
   the previous one.
+
+Reads made with the API key alone (no signature) have a budget of their own per key,
+``unsigned_per_minute``, with its own ban ladder per (API key, IP): whoever holds only the key
+(it is not a secret once it sits in a config file or a log) can use that up, never the quota or
+the standing of signed requests.
 
 Failed authentication and public endpoints are limited per IP (IPv6 per /64) with 429 only; the
 failed-authentication bucket is separate from every merchant's quota. Only failures are limited:
@@ -400,7 +405,10 @@ class RateLimiter:
         except AuthError:
             await limiter.note_failed_auth(ip)  # 429 instead once the address is over budget
             raise
-        headers = await limiter.check_key(result.credentials.api_key_id, ip)
+        if result.signed:
+            headers = await limiter.check_key(result.credentials.api_key_id, ip)
+        else:
+            headers = await limiter.check_unsigned_read(result.credentials.api_key_id, ip)
 
     and ``await limiter.check_public(ip)`` on public endpoints. ``ip`` is the client address from
     :func:`~stablegate.auth.client_ip.client_ip`.
@@ -411,30 +419,42 @@ class RateLimiter:
         backend: RateLimitBackend,
         *,
         per_minute: int = 100,
+        unsigned_per_minute: int = 100,
         failed_auth_per_minute: int = 30,
         public_per_minute: int = 300,
         ban_policy: BanPolicy | None = None,
     ) -> None:
-        for value in (per_minute, failed_auth_per_minute, public_per_minute):
+        for value in (per_minute, unsigned_per_minute, failed_auth_per_minute, public_per_minute):
             if value < 1:
                 raise ValueError("rate limits must be positive")
         self._backend = backend
         self.per_minute = per_minute
+        self.unsigned_per_minute = unsigned_per_minute
         self.failed_auth_per_minute = failed_auth_per_minute
         self.public_per_minute = public_per_minute
         self.ban_policy = ban_policy or BanPolicy()
 
     async def check_key(self, api_key_id: str, ip: str) -> dict[str, str]:
-        """Count one request of a verified key; return the ``X-RateLimit-*`` headers, or raise
-        429 ``rate_limited`` / 418 ``ip_banned``."""
+        """Count one signed request of a verified key; return the ``X-RateLimit-*`` headers, or
+        raise 429 ``rate_limited`` / 418 ``ip_banned``."""
         # The braces are a Redis Cluster hash tag: both keys of the script in one slot.
-        bucket = f"key:{{{api_key_id}}}"
+        return await self._take_key(
+            f"key:{{{api_key_id}}}", ip, self.per_minute, "requests for this API key"
+        )
+
+    async def check_unsigned_read(self, api_key_id: str, ip: str) -> dict[str, str]:
+        """Like :meth:`check_key` for a read made with the key alone, on its own budget and ban
+        ladder, so that it never uses up or bans signed traffic."""
+        return await self._take_key(
+            f"unsigned:{{{api_key_id}}}",
+            ip,
+            self.unsigned_per_minute,
+            "unsigned reads for this API key (signed requests have their own quota)",
+        )
+
+    async def _take_key(self, bucket: str, ip: str, limit: int, what: str) -> dict[str, str]:
         decision = await self._backend.take_with_ban(
-            bucket,
-            f"{bucket}:{ban_subject(ip)}",
-            self.per_minute,
-            MINUTE_MS,
-            self.ban_policy,
+            bucket, f"{bucket}:{ban_subject(ip)}", limit, MINUTE_MS, self.ban_policy
         )
         if decision.banned:
             raise RateLimited(
@@ -444,7 +464,7 @@ class RateLimiter:
                 status=418,
             )
         if not decision.allowed:
-            _raise_limited(decision, "requests for this API key")
+            _raise_limited(decision, what)
         return _headers(decision)
 
     async def note_failed_auth(self, ip: str) -> None:
