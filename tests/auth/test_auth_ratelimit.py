@@ -349,6 +349,51 @@ async def test_redis_and_memory_decide_alike(redis_client: Redis, redis_prefix: 
 
 
 @pytest.mark.redis
+async def test_redis_and_memory_limiters_answer_alike(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    """Every budget of the facade (signed, unsigned reads, failures, public) on both backends:
+    the same random stream gives the same answers, headers and Retry-After included."""
+    rng = random.Random(4321)
+    clock = FakeClock()
+    policy = BanPolicy(threshold=3, ladder_ms=(5_000, 20_000), reset_after_ms=120_000)
+    limits = {"per_minute": 4, "unsigned_per_minute": 3, "failed_auth_per_minute": 2}
+    limiters = [
+        RateLimiter(
+            MemoryRateLimitBackend(clock), ban_policy=policy, public_per_minute=5, **limits
+        ),
+        RateLimiter(
+            RedisRateLimitBackend(redis_client, redis_prefix, clock),
+            ban_policy=policy,
+            public_per_minute=5,
+            **limits,
+        ),
+    ]
+    seen: set[object] = set()
+    for _ in range(1500):
+        kind = rng.choice(["signed", "unsigned", "failed", "public"])
+        ip = rng.choice([IP, "2001:db8:1:2::1", "2001:db8:1:2::2"])
+        answers = []
+        for limiter in limiters:
+            try:
+                if kind == "signed":
+                    answers.append(await limiter.check_key(KEY, ip))
+                elif kind == "unsigned":
+                    answers.append(await limiter.check_unsigned_read(KEY, ip))
+                elif kind == "failed":
+                    await limiter.note_failed_auth(ip)
+                    answers.append({})
+                else:
+                    answers.append(await limiter.check_public(ip))
+            except RateLimited as error:
+                answers.append({"status": str(error.status), "code": error.code, **error.headers})
+        assert answers[0] == answers[1], kind
+        seen.add((kind, answers[0].get("status", "200")))
+        clock.advance(rng.choice([0] * 6 + [0.001, 0.3, 1.1, 4.0, 9.0]) / 2)
+    assert {("signed", "418"), ("unsigned", "418"), ("failed", "429"), ("public", "429")} <= seen
+
+
+@pytest.mark.redis
 async def test_redis_keys_expire(redis_client: Redis, redis_prefix: str, clock: FakeClock) -> None:
     limiter = RateLimiter(RedisRateLimitBackend(redis_client, redis_prefix, clock))
     await offend(limiter)
