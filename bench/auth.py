@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -132,6 +133,7 @@ async def run(requests: int, rounds: int, redis_url: str | None) -> dict[str, ob
     await ctx.engine.dispose()
     if ctx.redis is not None:
         await ctx.redis.aclose()
+    shutil.rmtree(tmp, ignore_errors=True)
     return results
 
 
