@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     allow_private_webhooks: bool = False
     rate_limit_per_minute: int = Field(default=100, ge=1)
+    # Reads made with the API key alone: a separate budget per key.
+    unsigned_reads_per_minute: int = Field(default=100, ge=1)
     failed_auth_per_minute: int = Field(default=30, ge=1)
     public_per_minute: int = Field(default=300, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -6,6 +6,7 @@ headers come back, and that two app instances sharing Redis share one count.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
+from stablegate.db.engine import session_scope
 from stablegate.db.migrate import upgrade
+from stablegate.merchants.service import set_key_policy
 
 QUERY = "/api/v1/payment/contractPayment"
+CREATE = "/api/v1/payment/createQrOrder"
 
 
 async def query(client: httpx.AsyncClient, signer: Signer, n: int) -> httpx.Response:
@@ -73,6 +77,73 @@ async def test_failed_authentication_does_not_use_the_merchants_quota(
     async with other:
         ok = [(await query(other, signer, n)).status_code for n in range(100)]
     assert set(ok) == {404}
+
+
+async def test_failures_from_an_address_never_refuse_its_signed_requests(
+    client: httpx.AsyncClient, signer: Signer
+) -> None:
+    # Junk with the merchant's own API key, from the merchant's own address (a shared NAT, or
+    # every client behind a load balancer) ...
+    bad = signer.headers("GET", QUERY, query="orderNo=x")
+    bad["BlockATM-Signature-V2"] = "0" * 64
+    codes = [(await client.get(f"{QUERY}?orderNo=x", headers=bad)).status_code for _ in range(60)]
+    assert codes[:30] == [401] * 30
+    assert set(codes[30:]) == {429}
+    # ... neither refuses nor bans the merchant's correctly signed requests from there: the
+    # whole quota is left, and the failures were never counted against the (key, IP) pair.
+    first = await query(client, signer, 0)
+    assert first.status_code == 404, first.text
+    assert first.headers["X-RateLimit-Remaining"] == "99"
+    rest = [(await query(client, signer, n)).status_code for n in range(1, 100)]
+    assert set(rest) == {404}
+    # The failures are still the ones refused.
+    assert (await client.get(f"{QUERY}?orderNo=x", headers=bad)).status_code == 429
+
+
+async def test_reads_with_the_key_alone_never_starve_signed_requests(
+    client: httpx.AsyncClient, signer: Signer
+) -> None:
+    key_only = {"BlockATM-API-Key": signer.keys.api_key}
+    codes = [
+        (await client.get(f"{QUERY}?orderNo=k-{n}", headers=key_only)).status_code
+        for n in range(111)
+    ]
+    assert codes[:100] == [404] * 100  # read with the key alone; the order is just not there
+    assert codes[-1] == 418 and set(codes[100:]) <= {429, 418}
+    # The merchant's own signed createQrOrder from the same address still has its whole quota.
+    body = json.dumps(
+        {"chainId": "31337", "symbol": "USDT", "amount": "1", "orderNo": "after-reads"}
+    ).encode()
+    created = await client.post(CREATE, content=body, headers=signer.headers("POST", CREATE, body))
+    assert created.status_code == 200, created.text
+    assert created.headers["X-RateLimit-Remaining"] == "99"
+    assert (await query(client, signer, 0)).status_code == 404
+    # The key-only client stays banned.
+    banned = await client.get(f"{QUERY}?orderNo=k", headers=key_only)
+    assert banned.json()["error"]["code"] == "ip_banned"
+
+
+async def test_a_key_with_a_public_key_refuses_unsigned_reads_unless_allowed(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext
+) -> None:
+    key_only = {"BlockATM-API-Key": signer.keys.api_key}
+    assert (await client.get(f"{QUERY}?orderNo=x", headers=key_only)).status_code == 404
+    await signer.register_public_key(gateway)
+    refused = await client.get(f"{QUERY}?orderNo=x", headers=key_only)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "signature_required"
+    q = "orderNo=x"
+    signed = await client.get(
+        f"{QUERY}?{q}", headers=signer.headers("GET", QUERY, query=q, v1=True, v2=False)
+    )
+    assert signed.status_code == 404
+    # The operator can still allow them explicitly.
+    async with session_scope(gateway.sessions) as session:
+        policy = await set_key_policy(
+            session, signer.clock, api_key=signer.keys.api_key, v2_enabled=None, signed_reads=False
+        )
+    assert policy["signedReads"] is False and policy["signedReadsDefault"] is False
+    assert (await client.get(f"{QUERY}?orderNo=x", headers=key_only)).status_code == 404
 
 
 async def test_public_endpoints_are_limited_per_ip_with_429_only(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stablegate.auth.client_ip import ban_subject, client_ip, parse_trusted_proxies
+from stablegate.auth.client_ip import ban_subject, client_ip, forwarded_for, parse_trusted_proxies
 
 TRUSTED = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1", "fd00::/8"])
 
@@ -58,3 +58,12 @@ def test_ban_subject(ip: str, subject: str) -> None:
 def test_two_addresses_in_one_64_share_a_subject() -> None:
     assert ban_subject("2001:db8:0:1::a") == ban_subject("2001:db8:0:1:8000::b")
     assert ban_subject("2001:db8:0:1::a") != ban_subject("2001:db8:0:2::a")
+
+
+def test_every_forwarded_for_line_counts() -> None:
+    # The client sent its own line; the trusted proxy appended the real address as a second line.
+    lines = ["6.6.6.6", "198.51.100.7"]
+    assert forwarded_for(lines) == "6.6.6.6,198.51.100.7"
+    assert client_ip("127.0.0.1", forwarded_for(lines), TRUSTED) == "198.51.100.7"
+    assert forwarded_for([]) is None
+    assert client_ip("127.0.0.1", forwarded_for([]), TRUSTED) == "127.0.0.1"

@@ -187,35 +187,72 @@ async def test_ipv4_mapped_is_the_ipv4_client(limiter: RateLimiter) -> None:
     assert (await limited(limiter, ip="::ffff:198.51.100.9")).status == 418
 
 
+async def test_unsigned_reads_have_their_own_budget_and_ban_ladder(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    # A holder of the key alone uses up the unsigned budget and gets banned for ignoring 429 ...
+    for i in range(100):
+        headers = await limiter.check_unsigned_read(KEY, IP)
+        assert headers["X-RateLimit-Remaining"] == str(99 - i)
+    statuses = []
+    for _ in range(11):  # the 429 and 10 more inside its Retry-After
+        with pytest.raises(RateLimited) as info:
+            await limiter.check_unsigned_read(KEY, IP)
+        statuses.append(info.value.status)
+    assert statuses == [429] * 10 + [418]
+    # ... while signed requests of the same key from the same client keep their whole quota.
+    for i in range(100):
+        assert (await limiter.check_key(KEY, IP))["X-RateLimit-Remaining"] == str(99 - i)
+    assert (await limited(limiter)).status == 429
+    with pytest.raises(RateLimited) as info:
+        await limiter.check_unsigned_read(KEY, IP)
+    assert info.value.code == "ip_banned"
+    # The unsigned ban ends on its own ladder; signed strikes never reach it.
+    clock.advance(120.0)
+    await limiter.check_unsigned_read(KEY, IP)
+
+
+async def test_unsigned_read_limit_is_configurable(backend: RateLimitBackend) -> None:
+    limiter = RateLimiter(backend, per_minute=100, unsigned_per_minute=3)
+    for _ in range(3):
+        headers = await limiter.check_unsigned_read(KEY, IP)
+    assert headers["X-RateLimit-Limit"] == "3"
+    with pytest.raises(RateLimited) as info:
+        await limiter.check_unsigned_read(KEY, IP)
+    assert (info.value.status, info.value.retry_after) == (429, 20)
+    assert (await limiter.check_key(KEY, IP))["X-RateLimit-Limit"] == "100"
+
+
+async def failed(limiter: RateLimiter, ip: str) -> RateLimited:
+    with pytest.raises(RateLimited) as info:
+        await limiter.note_failed_auth(ip)
+    return info.value
+
+
 async def test_failed_auth_is_per_ip_and_spares_the_key(
     limiter: RateLimiter, clock: FakeClock
 ) -> None:
     attacker = "203.0.113.66"
     for _ in range(30):
-        await limiter.check_failed_auth(attacker)
         await limiter.note_failed_auth(attacker)
-    with pytest.raises(RateLimited) as info:
-        await limiter.check_failed_auth(attacker)
-    assert (info.value.status, info.value.code, info.value.retry_after) == (429, "rate_limited", 2)
+    error = await failed(limiter, attacker)
+    assert (error.status, error.code, error.retry_after) == (429, "rate_limited", 2)
     # More failures are never a ban.
     for _ in range(50):
-        await limiter.note_failed_auth(attacker)
-        with pytest.raises(RateLimited) as info:
-            await limiter.check_failed_auth(attacker)
-        assert info.value.status == 429
+        assert (await failed(limiter, attacker)).status == 429
     # Other addresses and the merchant's quota are untouched.
-    await limiter.check_failed_auth("203.0.113.67")
+    await limiter.note_failed_auth("203.0.113.67")
     assert (await limiter.check_key(KEY, attacker))["X-RateLimit-Remaining"] == "99"
     clock.advance(2.0)
-    await limiter.check_failed_auth(attacker)
+    await limiter.note_failed_auth(attacker)
+    await failed(limiter, attacker)
 
 
 async def test_failed_auth_groups_ipv6_by_64(limiter: RateLimiter) -> None:
     for i in range(30):
         await limiter.note_failed_auth(f"2001:db8:9:9::{i + 1:x}")
-    with pytest.raises(RateLimited):
-        await limiter.check_failed_auth("2001:db8:9:9:abcd::1")
-    await limiter.check_failed_auth("2001:db8:9:a::1")
+    await failed(limiter, "2001:db8:9:9:abcd::1")
+    await limiter.note_failed_auth("2001:db8:9:a::1")
 
 
 async def test_public_limit_is_429_only(backend: RateLimitBackend, clock: FakeClock) -> None:
@@ -253,6 +290,8 @@ async def test_concurrent_checks_are_atomic(limiter: RateLimiter) -> None:
 def test_invalid_limits(clock: FakeClock) -> None:
     with pytest.raises(ValueError):
         RateLimiter(MemoryRateLimitBackend(clock), per_minute=0)
+    with pytest.raises(ValueError):
+        RateLimiter(MemoryRateLimitBackend(clock), unsigned_per_minute=0)
 
 
 # --- Redis only ------------------------------------------------------------------------------
@@ -307,6 +346,51 @@ async def test_redis_and_memory_decide_alike(redis_client: Redis, redis_prefix: 
         outcomes["banned" if d.banned else "allowed" if d.allowed else "limited"] += 1
         clock.advance(rng.choice([0] * 4 + [0.001, 0.05, 0.5, 1.7, 2.2, 6, 30]) / 4)
     assert min(outcomes.values()) > 50, outcomes
+
+
+@pytest.mark.redis
+async def test_redis_and_memory_limiters_answer_alike(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    """Every budget of the facade (signed, unsigned reads, failures, public) on both backends:
+    the same random stream gives the same answers, headers and Retry-After included."""
+    rng = random.Random(4321)
+    clock = FakeClock()
+    policy = BanPolicy(threshold=3, ladder_ms=(5_000, 20_000), reset_after_ms=120_000)
+    limits = {"per_minute": 4, "unsigned_per_minute": 3, "failed_auth_per_minute": 2}
+    limiters = [
+        RateLimiter(
+            MemoryRateLimitBackend(clock), ban_policy=policy, public_per_minute=5, **limits
+        ),
+        RateLimiter(
+            RedisRateLimitBackend(redis_client, redis_prefix, clock),
+            ban_policy=policy,
+            public_per_minute=5,
+            **limits,
+        ),
+    ]
+    seen: set[object] = set()
+    for _ in range(1500):
+        kind = rng.choice(["signed", "unsigned", "failed", "public"])
+        ip = rng.choice([IP, "2001:db8:1:2::1", "2001:db8:1:2::2"])
+        answers = []
+        for limiter in limiters:
+            try:
+                if kind == "signed":
+                    answers.append(await limiter.check_key(KEY, ip))
+                elif kind == "unsigned":
+                    answers.append(await limiter.check_unsigned_read(KEY, ip))
+                elif kind == "failed":
+                    await limiter.note_failed_auth(ip)
+                    answers.append({})
+                else:
+                    answers.append(await limiter.check_public(ip))
+            except RateLimited as error:
+                answers.append({"status": str(error.status), "code": error.code, **error.headers})
+        assert answers[0] == answers[1], kind
+        seen.add((kind, answers[0].get("status", "200")))
+        clock.advance(rng.choice([0] * 6 + [0.001, 0.3, 1.1, 4.0, 9.0]) / 2)
+    assert {("signed", "418"), ("unsigned", "418"), ("failed", "429"), ("public", "429")} <= seen
 
 
 @pytest.mark.redis

@@ -42,7 +42,7 @@ def creds(
     *,
     public_keys: tuple[ec.EllipticCurvePublicKey, ...] = (),
     v2_enabled: bool = False,
-    signed_reads: bool = False,
+    signed_reads: bool | None = None,
     secret: bytes | None = SECRET,
 ) -> KeyCredentials:
     return KeyCredentials(
@@ -263,6 +263,23 @@ async def test_read_with_key_alone_when_signed_reads(run: Run) -> None:
         401,
         "signature_required",
     )
+
+
+async def test_a_key_with_a_public_key_needs_signed_reads_by_default(run: Run) -> None:
+    req = SignedRequest("GET", "/r", "", {"BlockATM-API-Key": API_KEY}, b"")
+    public = (load_public_key_pem(PUBLIC_KEY_PEM),)
+    await fails(
+        run(req, Lookup(creds(public_keys=public)), require_signature=False),
+        401,
+        "signature_required",
+    )
+    # The operator may allow them explicitly ...
+    allowed = await run(
+        req, Lookup(creds(public_keys=public, signed_reads=False)), require_signature=False
+    )
+    assert not allowed.signed
+    # ... and without a public key the default is the key alone.
+    assert not (await run(req, Lookup(creds()), require_signature=False)).signed
 
 
 async def test_read_with_a_bad_signature_fails(run: Run) -> None:

@@ -61,6 +61,7 @@ def build_context(
     limiter = RateLimiter(
         backend,
         per_minute=settings.rate_limit_per_minute,
+        unsigned_per_minute=settings.unsigned_reads_per_minute,
         failed_auth_per_minute=settings.failed_auth_per_minute,
         public_per_minute=settings.public_per_minute,
     )

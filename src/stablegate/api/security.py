@@ -8,7 +8,7 @@ import structlog
 from fastapi import Request
 
 from stablegate.api.context import GatewayContext
-from stablegate.auth.client_ip import client_ip
+from stablegate.auth.client_ip import client_ip, forwarded_for
 from stablegate.auth.json_body import MAX_BODY_BYTES
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
@@ -34,9 +34,13 @@ def get_context(request: Request) -> GatewayContext:
 
 
 def request_ip(request: Request, ctx: GatewayContext) -> str:
+    """The client's address: the one place it is computed (every limit and ban uses it)."""
+    # The ASGI peer is the TCP peer: the servers do not let uvicorn rewrite it from headers.
     peer = request.client.host if request.client else None
     return client_ip(
-        peer, request.headers.get("x-forwarded-for"), ctx.settings.trusted_proxy_networks
+        peer,
+        forwarded_for(request.headers.getlist("x-forwarded-for")),
+        ctx.settings.trusted_proxy_networks,
     )
 
 
@@ -60,8 +64,6 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     ctx = get_context(request)
     ip = request_ip(request, ctx)
-    # An IP that keeps failing authentication is slowed down before we spend work on it.
-    await ctx.limiter.check_failed_auth(ip)
     body = await read_body(request)
 
     async def lookup(api_key: str) -> KeyCredentials | None:
@@ -79,12 +81,22 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
         result = await authenticate(signed, lookup, ctx.replay, ctx.clock, require_signature=write)
     except AuthError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
+        # Only failures are limited (per IP, 429 once over budget): checking the address before
+        # authenticating would let junk from a shared address lock out correctly signed
+        # requests. Refusing after the check costs what any unauthenticated request costs; it
+        # does not protect secrets (keys and signatures are far beyond guessing), it keeps
+        # failing clients from retrying at full speed.
         await ctx.limiter.note_failed_auth(ip)
         raise
     except GatewayError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
-    rate_headers = await ctx.limiter.check_key(result.credentials.api_key_id, ip)
+    key_id = result.credentials.api_key_id
+    # Reads made with the key alone have their own budget: they never starve signed requests.
+    if result.signed:
+        rate_headers = await ctx.limiter.check_key(key_id, ip)
+    else:
+        rate_headers = await ctx.limiter.check_unsigned_read(key_id, ip)
     # Error responses of this request carry them too (added by the app middleware).
     request.state.rate_headers = rate_headers
     structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)

@@ -2,8 +2,12 @@
 
 ``X-Forwarded-For`` is believed only when the TCP peer is a trusted proxy
 (``STABLEGATE_TRUSTED_PROXIES``); then the list is walked from the right, skipping hops that are
-themselves trusted, and the first untrusted hop is the client. Pass every ``X-Forwarded-For``
-header the request carried, joined with ``,`` in order.
+themselves trusted, and the first untrusted hop is the client. Every ``X-Forwarded-For`` header
+line counts, joined in order (:func:`forwarded_for`): a proxy that appends its own line after the
+client's must not let the client's line decide.
+
+The peer must be the raw TCP peer. The servers run uvicorn with ``proxy_headers=False``; its
+``ProxyHeadersMiddleware`` would otherwise rewrite the peer from the header before we see it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ IPV6_BAN_PREFIX = 64
 def parse_trusted_proxies(values: Iterable[str]) -> list[IPNetwork]:
     """``["10.0.0.0/8", "127.0.0.1", "fd00::/8"]`` to networks; raises ValueError on bad input."""
     return [ipaddress.ip_network(value.strip(), strict=False) for value in values if value.strip()]
+
+
+def forwarded_for(lines: Iterable[str]) -> str | None:
+    """Every ``X-Forwarded-For`` header line of a request as one list, in order (None if none)."""
+    present = list(lines)
+    return ",".join(present) if present else None
 
 
 def _parse_ip(text: str) -> IPAddress | None:

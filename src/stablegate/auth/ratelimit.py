@@ -5,7 +5,7 @@ The limiter is GCRA (a smooth token bucket: ``limit`` requests of burst, refilli
 ``period / limit``). Time is kept in integer microseconds so that the in-process backend and the
 Redis Lua script compute exactly the same decisions from the same clock readings.
 
-Per API key (counted only once the key has verified), ``per_minute`` requests:
+Per API key, signed requests (counted only once the signature verified), ``per_minute``:
 
 - over it: 429 ``rate_limited`` with ``Retry-After`` and ``X-RateLimit-Limit/Remaining/Reset``
   (``Reset``: seconds until the full quota is back);
@@ -15,8 +15,15 @@ Per API key (counted only once the key has verified), ``per_minute`` requests:
   for every further offence. The ladder starts again when an offence comes 7 days or more after
   the previous one.
 
+Reads made with the API key alone (no signature) have a budget of their own per key,
+``unsigned_per_minute``, with its own ban ladder per (API key, IP): whoever holds only the key
+(it is not a secret once it sits in a config file or a log) can use that up, never the quota or
+the standing of signed requests.
+
 Failed authentication and public endpoints are limited per IP (IPv6 per /64) with 429 only; the
-failed-authentication bucket is separate from every merchant's quota.
+failed-authentication bucket is separate from every merchant's quota. Only failures are limited:
+the bucket is consulted after a request failed to authenticate, so a correctly signed request
+passes even from an address (a shared NAT, a load balancer) whose failures used up its budget.
 """
 
 from __future__ import annotations
@@ -393,13 +400,15 @@ def _raise_limited(decision: Decision, what: str) -> None:
 class RateLimiter:
     """The limits the API applies. Typical use::
 
-        await limiter.check_failed_auth(ip)          # before authenticating
         try:
             result = await authenticate(...)
         except AuthError:
-            await limiter.note_failed_auth(ip)
+            await limiter.note_failed_auth(ip)  # 429 instead once the address is over budget
             raise
-        headers = await limiter.check_key(result.credentials.api_key_id, ip)
+        if result.signed:
+            headers = await limiter.check_key(result.credentials.api_key_id, ip)
+        else:
+            headers = await limiter.check_unsigned_read(result.credentials.api_key_id, ip)
 
     and ``await limiter.check_public(ip)`` on public endpoints. ``ip`` is the client address from
     :func:`~stablegate.auth.client_ip.client_ip`.
@@ -410,30 +419,42 @@ class RateLimiter:
         backend: RateLimitBackend,
         *,
         per_minute: int = 100,
+        unsigned_per_minute: int = 100,
         failed_auth_per_minute: int = 30,
         public_per_minute: int = 300,
         ban_policy: BanPolicy | None = None,
     ) -> None:
-        for value in (per_minute, failed_auth_per_minute, public_per_minute):
+        for value in (per_minute, unsigned_per_minute, failed_auth_per_minute, public_per_minute):
             if value < 1:
                 raise ValueError("rate limits must be positive")
         self._backend = backend
         self.per_minute = per_minute
+        self.unsigned_per_minute = unsigned_per_minute
         self.failed_auth_per_minute = failed_auth_per_minute
         self.public_per_minute = public_per_minute
         self.ban_policy = ban_policy or BanPolicy()
 
     async def check_key(self, api_key_id: str, ip: str) -> dict[str, str]:
-        """Count one request of a verified key; return the ``X-RateLimit-*`` headers, or raise
-        429 ``rate_limited`` / 418 ``ip_banned``."""
+        """Count one signed request of a verified key; return the ``X-RateLimit-*`` headers, or
+        raise 429 ``rate_limited`` / 418 ``ip_banned``."""
         # The braces are a Redis Cluster hash tag: both keys of the script in one slot.
-        bucket = f"key:{{{api_key_id}}}"
+        return await self._take_key(
+            f"key:{{{api_key_id}}}", ip, self.per_minute, "requests for this API key"
+        )
+
+    async def check_unsigned_read(self, api_key_id: str, ip: str) -> dict[str, str]:
+        """Like :meth:`check_key` for a read made with the key alone, on its own budget and ban
+        ladder, so that it never uses up or bans signed traffic."""
+        return await self._take_key(
+            f"unsigned:{{{api_key_id}}}",
+            ip,
+            self.unsigned_per_minute,
+            "unsigned reads for this API key (signed requests have their own quota)",
+        )
+
+    async def _take_key(self, bucket: str, ip: str, limit: int, what: str) -> dict[str, str]:
         decision = await self._backend.take_with_ban(
-            bucket,
-            f"{bucket}:{ban_subject(ip)}",
-            self.per_minute,
-            MINUTE_MS,
-            self.ban_policy,
+            bucket, f"{bucket}:{ban_subject(ip)}", limit, MINUTE_MS, self.ban_policy
         )
         if decision.banned:
             raise RateLimited(
@@ -443,22 +464,19 @@ class RateLimiter:
                 status=418,
             )
         if not decision.allowed:
-            _raise_limited(decision, "requests for this API key")
+            _raise_limited(decision, what)
         return _headers(decision)
 
-    async def check_failed_auth(self, ip: str) -> None:
-        """429 when this IP has used up its failed-authentication budget (nothing counted)."""
+    async def note_failed_auth(self, ip: str) -> None:
+        """Count one failed authentication from this IP; over the budget, raise 429 (the caller
+        then answers 429 instead of its 401). Call it only for a request that failed: requests
+        that authenticate never look at this bucket, so other people's failures from the same
+        address cannot lock a merchant out."""
         decision = await self._backend.take(
-            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS, consume=False
+            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS
         )
         if not decision.allowed:
             _raise_limited(decision, "failed authentication attempts from this address")
-
-    async def note_failed_auth(self, ip: str) -> None:
-        """Count one failed authentication from this IP."""
-        await self._backend.take(
-            f"authfail:{ban_subject(ip)}", self.failed_auth_per_minute, MINUTE_MS
-        )
 
     async def check_public(self, ip: str) -> dict[str, str]:
         """Count one public-endpoint request from this IP; 429 over the limit, never a ban."""

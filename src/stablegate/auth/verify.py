@@ -9,8 +9,8 @@ Order of the checks, cheapest and key-independent first so that bad traffic cost
    ``invalid_request_time``), receive window (400 ``invalid_recv_window`` /
    ``conflicting_recv_window``) and the time rule (401 ``request_expired``).
 4. Key lookup: unknown key is 401 ``invalid_api_key``.
-5. Unsigned request: allowed for reads unless the key has ``signed_reads`` (401
-   ``signature_required``).
+5. Unsigned request: allowed for reads unless the key requires signed reads (401
+   ``signature_required``): set per key, and by default once a public key is registered.
 6. Signature policy: once a public key is registered, V2 needs the merchant's opt-in (401
    ``signature_v1_required``); every signature present must verify (401 ``invalid_signature``).
 7. Replay cache, only after the signatures verified so forged requests cannot fill it: 401
@@ -55,12 +55,23 @@ class KeyCredentials:
     public_keys: tuple[EllipticCurvePublicKey, ...]
     # With public keys registered, V2 is accepted only when the merchant opted back in.
     v2_enabled: bool
-    # Reads need a signature too.
-    signed_reads: bool
+    # Reads need a signature too: True or False as the operator set it, None for the default.
+    signed_reads: bool | None
 
     @property
     def accepts_v2(self) -> bool:
         return self.hmac_secret is not None and (not self.public_keys or self.v2_enabled)
+
+    @property
+    def requires_signed_reads(self) -> bool:
+        return signed_reads_required(self.signed_reads, has_public_key=bool(self.public_keys))
+
+
+def signed_reads_required(setting: bool | None, *, has_public_key: bool) -> bool:
+    """Whether reads need a signature. By default (``setting`` None) they do once a public key is
+    registered: a merchant who moved to ECDSA keeps no secret in the API key, which then must
+    not read orders on its own. The operator may still allow or require it explicitly."""
+    return has_public_key if setting is None else setting
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,9 @@ async def authenticate(
     """Authenticate ``req`` or raise :class:`~stablegate.errors.GatewayError` (see module doc).
 
     ``require_signature`` is True for writes and the webhook delivery log. A read without a
-    signature is accepted with the key alone (``signed=False``) unless the key has
-    ``signed_reads``; a read that carries a signature is checked like a write.
+    signature is accepted with the key alone (``signed=False``) unless the key
+    :attr:`~KeyCredentials.requires_signed_reads`; a read that carries a signature is checked like
+    a write.
     """
     headers = read_auth_headers(req.headers)
     api_key = headers.api_key
@@ -139,7 +151,7 @@ async def authenticate(
         raise AuthError("unknown or revoked API key", code="invalid_api_key")
 
     if message is None:
-        if credentials.signed_reads:
+        if credentials.requires_signed_reads:
             raise AuthError(
                 "this API key requires signed reads (BlockATM-Signature-V1 or -V2)",
                 code="signature_required",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.signatures import load_public_key_pem
+from stablegate.auth.verify import signed_reads_required
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, new_token
@@ -102,7 +103,7 @@ async def issue_api_key(
             key_prefix=api_key[:10],
             secret_enc=box.seal(secret_key),
             v2_enabled=False,
-            signed_reads=False,
+            signed_reads=None,  # the default: signed once a public key is registered
             created_at_ms=clock.now_ms(),
         )
     )
@@ -278,23 +279,34 @@ async def set_key_policy(
     signed_reads: bool | None,
     actor: str = "cli",
 ) -> dict[str, object]:
+    """Set which signatures a key accepts. ``signed_reads`` True or False is an explicit choice
+    that replaces the default (signed reads once a public key is registered); None keeps the
+    current setting."""
     key = await find_api_key(session, api_key)
     if v2_enabled is not None:
         key.v2_enabled = v2_enabled
     if signed_reads is not None:
         key.signed_reads = signed_reads
+    has_public_key = (
+        await session.scalar(
+            select(ApiPublicKey.id).where(ApiPublicKey.api_key_id == key.id).limit(1)
+        )
+        is not None
+    )
+    policy = {
+        "apiKeyId": key.id,
+        "v2Enabled": key.v2_enabled,
+        "signedReads": signed_reads_required(key.signed_reads, has_public_key=has_public_key),
+        "signedReadsDefault": key.signed_reads is None,
+    }
     session.add(
         AuditEntry(
             at_ms=clock.now_ms(),
             actor=actor,
             action="api_key.policy_set",
             subject=key.merchant_id,
-            details={
-                "apiKeyId": key.id,
-                "v2Enabled": key.v2_enabled,
-                "signedReads": key.signed_reads,
-            },
+            details=dict(policy),
         )
     )
     await session.flush()
-    return {"apiKeyId": key.id, "v2Enabled": key.v2_enabled, "signedReads": key.signed_reads}
+    return policy

@@ -22,7 +22,9 @@ class ApiKey(Base):
     secret_enc: Mapped[str] = mapped_column(Text)
     # Once a public key is registered V2 is refused unless the merchant opts back in.
     v2_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    signed_reads: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Reads need a signature: set by the operator, or NULL for the default (required once a
+    # public key is registered; stablegate.auth.verify.signed_reads_required).
+    signed_reads: Mapped[bool | None] = mapped_column(Boolean, default=None)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger)
 
