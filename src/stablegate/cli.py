@@ -259,7 +259,13 @@ def merchant_set_key_policy(
     ] = None,
     signed_reads: Annotated[
         bool | None,
-        typer.Option("--signed-reads/--unsigned-reads", help="Require signatures on reads."),
+        typer.Option(
+            "--signed-reads/--unsigned-reads",
+            help=(
+                "Require signatures on reads, or allow the key alone"
+                " (default: required once a public key is registered)."
+            ),
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -279,7 +285,7 @@ def merchant_add_public_key(
     pem: Annotated[Path, typer.Option(help="PEM file with the P-256 public key.", exists=True)],
     as_json: JsonFlag = False,
 ) -> None:
-    """Register an ECDSA P-256 public key; the key then accepts V1 signatures only."""
+    """Register an ECDSA P-256 public key; the key then accepts V1 signatures only, on reads too."""
 
     async def work(session: AsyncSession, _settings: Settings) -> str:
         return await merchants.add_public_key(
