@@ -292,7 +292,7 @@ class WebhookWorker:
         if claim.secret_error is not None:
             return result(Outcome.ERROR, error=claim.secret_error)
         try:
-            body = webhook_body(claim.payload)
+            body = webhook_body(claim.payload, merchant_id=claim.merchant_id)
             headers = webhook_headers(
                 event_id=claim.event_id,
                 time_ms=started_ms,
