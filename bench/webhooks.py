@@ -670,12 +670,13 @@ async def event_bodies(gw: Gateway) -> tuple[list[bytes], set[str]]:
     async with read_scope(gw.reads) as session:
         rows = (
             await session.execute(
-                select(WebhookEvent.id, WebhookEvent.payload).order_by(
+                select(WebhookEvent.id, WebhookEvent.merchant_id, WebhookEvent.payload).order_by(
                     WebhookEvent.next_attempt_at_ms, WebhookEvent.id
                 )
             )
         ).all()
-    return [webhook_body(payload) for _, payload in rows], {event_id for event_id, _ in rows}
+    bodies = [webhook_body(payload, merchant_id=merchant) for _, merchant, payload in rows]
+    return bodies, {event_id for event_id, _, _ in rows}
 
 
 async def measure_baseline(

@@ -37,7 +37,7 @@ from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.demo_receiver import receiver_app, wait_listening
 from stablegate.embedded import EmbeddedServer, Worker, serve_api
-from stablegate.merchants.service import create_merchant
+from stablegate.merchants.service import NewMerchant, create_merchant
 from stablegate.money import format_amount
 from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.loop import WatcherOptions
@@ -161,11 +161,11 @@ async def run_demo(
         tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]
         console.print(f"gateway listening on {settings.public_url}; chain {devchain.rpc_url}")
 
-        webhook_secret: list[str] = []
+        shop: list[NewMerchant] = []  # set once the merchant exists, before any webhook
         completed_webhook = asyncio.Event()
         receiver = EmbeddedServer(
             uvicorn.Config(
-                receiver_app(lambda: webhook_secret[0], console.print, completed_webhook),
+                receiver_app(lambda: shop[0], console.print, completed_webhook),
                 host="127.0.0.1",
                 port=port + 1,
                 log_level="warning",
@@ -192,7 +192,7 @@ async def run_demo(
                 chain_ids=[devchain.chain_id],
                 notify_url=f"http://127.0.0.1:{port + 1}/webhooks",
             )
-        webhook_secret.append(merchant.webhook_secret)
+        shop.append(merchant)
         console.print(f"merchant {merchant.merchant_id}, payout address {PAYOUT_ADDRESS}")
 
         api = SignedApi(settings.public_url, merchant.api_key, merchant.secret_key)

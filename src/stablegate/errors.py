@@ -6,7 +6,8 @@ Every error the gateway answers with is a :class:`GatewayError` carrying a stabl
 Hierarchy::
 
     GatewayError                       any business error (status and code per instance)
-    ├── InvalidRequest        400      malformed input: invalid_body, invalid_amount, ...
+    ├── InvalidRequest        400      malformed input: invalid_body, invalid_amount,
+    │                                  invalid_notify_url, ...
     ├── AuthError             401      missing_api_key, invalid_api_key, invalid_signature,
     │                                  request_expired, replayed_request, signature_required
     ├── NotFound              404      not_found

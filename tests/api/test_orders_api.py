@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.support import PAYOUT, TEST_USDT, Signer
+from tests.webhooks.test_webhook_urls import BAD_URLS, GOOD_URLS
 
 from stablegate.api.context import GatewayContext
 from stablegate.chain.evm import create2
@@ -156,7 +157,7 @@ async def test_inline_qr_and_the_qr_image(client: httpx.AsyncClient, signer: Sig
         (
             {"chainId": "31337", "symbol": "USDT", "amount": "1", "notifyUrl": "ftp://x"},
             400,
-            "invalid_request",
+            "invalid_notify_url",
         ),
         (
             {"chainId": "31337", "symbol": "USDT", "amount": "1", "orderNo": "x" * 65},
@@ -194,6 +195,30 @@ async def test_bad_orders_are_refused_with_a_clear_code_and_nothing_written(
     assert response.json()["error"]["code"] == code
     assert response.json()["error"]["message"]
     assert await count_orders(gateway) == 0
+
+
+@pytest.mark.parametrize(("url", "reason"), [*BAD_URLS, (123, "valid string")])
+async def test_a_notify_url_the_webhook_guard_refuses_is_invalid_notify_url(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext, url: object, reason: str
+) -> None:
+    payload = {"chainId": "31337", "symbol": "USDT", "amount": "1", "notifyUrl": url}
+    response = await post(client, signer, CREATE, payload)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_notify_url"
+    assert error["message"].startswith("notifyUrl: ") and reason in error["message"]
+    assert await count_orders(gateway) == 0
+
+
+@pytest.mark.parametrize(("url", "_host"), GOOD_URLS)
+async def test_a_notify_url_the_guard_accepts_is_stored_as_given(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext, url: str, _host: str
+) -> None:
+    payload = {"chainId": "31337", "symbol": "USDT", "amount": "1", "notifyUrl": url}
+    response = await post(client, signer, CREATE, payload)
+    assert response.status_code == 200, response.text
+    async with session_scope(gateway.sessions) as session:
+        assert await session.scalar(select(Order.notify_url)) == url
 
 
 @pytest.mark.parametrize(

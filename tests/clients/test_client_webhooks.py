@@ -55,22 +55,31 @@ def _headers(body: bytes, time_ms: str = VECTOR_TIME) -> dict[str, str]:
     }
 
 
+# A body as the gateway sends it: it names the merchant it is for.
+MERCHANT = "mch_shop_b"
+BODY = b'{"eventId":"evt_1","merchantId":"mch_shop_b","type":"order.completed"}'
+
+
 def test_a_changed_body_is_rejected() -> None:
-    headers = _headers(VECTOR_BODY)
-    changed = VECTOR_BODY.replace(b"completed", b"cancelled")
+    headers = _headers(BODY)
+    changed = BODY.replace(b"completed", b"cancelled")
     with pytest.raises(WebhookVerificationError, match="V2"):
         verify_webhook(headers, changed, secret=VECTOR_SECRET, now=VECTOR_NOW)
     with pytest.raises(WebhookVerificationError, match="V1"):
-        verify_webhook(headers, changed, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW)
+        verify_webhook(
+            headers, changed, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+        )
 
 
 def test_a_changed_time_is_rejected() -> None:
-    headers = _headers(VECTOR_BODY)
+    headers = _headers(BODY)
     headers["BlockATM-Request-Time"] = str(int(VECTOR_TIME) + 1)
     with pytest.raises(WebhookVerificationError):
-        verify_webhook(headers, VECTOR_BODY, secret=VECTOR_SECRET, now=VECTOR_NOW)
+        verify_webhook(headers, BODY, secret=VECTOR_SECRET, now=VECTOR_NOW)
     with pytest.raises(WebhookVerificationError):
-        verify_webhook(headers, VECTOR_BODY, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW)
+        verify_webhook(
+            headers, BODY, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+        )
 
 
 @pytest.mark.parametrize("offset", [-301, 301, -10_000])
@@ -107,34 +116,85 @@ def test_both_rotated_secrets_are_accepted() -> None:
 
 
 def test_v1_with_the_gateways_key() -> None:
-    headers = _headers(VECTOR_BODY)
-    event = verify_webhook(headers, VECTOR_BODY, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW)
-    assert event.event_id == "evt_1"
+    headers = _headers(BODY)
+    event = verify_webhook(
+        headers, BODY, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+    )
+    assert (event.event_id, event.merchant_id) == ("evt_1", MERCHANT)
     other = ec.generate_private_key(ec.SECP256R1())
-    forged = {**headers, "BlockATM-Signature-V1": v1(VECTOR_TIME, VECTOR_BODY, other)}
+    forged = {**headers, "BlockATM-Signature-V1": v1(VECTOR_TIME, BODY, other)}
     with pytest.raises(WebhookVerificationError):
-        verify_webhook(forged, VECTOR_BODY, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW)
+        verify_webhook(
+            forged, BODY, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+        )
     # Either of two gateway keys (the gateway rotated its key).
     other_pem = other.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    verify_webhook(forged, VECTOR_BODY, public_key_pem=[GATEWAY_PEM, other_pem], now=VECTOR_NOW)
+    verify_webhook(
+        forged, BODY, public_key_pem=[GATEWAY_PEM, other_pem], merchant_id=MERCHANT, now=VECTOR_NOW
+    )
+
+
+@pytest.mark.parametrize("merchant_id", [None, ""])
+def test_v1_without_the_merchant_id_is_a_programming_error(merchant_id: str | None) -> None:
+    # The gateway's key signs every merchant's webhooks: V1 alone cannot say "this is yours".
+    with pytest.raises(TypeError, match="merchant_id"):
+        verify_webhook(
+            _headers(BODY),
+            BODY,
+            secret=VECTOR_SECRET,
+            public_key_pem=GATEWAY_PEM,
+            merchant_id=merchant_id,
+            now=VECTOR_NOW,
+        )
+
+
+def test_another_merchants_genuine_webhook_is_rejected() -> None:
+    """Merchant A's webhook, genuinely signed by the gateway, delivered to B's receiver."""
+    body_a = b'{"eventId":"evt_9","merchantId":"mch_shop_a","type":"order.completed"}'
+    headers = _headers(body_a)
+    with pytest.raises(WebhookVerificationError, match="not for this merchant"):
+        verify_webhook(
+            headers, body_a, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+        )
+    # The same check applies with V2 when merchant_id is given.
+    with pytest.raises(WebhookVerificationError, match="not for this merchant"):
+        verify_webhook(headers, body_a, secret=VECTOR_SECRET, merchant_id=MERCHANT, now=VECTOR_NOW)
+    # A's own receiver accepts it.
+    event = verify_webhook(
+        headers, body_a, public_key_pem=GATEWAY_PEM, merchant_id="mch_shop_a", now=VECTOR_NOW
+    )
+    assert event.merchant_id == "mch_shop_a"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        VECTOR_BODY,  # no merchantId: an older gateway, or a body not made for anyone
+        b'{"eventId":"evt_1","merchantId":null,"type":"order.completed"}',
+        b'{"eventId":"evt_1","merchantId":["mch_shop_b"],"type":"order.completed"}',
+        b'{"eventId":"evt_1","merchantId":"MCH_SHOP_B","type":"order.completed"}',
+    ],
+)
+def test_a_body_that_does_not_name_the_merchant_is_rejected(body: bytes) -> None:
+    with pytest.raises(WebhookVerificationError, match="not for this merchant"):
+        verify_webhook(
+            _headers(body), body, public_key_pem=GATEWAY_PEM, merchant_id=MERCHANT, now=VECTOR_NOW
+        )
 
 
 def test_every_configured_check_must_pass() -> None:
-    headers = _headers(VECTOR_BODY)
-    verify_webhook(
-        headers, VECTOR_BODY, secret=VECTOR_SECRET, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW
-    )
+    headers = _headers(BODY)
+    both = {"public_key_pem": GATEWAY_PEM, "merchant_id": MERCHANT, "now": VECTOR_NOW}
+    verify_webhook(headers, BODY, secret=VECTOR_SECRET, **both)
     with pytest.raises(WebhookVerificationError, match="V2"):
-        verify_webhook(
-            headers, VECTOR_BODY, secret="wrong", public_key_pem=GATEWAY_PEM, now=VECTOR_NOW
-        )
+        verify_webhook(headers, BODY, secret="wrong", **both)
+    with pytest.raises(WebhookVerificationError, match="not for this merchant"):
+        verify_webhook(headers, BODY, secret=VECTOR_SECRET, **{**both, "merchant_id": "mch_x"})
     del headers["BlockATM-Signature-V1"]
     with pytest.raises(WebhookVerificationError, match="V1"):
-        verify_webhook(
-            headers, VECTOR_BODY, secret=VECTOR_SECRET, public_key_pem=GATEWAY_PEM, now=VECTOR_NOW
-        )
+        verify_webhook(headers, BODY, secret=VECTOR_SECRET, **both)
 
 
 def test_nothing_configured_is_a_programming_error() -> None:

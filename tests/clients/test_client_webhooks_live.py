@@ -41,10 +41,15 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = await request.body()
+        mine = self.gateway.keys.merchant_id
         checks: dict[str, Any] = {
             "/v2": {"secret": self.secret},
-            "/v1": {"public_key_pem": self.public_key_pem},
-            "/both": {"secret": self.secret, "public_key_pem": self.public_key_pem},
+            "/v1": {"public_key_pem": self.public_key_pem, "merchant_id": mine},
+            "/both": {
+                "secret": self.secret,
+                "public_key_pem": self.public_key_pem,
+                "merchant_id": mine,
+            },
             "/wrong": {"secret": "whsec_not_mine"},
         }[request.url.path]
         try:
@@ -111,6 +116,7 @@ def test_real_webhooks_verify_and_the_log_and_resend_work(
     assert set(accepted) == {"/v2", "/v1", "/both"}
     for path, event in accepted.items():
         assert event.type == "order.created" and event.sequence == 1
+        assert event.merchant_id == gateway.keys.merchant_id
         assert event.order is not None and event.order.order_id == orders[path].order_id
         assert event.order.status == OrderStatus.PENDING and event.order == orders[path]
     assert all(webhook_id == event.event_id for _p, webhook_id, event in receiver.accepted)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.support import PAYOUT
 from tests.test_cli import cli_env  # noqa: F401  (fixture)
+from tests.webhooks.test_webhook_urls import BAD_URLS
 from typer.testing import CliRunner
 
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.cli import app
+from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.merchants.payout_check import code_presence, mixed_code_warning
+from stablegate.models import Merchant
 
 runner = CliRunner()
 
@@ -116,3 +122,44 @@ async def test_code_presence_reads_the_chain(
     presence = await code_presence(registry, [31337, 56], gateway_contracts.factory)
     assert presence == {31337: True, 56: None}
     assert (await code_presence(registry, [31337], PAYOUT)) == {31337: False}
+
+
+def _notify_urls(database_url: str, name: str) -> list[str | None]:
+    async def read() -> list[str | None]:
+        engine = make_engine(database_url)
+        try:
+            async with session_scope(make_sessionmaker(engine)) as session:
+                query = select(Merchant.notify_url).where(Merchant.name == name)
+                return list((await session.scalars(query)).all())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(("url", "reason"), BAD_URLS[:4] + BAD_URLS[10:16])
+def test_a_default_notify_url_the_webhook_guard_refuses_is_never_stored(
+    cli_env: dict[str, str],  # noqa: F811
+    url: str,
+    reason: str,
+) -> None:
+    name = f"Shop {uuid.uuid4()}"  # PostgreSQL keeps other tests' merchants
+    create = ["merchant", "create", "--name", name, "--payout-address", PAYOUT, "--chain", "31337"]
+    bad = runner.invoke(app, [*create, "--notify-url", url])
+    said = " ".join(bad.output.split())  # the console wraps long lines
+    assert bad.exit_code == 2 and "invalid_notify_url" in said and reason in said
+    assert _notify_urls(cli_env["STABLEGATE_DATABASE_URL"], name) == []
+
+    good = "https://shop.example.com/hook"
+    created = runner.invoke(app, [*create, "--notify-url", good, "--json"])
+    assert created.exit_code == 0, created.output
+    merchant_id = json.loads(created.stdout)["merchantId"]
+    set_policy = ["merchant", "set-policy", "--merchant-id", merchant_id]
+    refused = runner.invoke(app, [*set_policy, "--late-payment", "complete", "--notify-url", url])
+    assert refused.exit_code == 2 and "invalid_notify_url" in refused.output
+    assert _notify_urls(cli_env["STABLEGATE_DATABASE_URL"], name) == [good]
+    changed = runner.invoke(app, [*set_policy, "--notify-url", "https://b\u00fccher.example/h"])
+    assert changed.exit_code == 0, changed.output
+    assert _notify_urls(cli_env["STABLEGATE_DATABASE_URL"], name) == [
+        "https://b\u00fccher.example/h"
+    ]

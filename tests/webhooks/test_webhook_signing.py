@@ -14,8 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from tests.support import MerchantKeys
+from tests.support import PAYOUT, MerchantKeys
 from tests.webhooks.webhook_support import (
+    LATER_EVENTS,
     Hit,
     Receiver,
     create_orders,
@@ -28,7 +29,8 @@ from tests.webhooks.webhook_support import (
 from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
-from stablegate.webhooks.service import rotate_webhook_secret
+from stablegate.merchants.service import create_merchant
+from stablegate.webhooks.service import resend, rotate_webhook_secret
 from stablegate.webhooks.signing import sign_v1, sign_v2, webhook_body, webhook_headers
 from stablegate.webhooks.signing_key import GatewaySigningKey
 
@@ -74,7 +76,10 @@ def test_design_vector_v2() -> None:
 
 
 def test_vector_body_serialises_to_the_signed_bytes(gateway: GatewayContext) -> None:
-    assert webhook_body({"eventId": "evt_1", "type": "order.completed"}) == VECTOR_BODY
+    stored = {"eventId": "evt_1", "type": "order.completed"}
+    assert webhook_body(stored, merchant_id="mch_1") == (
+        b'{"eventId":"evt_1","merchantId":"mch_1","type":"order.completed"}'
+    )
     headers = webhook_headers(
         event_id="evt_1",
         time_ms=int(VECTOR_TIME),
@@ -103,10 +108,22 @@ def test_v1_is_der_base64_and_fresh_each_time(gateway: GatewayContext) -> None:
 
 
 def test_the_body_keeps_unicode_as_utf8() -> None:
-    body = webhook_body({"eventId": "evt_2", "data": {"description": "咖啡 ☕"}})
-    assert body == '{"eventId":"evt_2","data":{"description":"咖啡 ☕"}}'.encode()
+    body = webhook_body({"eventId": "evt_2", "data": {"description": "咖啡 ☕"}}, merchant_id="m")
+    assert body == '{"eventId":"evt_2","merchantId":"m","data":{"description":"咖啡 ☕"}}'.encode()
     with pytest.raises(ValueError, match="Out of range float"):
-        webhook_body({"amount": float("nan")})
+        webhook_body({"amount": float("nan")}, merchant_id="m")
+
+
+def test_every_body_names_its_merchant_once() -> None:
+    assert webhook_body({"type": "order.created"}, merchant_id="m") == (
+        b'{"merchantId":"m","type":"order.created"}'
+    )
+    stored = {"eventId": "evt_3", "merchantId": "m", "type": "order.created"}
+    assert webhook_body(stored, merchant_id="m") == (
+        b'{"eventId":"evt_3","merchantId":"m","type":"order.created"}'
+    )
+    with pytest.raises(ValueError, match="another merchant"):
+        webhook_body({**stored, "merchantId": "other"}, merchant_id="m")
 
 
 @pytest.fixture
@@ -157,9 +174,9 @@ async def test_real_deliveries_verify_with_both_signatures(
         assert hit.headers["content-type"] == "application/json"
         assert int(hit.headers["blockatm-request-time"]) == hit.at_ms  # time of THIS attempt
         payload = json.loads(hit.body)
-        assert payload == events[hit.event_id].payload
+        assert payload == {**events[hit.event_id].payload, "merchantId": merchant.merchant_id}
         assert payload["eventId"] == hit.event_id
-        assert list(payload) == ["eventId", "type", "sequence", "createTime", "data"]
+        assert list(payload) == ["eventId", "merchantId", "type", "sequence", "createTime", "data"]
         assert payload["data"]["orderId"] == events[hit.event_id].order_id
         for name in ("factory", "payoutAddress", "depositSalt"):
             assert name in payload["data"]
@@ -206,3 +223,40 @@ async def test_rotation_signs_with_both_secrets_for_24_hours(
     assert "," not in after.headers["blockatm-signature-v2"]
     assert verify_v2(after.headers, after.body, rotated.webhook_secret)
     assert not verify_v2(after.headers, after.body, merchant.webhook_secret)
+
+
+async def test_every_body_names_its_merchant_for_every_event_type_and_on_resend(
+    gateway: GatewayContext, clock: FakeClock, merchant: MerchantKeys, receiver: Receiver
+) -> None:
+    async with session_scope(gateway.sessions) as session:
+        other = await create_merchant(
+            session, gateway.secret_box, clock, name="B", payout_address=PAYOUT, chain_ids=[31337]
+        )
+    secrets = {
+        merchant.merchant_id: merchant.webhook_secret,
+        other.merchant_id: other.webhook_secret,
+    }
+    for merchant_id in secrets:
+        await set_merchant_url(gateway, merchant_id, receiver.url(merchant_id))
+    orders = {
+        merchant_id: await create_orders(gateway, clock, merchant_id, 1, events_per_order=5)
+        for merchant_id in secrets
+    }
+    async with make_worker(gateway, clock) as worker:
+        await drive(gateway, clock, [worker], until_ms=clock.now_ms())
+        for merchant_id, [ids] in orders.items():  # a resent event is built the same way
+            async with session_scope(gateway.sessions) as session:
+                await resend(
+                    session, clock, merchant_id=merchant_id, event_id=ids[-1], actor="test"
+                )
+        await drive(gateway, clock, [worker], until_ms=clock.now_ms())
+
+    hits = receiver.snapshot()
+    assert len(hits) == 12
+    events = await events_by_id(gateway)
+    for hit in hits:
+        merchant_id = hit.path.strip("/")
+        body = json.loads(hit.body)
+        assert body["merchantId"] == merchant_id == events[hit.event_id].merchant_id
+        assert verify_v2(hit.headers, hit.body, secrets[merchant_id])
+    assert {json.loads(h.body)["type"] for h in hits} == {"order.created", *LATER_EVENTS}

@@ -23,6 +23,9 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
+# Fields whose problems have their own code (the rest are invalid_request).
+_FIELD_CODES = {"amount": "invalid_amount", "notifyUrl": "invalid_notify_url"}
+
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -40,7 +43,7 @@ def validation_message(exc: ValidationError | RequestValidationError) -> tuple[s
     first = errors[0]
     location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     field = ".".join(location) or "request"
-    code = "invalid_amount" if location[:1] == ["amount"] else "invalid_request"
+    code = _FIELD_CODES.get(location[0] if location else "", "invalid_request")
     return code, f"{field}: {first.get('msg', 'invalid value')}"
 
 

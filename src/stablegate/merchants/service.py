@@ -17,6 +17,7 @@ from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, new_token
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
+from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ def checksum_address(value: str) -> str:
     return address
 
 
+def checked_notify_url(value: str) -> str:
+    """A default webhook URL the delivery worker will accept (the SSRF guard's own check)."""
+    try:
+        parse_webhook_url(value)
+    except DestinationError as exc:
+        raise InvalidRequest(f"notify URL: {exc}", code="invalid_notify_url") from None
+    return value
+
+
 async def create_merchant(
     session: AsyncSession,
     box: SecretBox,
@@ -54,6 +64,8 @@ async def create_merchant(
     if not name.strip():
         raise InvalidRequest("merchant name must not be empty")
     address = checksum_address(payout_address)
+    if notify_url is not None:
+        notify_url = checked_notify_url(notify_url)
     now = clock.now_ms()
     merchant_id = new_token("mch_", 12)
     webhook_secret = new_token("whsec_", 24)
@@ -254,9 +266,7 @@ async def set_policy(
             )
         merchant.deposit_strategy = changes["depositStrategy"] = deposit_strategy
     if notify_url is not None:
-        if not notify_url.startswith(("http://", "https://")):
-            raise InvalidRequest("notify URL must be http or https", code="invalid_policy")
-        merchant.notify_url = changes["notifyUrl"] = notify_url
+        merchant.notify_url = changes["notifyUrl"] = checked_notify_url(notify_url)
     session.add(
         AuditEntry(
             at_ms=clock.now_ms(),

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
+from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+
 _PRINTABLE_ID = r"^[\x21-\x7e]{1,64}$"
 
 
@@ -21,6 +23,17 @@ def _http_url(value: str | None) -> str | None:
         raise ValueError("must be an absolute http or https URL")
     if any(ch.isspace() or ord(ch) < 0x20 for ch in value):
         raise ValueError("must not contain whitespace or control characters")
+    return value
+
+
+def _notify_url(value: str | None) -> str | None:
+    """The webhook guard's own check, so no stored URL can fail it at delivery time."""
+    if value is None:
+        return None
+    try:
+        parse_webhook_url(value)
+    except DestinationError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -39,7 +52,8 @@ class CreateOrderRequest(BaseModel):
     metadata: dict[str, Any] | None = None
     inline_qr: Annotated[StrictBool, Field(alias="inlineQr")] = False
 
-    _check_urls = field_validator("notify_url", "redirect_url")(_http_url)
+    _check_notify_url = field_validator("notify_url")(_notify_url)
+    _check_redirect_url = field_validator("redirect_url")(_http_url)
 
     @field_validator("metadata")
     @classmethod

@@ -9,6 +9,12 @@ Both signatures cover the same bytes, ``<BlockATM-Request-Time>.<raw body>``:
 
 Every attempt is signed afresh with its own time; ``Webhook-Id`` (the eventId) stays the same
 across attempts so receivers can drop duplicates.
+
+The V1 key is one key for every merchant, so a V1 signature alone says "the gateway sent this",
+not "this is for you": merchant A's genuine ``order.completed`` for an order numbered like one of
+B's would pass B's V1 check. Every body therefore names its merchant (``merchantId``, taken from
+the event row when the body is built, so events stored before the field existed carry it too),
+and receivers compare it with their own id.
 """
 
 from __future__ import annotations
@@ -34,9 +40,18 @@ WEBHOOK_ID_HEADER = "Webhook-Id"
 USER_AGENT = f"stablegate-webhooks/{__version__}"
 
 
-def webhook_body(payload: Mapping[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent: compact UTF-8 JSON in the stored key order."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+def webhook_body(payload: Mapping[str, Any], *, merchant_id: str) -> bytes:
+    """The exact bytes that are signed and sent: compact UTF-8 JSON in the stored key order,
+    with ``merchantId`` right after ``eventId`` (first when there is no ``eventId``)."""
+    if payload.get("merchantId", merchant_id) != merchant_id:
+        raise ValueError("the stored event names another merchant")
+    body: dict[str, Any] = {} if "eventId" in payload else {"merchantId": merchant_id}
+    for key, value in payload.items():
+        if key != "merchantId":
+            body[key] = value
+        if key == "eventId":
+            body["merchantId"] = merchant_id
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )
 

@@ -3,7 +3,10 @@
 A notifyUrl is the one place where someone outside the operator picks where the gateway
 connects, so every attempt goes through :func:`resolve_target`:
 
-1. The URL must be absolute ``http`` or ``https`` with a host.
+1. The URL must pass :func:`parse_webhook_url`: absolute ``http`` or ``https``, a host that is
+   an IP literal or a valid DNS name (labels of 1-63 characters, valid IDNA), no user name or
+   password. The same check refuses a URL when it is set (400 ``invalid_notify_url``), so a
+   stored URL fails it only if an older version stored it; then the attempt is a logged error.
 2. The host is resolved ONCE per attempt (``getaddrinfo`` in the default executor); an IP
    literal is not resolved.
 3. Every resolved address must be public (:func:`is_public_address`): IPv4-mapped IPv6, NAT64
@@ -21,7 +24,9 @@ Redirects are never followed (the worker treats a 3xx as a failed attempt).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -97,18 +102,68 @@ class PinnedTarget:
         return {"sni_hostname": self.host} if self.url.scheme == "https" else {}
 
 
+MAX_URL_LENGTH = 2048
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
 def parse_webhook_url(url: str) -> tuple[httpx.URL, str]:
-    """(parsed URL, ASCII host) of an absolute http(s) URL, or :class:`DestinationError`."""
+    """(parsed URL, ASCII host) of a URL the gateway may call, or :class:`DestinationError`.
+
+    The one check for notify URLs, when they are set and before every attempt. It raises
+    nothing else: a stored URL that fails it must become a failed attempt, not a crash.
+    """
+    if not isinstance(url, str) or not url:
+        raise DestinationError("the URL is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise DestinationError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise DestinationError("the URL contains whitespace or control characters")
     try:
         parsed = httpx.URL(url)
         host = parsed.raw_host.decode("ascii").lower()
-    except (httpx.InvalidURL, UnicodeError, TypeError) as exc:
+        port = parsed.port
+    except Exception as exc:  # httpx raises InvalidURL, but its IDNA step may raise others
         raise DestinationError(f"not a valid URL: {exc}") from None
     if parsed.scheme not in ("http", "https"):
         raise BlockedDestination("only http and https URLs are called")
     if not host:
         raise DestinationError("the URL has no host")
+    if parsed.userinfo:
+        # It would be stored and logged in clear, and sent as Basic credentials.
+        raise DestinationError("the URL must not contain a user name or password")
+    if port is not None and not 1 <= port <= 65535:
+        raise DestinationError(f"port {port} is not between 1 and 65535")
+    if _ip_literal(host) is None:
+        _check_host_name(host)
     return parsed, host
+
+
+def _check_host_name(host: str) -> None:
+    """A DNS name the resolver accepts: what ``getaddrinfo`` would otherwise refuse with a
+    ``UnicodeError`` (empty or over-long labels) is refused here with a reason."""
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        raise DestinationError("the host name is longer than 253 characters")
+    for label in name.split("."):
+        if not label or len(label) > 63:
+            raise DestinationError(f"the host name {host!r} has an empty or over-long label")
+        if not _LABEL.fullmatch(label):
+            raise DestinationError(f"the host name {host!r} is not a valid DNS name")
+        if label.startswith("xn--") and not _is_a_label(label):
+            raise DestinationError(f"the host name {host!r} is not valid IDNA")
+    try:
+        name.encode("idna")  # the codec getaddrinfo uses
+    except UnicodeError:
+        raise DestinationError(f"the host name {host!r} is not valid IDNA") from None
+
+
+def _is_a_label(label: str) -> bool:
+    """True for an IDNA A-label: Punycode of a non-ASCII name that encodes back to itself."""
+    try:
+        decoded = codecs.decode(label[4:].encode("ascii"), "punycode")
+        return not decoded.isascii() and codecs.encode(decoded, "punycode") == label[4:].encode()
+    except UnicodeError:
+        return False
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -170,7 +225,7 @@ async def resolve_target(
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
             resolved = await (resolver or system_resolver)(host, port)
-        except OSError as exc:
+        except (OSError, UnicodeError, ValueError) as exc:  # getaddrinfo raises all three
             raise DestinationError(f"{host} does not resolve: {exc}") from None
         candidates = []
         for value in resolved:

@@ -7,7 +7,9 @@ Everything lives in rows, nothing in memory timers, so any worker can stop at an
    ``lease_until_ms = now + lease`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, and on both
    backends a conditional ``UPDATE ... WHERE lease free``, so two workers never hold one row).
 2. **Send** outside any transaction: SSRF-checked, address-pinned, freshly signed, no redirects,
-   10 s for a 2xx.
+   10 s for a 2xx. Anything that stops the request before a response (a stored URL that fails
+   the guard, DNS, connect, TLS, an unexpected exception while preparing it) is an ``error``
+   attempt, recorded and retried on the schedule like a failing receiver.
 3. **Record** (short transaction): one ``webhook_deliveries`` row, and the event moves to
    ``delivered`` / its next attempt / ``failed``. The event update is guarded by the lease
    value and attempt count it was claimed with, so a worker whose lease ran out and whose row
@@ -291,15 +293,15 @@ class WebhookWorker:
 
         if claim.secret_error is not None:
             return result(Outcome.ERROR, error=claim.secret_error)
-        body = webhook_body(claim.payload)
-        headers = webhook_headers(
-            event_id=claim.event_id,
-            time_ms=started_ms,
-            body=body,
-            secrets=claim.secrets,
-            signing_key=self._signing_key,
-        )
         try:
+            body = webhook_body(claim.payload, merchant_id=claim.merchant_id)
+            headers = webhook_headers(
+                event_id=claim.event_id,
+                time_ms=started_ms,
+                body=body,
+                secrets=claim.secrets,
+                signing_key=self._signing_key,
+            )
             response = await post_pinned(
                 self._client,
                 url,
@@ -315,6 +317,12 @@ class WebhookWorker:
         except TimeoutError:
             return result(Outcome.ERROR, error=f"no response within {ATTEMPT_TIMEOUT_S:g} s")
         except httpx.HTTPError as exc:
+            return result(Outcome.ERROR, error=f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT])
+        except Exception as exc:
+            # Anything else while building or sending the request is this destination's failed
+            # attempt, on the normal schedule: left to the lease, it would block the order's
+            # later events for good and come back every lease period with no trace in the log.
+            log.warning("webhook_attempt_error", event_id=claim.event_id, exc_info=True)
             return result(Outcome.ERROR, error=f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT])
         status = response.status_code
         outcome = Outcome.SUCCESS if is_success(status) else Outcome.FAILURE
@@ -343,11 +351,11 @@ class WebhookWorker:
                     event_id=claim.event_id,
                     merchant_id=claim.merchant_id,
                     attempt=0 if skipped else claim.attempt,
-                    url=result.url,
+                    url=_storable(result.url),
                     outcome=result.outcome.value,
                     response_status=result.status_code,
                     response_body=result.body,
-                    error=result.error,
+                    error=None if result.error is None else _storable(result.error),
                     latency_ms=result.latency_ms,
                     attempted_at_ms=result.attempted_at_ms,
                 )
@@ -428,7 +436,12 @@ async def _first_attempt_ms(session: AsyncSession, claim: Claim) -> int:
 
 
 def _log_text(raw: bytes) -> str | None:
-    """A response body prefix as text safe to store (PostgreSQL text holds no NUL)."""
+    """A response body prefix as text safe to store."""
     if not raw:
         return None
-    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return _storable(raw.decode("utf-8", errors="replace"))
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can hold (no NUL); a URL stored by an older version may have one."""
+    return text.replace("\x00", "\ufffd")

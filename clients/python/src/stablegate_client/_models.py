@@ -288,10 +288,12 @@ class WebhookEvent:
     create_time_ms: int | None
     order: Order | None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    merchant_id: str | None = None  # whose event this is; verify_webhook compares it with yours
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WebhookEvent:
         order = data.get("data", data.get("order"))
+        merchant_id = data.get("merchantId")
         return cls(
             event_id=str(data["eventId"]),
             type=str(data["type"]),
@@ -299,6 +301,7 @@ class WebhookEvent:
             create_time_ms=_opt_int(data.get("createTime")),
             order=Order.from_json(order) if isinstance(order, Mapping) else None,
             raw=dict(data),
+            merchant_id=merchant_id if isinstance(merchant_id, str) else None,
         )
 
 

@@ -4,6 +4,11 @@ Each attempt carries ``BlockATM-Request-Time`` (Unix ms), ``BlockATM-Signature-V
 with your webhook secret, lowercase hex; several comma-separated values while the secret is being
 rotated) and ``BlockATM-Signature-V1`` (ECDSA P-256 by the gateway's key, DER base64), both over
 the bytes ``<time>.<raw body>``.
+
+The gateway's V1 key signs **every** merchant's webhooks, so a valid V1 signature only proves the
+gateway sent the body, not that it is meant for you: another merchant on the same gateway can
+create an order with your ``orderNo`` and amount, pay it, and point its webhook at your URL.
+The body's ``merchantId`` is what binds it to you, so checking V1 requires ``merchant_id``.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ def verify_webhook(
     *,
     secret: str | Sequence[str] | None = None,
     public_key_pem: str | bytes | Sequence[str | bytes] | None = None,
+    merchant_id: str | None = None,
     tolerance_seconds: float = 300,
     now: float | None = None,
 ) -> WebhookEvent:
@@ -86,9 +92,12 @@ def verify_webhook(
     ``body`` is the raw request body, exactly as received (not re-serialised JSON). ``secret`` is
     your webhook secret (or a list while you rotate it); ``public_key_pem`` the gateway's key (or
     keys) from ``GET /api/v1/public/signing-key``. Every check you configure must pass, and at least
-    one must be configured. ``BlockATM-Request-Time`` must be within ``tolerance_seconds`` of
-    ``now`` (Unix seconds, default the current time), which makes a captured webhook useless
-    later; within that window deduplicate on ``event_id``.
+    one must be configured. ``merchant_id`` is your merchant id: the body's ``merchantId`` must
+    equal it. It is required with ``public_key_pem``, because the gateway's key signs every
+    merchant's webhooks; with ``secret`` alone it is optional (the secret is yours only) but
+    recommended. ``BlockATM-Request-Time`` must be within ``tolerance_seconds`` of ``now`` (Unix
+    seconds, default the current time), which makes a captured webhook useless later; within
+    that window deduplicate on ``event_id``.
     """
     secrets = [secret] if isinstance(secret, str) else list(secret or ())
     pems = (
@@ -96,6 +105,11 @@ def verify_webhook(
     )
     if not secrets and not pems:
         raise TypeError("configure secret=, public_key_pem= or both")
+    if pems and not merchant_id:
+        raise TypeError(
+            "public_key_pem= needs merchant_id=: the gateway's key signs every merchant's "
+            "webhooks, so only the body's merchantId says this one is yours"
+        )
     keys = [load_p256_public_key(pem) for pem in pems]
 
     request_time = _header(headers, REQUEST_TIME_HEADER)
@@ -121,6 +135,12 @@ def verify_webhook(
         data = json.loads(body)
         if not isinstance(data, dict):
             raise TypeError("not an object")
-        return WebhookEvent.from_json(data)
+        event = WebhookEvent.from_json(data)
     except (ValueError, TypeError, KeyError) as exc:
         raise WebhookVerificationError(f"the signed body is not a webhook event: {exc}") from None
+    if merchant_id is not None and event.merchant_id != merchant_id:
+        raise WebhookVerificationError(
+            "the webhook is not for this merchant (its merchantId is "
+            f"{event.merchant_id!r}, expected {merchant_id!r})"
+        )
+    return event
