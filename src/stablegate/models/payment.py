@@ -39,7 +39,7 @@ class Payment(Base):
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
     # seen | final | orphaned
     status: Mapped[str] = mapped_column(String(12))
-    # credit | below_min | unsupported_token | native | unattributed | ignored
+    # credit | below_min | wrong_token | unsupported_token | native | unattributed | ignored
     kind: Mapped[str] = mapped_column(String(20))
     # Block time after the order's expireTime.
     late: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -5,7 +5,8 @@ Called by the watcher inside its one transaction per step; never commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import structlog
@@ -52,10 +53,10 @@ async def record_transfers(
     observed: Iterable[ObservedTransfer],
     *,
     final_height: int,
-) -> set[str]:
-    """Upsert transfers by identity; a re-included transfer revives its row. Returns the ids
-    of orders with a newly seen (or revived) payment."""
-    touched: set[str] = set()
+) -> dict[str, set[str]]:
+    """Upsert transfers by identity; a re-included transfer revives its row. Returns, per
+    order with a newly seen (or revived) payment, the kinds of those payments."""
+    touched: dict[str, set[str]] = {}
     now = clock.now_ms()
     for item in observed:
         t = item.transfer
@@ -114,7 +115,7 @@ async def record_transfers(
         else:
             continue  # already known in this very block: nothing changes
         if item.order_id is not None:
-            touched.add(item.order_id)
+            touched.setdefault(item.order_id, set()).add(row.kind)
     await session.flush()
     return touched
 
@@ -176,9 +177,10 @@ async def settle_orders(
     order_ids: Iterable[str],
     *,
     final_time_ms: int,
-    newly_seen: set[str],
+    newly_seen: Mapping[str, AbstractSet[str]],
 ) -> int:
-    """Lock each order, apply its payments through the state table, write its events."""
+    """Lock each order, apply its payments through the state table, write its events.
+    ``newly_seen``: order id -> kinds of its newly recorded payments (record_transfers)."""
     changed = 0
     for order_id in sorted(set(order_ids)):
         order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
@@ -197,8 +199,9 @@ async def settle_orders(
             payments,
             policy=policy,
             final_time_ms=final_time_ms,
-            newly_seen=order_id in newly_seen,
+            newly_seen="credit" in newly_seen.get(order_id, ()),
             now_ms=clock.now_ms(),
+            wrong_token_seen="wrong_token" in newly_seen.get(order_id, ()),
         )
         for alert in result.alerts:
             log.error("operator_alert", alert=alert, order_id=order_id)

@@ -541,7 +541,7 @@ class ChainWatcher:
                 self.orders,
                 orphaned,
                 final_time_ms=snap.final_block_time_ms,
-                newly_seen=set(),
+                newly_seen={},
             )
         log.warning(
             "reorg",
@@ -669,7 +669,7 @@ class ChainWatcher:
                 session,
                 self.clock,
                 self.orders,
-                newly_seen | finalized | set(expiring),
+                set(newly_seen) | finalized | set(expiring),
                 final_time_ms=chain_time,
                 newly_seen=newly_seen,
             )
