@@ -290,10 +290,10 @@ async def cancel_order(
 
 
 async def payments_of(session: AsyncSession, order: Order) -> list[dict[str, object]]:
-    """Every transfer seen for the order, credited or not, oldest first."""
+    """Every transfer seen for the order, credited or not, oldest first (not its flushes)."""
     rows = await session.scalars(
         select(Payment)
-        .where(Payment.order_id == order.id)
+        .where(Payment.order_id == order.id, Payment.kind != "flush")
         .order_by(Payment.block_number, Payment.log_index)
     )
     return [

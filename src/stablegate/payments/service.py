@@ -33,10 +33,16 @@ class ObservedTransfer:
     order_id: str | None
 
 
-def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str:
+def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str | None:
+    """The payment's kind; None for a transfer out of a deposit to anywhere but its payout
+    address (not recorded: reconciliation then reports the money as unaccounted for)."""
     token = chain.token_by_address(transfer.token)
     if order is None:
         return "unattributed"
+    if is_outflow(transfer, order):
+        # A flush, whoever sent it (the sweeper, the merchant's own `stablegate-client flush`):
+        # never a payment, only subtracted by reconciliation.
+        return "flush" if transfer.recipient.lower() == order.payout_address.lower() else None
     if token is None:
         return "unsupported_token"
     if token.address.lower() != order.token_address.lower():
@@ -44,6 +50,16 @@ def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str:
     if transfer.amount < token.min_credit or transfer.amount == 0:
         return "below_min"
     return "credit"
+
+
+def is_outflow(transfer: TransferLog, order: Order) -> bool:
+    """Out of the order's deposit contract (a unique_amount order has none: its address is the
+    merchant's payout wallet)."""
+    return (
+        order.deposit_strategy != "unique_amount"
+        and transfer.sender.lower() == order.to_address.lower()
+        and transfer.recipient.lower() != order.to_address.lower()
+    )
 
 
 async def record_transfers(
@@ -69,6 +85,9 @@ async def record_transfers(
             )
         )
         order = await session.get(Order, item.order_id) if item.order_id else None
+        kind = classify(chain, t, order)
+        if kind is None:
+            continue
         if row is None:
             row = Payment(
                 chain_id=chain.id,
@@ -84,7 +103,7 @@ async def record_transfers(
                 amount=t.amount,
                 order_id=item.order_id,
                 status=status,
-                kind=classify(chain, t, order),
+                kind=kind,
                 late=order is not None and item.block_time_ms > order.expire_time_ms,
                 credited=False,
                 created_at_ms=now,
@@ -109,13 +128,13 @@ async def record_transfers(
             row.amount = t.amount
             row.status = status
             row.late = order is not None and item.block_time_ms > order.expire_time_ms
-            row.kind = classify(chain, t, order)
+            row.kind = kind
             row.updated_at_ms = now
             log.info("payment_revived", chain_id=chain.id, tx_hash=t.tx_hash)
         else:
             continue  # already known in this very block: nothing changes
-        if item.order_id is not None:
-            touched.setdefault(item.order_id, set()).add(row.kind)
+        if item.order_id is not None and kind != "flush":
+            touched.setdefault(item.order_id, set()).add(kind)
     await session.flush()
     return touched
 

@@ -387,6 +387,7 @@ class ChainWatcher:
                 self.watched.addresses(),
                 [t.address for t in self.chain.tokens],
                 lookup=self.watched.lookup(),
+                sources=self.watched.deposits(),
             )
         except RpcRangeTooLarge:
             self.range = max(self.options.min_range, self.range // 2)
@@ -638,8 +639,9 @@ class ChainWatcher:
                     )
             observed = []
             for t in transfers:
-                order_id = self.watched.order_for(t.recipient)
-                if self.watched.is_pooled(t.recipient):
+                # To a deposit: a payment; else out of one: its flush (payments.classify).
+                order_id = self.watched.order_for(t.recipient) or self.watched.order_for(t.sender)
+                if order_id is None and self.watched.is_pooled(t.recipient):
                     if await unique_amount.is_deposit_contract(session, self.chain.id, t.sender):
                         continue  # a sweep into the payout address, not a payment
                     order_id = await unique_amount.order_for_transfer(
