@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -93,7 +94,10 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await upgrade(ctx.engine)
+        # Ask every chain's deposit factory now, so a bad chains file is logged at start-up.
+        checks = asyncio.create_task(ctx.factory_checks.check_all(ctx.registry.with_rpc()))
         yield
+        checks.cancel()
         await ctx.engine.dispose()
         if ctx.redis is not None:
             await ctx.redis.aclose()

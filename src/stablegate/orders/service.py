@@ -175,8 +175,7 @@ def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
 
 
 def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str, str]:
-    factory = chain.factory or create2.factory_address()
-    implementation = chain.implementation or create2.implementation_address()
+    factory, implementation = create2.deposit_contracts(chain.factory, chain.implementation)
     salt = create2.deposit_salt(order_id)
     address = create2.forwarder_address(factory, implementation, payout, salt)
     return address, factory, "0x" + salt.hex()

@@ -36,7 +36,7 @@ from stablegate.payments import service as payments
 from stablegate.watcher.lease import Fenced, LeaseGrant, acquire_or_renew, hold, release
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_range, log_positions
-from stablegate.watcher.tokens import token_mismatches
+from stablegate.watcher.tokens import chain_mismatches
 from stablegate.watcher.watched import WatchedAddresses
 
 log = structlog.get_logger("stablegate.watcher")
@@ -122,7 +122,7 @@ class ChainWatcher:
         log.info("watcher_started", chain_id=self.chain.id, holder=self.holder)
         while not stop.is_set():
             try:
-                problems = await token_mismatches(self.rpc, self.chain)
+                problems = await chain_mismatches(self.rpc, self.chain)
                 break
             except (RpcError, OSError) as exc:
                 log.warning("token_check_retry", chain_id=self.chain.id, error=str(exc))
@@ -134,7 +134,7 @@ class ChainWatcher:
             for problem in problems:
                 log.error(
                     "operator_alert",
-                    alert="token registry mismatch",
+                    alert="chains file does not match the chain",
                     chain_id=self.chain.id,
                     problem=problem,
                 )
