@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from fastapi import FastAPI
 from structlog.testing import capture_logs
 from tests.api.test_orders_api import CREATE, count_orders, post
 from tests.support import PAYOUT, Signer
@@ -44,11 +45,13 @@ def chains_file(
         if request.param == "mismatched"
         else ""
     )
+    # "unreachable": no node answers, so the factory cannot be checked.
+    url = "http://127.0.0.1:1" if request.param == "unreachable" else anvil.url
     path = tmp_path / "chains.toml"
     path.write_text(
         f"""
 [chains.31337]
-rpc_urls = ["{anvil.url}"]
+rpc_urls = ["{url}"]
 factory = "{other_factory}"
 {implementation}
 tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
@@ -94,3 +97,29 @@ async def test_a_factory_without_implementation_gets_orders_at_its_own_addresses
     assert order["toAddress"] == to_checksum_address(
         artifact.decode_result("predictAddress", raw)[0]
     )
+
+
+@pytest.mark.parametrize("chains_file", ["unreachable"], indirect=True)
+async def test_a_factory_nobody_could_check_yet_takes_no_orders(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext
+) -> None:
+    response = await post(client, signer, CREATE, PAYLOAD)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "chain_unavailable"
+    assert "could not be checked yet" in error["message"]
+    assert await count_orders(gateway) == 0
+
+
+@pytest.mark.parametrize("chains_file", ["mismatched"], indirect=True)
+async def test_the_api_logs_a_mismatched_factory_at_start_up(
+    app: FastAPI, gateway: GatewayContext, other_factory: str
+) -> None:
+    with capture_logs() as logs:
+        async with app.router.lifespan_context(app):
+            assert gateway.factory_checks.startup is not None
+            await gateway.factory_checks.startup
+            assert gateway.factory_checks.refused(31337) is not None
+    [alert] = [e for e in logs if e.get("event") == "operator_alert"]
+    assert alert["chain_id"] == 31337
+    assert f"the factory {other_factory} predicts" in alert["problem"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -95,7 +94,7 @@ def create_app(
         if run_migrations:
             await upgrade(ctx.engine)
         # Ask every chain's deposit factory now, so a bad chains file is logged at start-up.
-        checks = asyncio.create_task(ctx.factory_checks.check_all(ctx.registry.with_rpc()))
+        checks = ctx.factory_checks.start(ctx.registry.with_rpc())
         yield
         checks.cancel()
         await ctx.engine.dispose()

@@ -98,6 +98,7 @@ class FactoryChecks:
         self._verdicts: dict[int, str | None] = {}
         self._absent_until: dict[int, float] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self.startup: asyncio.Task[None] | None = None
 
     def refused(self, chain_id: int) -> str | None:
         return self._verdicts.get(chain_id)
@@ -127,8 +128,11 @@ class FactoryChecks:
             except (RpcError, OSError, TimeoutError) as exc:
                 if is_canonical(chain) or not strict:
                     return None  # consistent by construction; asked again next time
+                log.warning("factory_check_retry", chain_id=chain.id, error=str(exc))
+                # The node's URL and error are the operator's business, not the merchant's.
                 raise ChainUnavailable(
-                    f"chain {chain.id}: its deposit factory could not be checked yet ({exc})"
+                    f"chain {chain.id}: its deposit factory could not be checked yet; "
+                    "try again later"
                 ) from None
             finally:
                 await rpc.aclose()
@@ -145,8 +149,12 @@ class FactoryChecks:
                 )
             return problem
 
-    async def check_all(self, chains: list[Chain]) -> None:
+    def start(self, chains: list[Chain]) -> asyncio.Task[None]:
         """At start-up, in the background: every chain once, so a mismatch is logged at once."""
+        self.startup = asyncio.create_task(self.check_all(chains), name="factory-checks")
+        return self.startup
+
+    async def check_all(self, chains: list[Chain]) -> None:
         for chain in chains:
             try:
                 await self.check(chain, strict=False)
