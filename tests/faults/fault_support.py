@@ -647,6 +647,8 @@ def expected_outcome(
     late = sum(s.units for s in credit if s.time_ms > plan.expire_time_ms)
     expiry_block = next((n for n in sorted(times) if times[n] > plan.expire_time_ms), None)
     exceptions: set[str] = set()
+    if len(credit) < len(sent):
+        exceptions.add("wrong_token")
     if on_time >= plan.units:
         status = "completed"
         if on_time + late > plan.units:
@@ -703,18 +705,19 @@ def possible_event_sequences(
             tx_id=None,
         )
         rows: list[Payment] = []
-        newly_seen = finalized = False
+        newly_seen: set[str] = set()  # kinds of the transfers this step records
+        finalized = False
         new_state = []
         for (index, s), (before, credited) in zip(pays, pay_state, strict=True):
             status = before
+            kind = "credit" if s.token.lower() == plan.token_address.lower() else "wrong_token"
             if before is None and index < c2:
                 status = "final" if index < f2 else "seen"
-                newly_seen = True
+                newly_seen.add(kind)
             elif before == "seen" and index < f2:
                 status = "final"
                 finalized = True
             if status is not None:
-                kind = "credit" if s.token.lower() == plan.token_address.lower() else "wrong_token"
                 rows.append(
                     Payment(
                         tx_hash=s.tx_hash,
@@ -736,8 +739,9 @@ def possible_event_sequences(
                 rows,
                 policy=MerchantPolicy(),
                 final_time_ms=plan.expire_time_ms + 1 if time_passed else 0,
-                newly_seen=newly_seen,
+                newly_seen="credit" in newly_seen,
                 now_ms=0,
+                wrong_token_seen="wrong_token" in newly_seen,
             )
             events = tuple(result.events)
             credited_by_tx = {p.tx_hash: bool(p.credited) for p in rows}

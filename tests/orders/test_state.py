@@ -40,6 +40,10 @@ DESIGN_TABLE = [
     (S.CANCELLED, T.CANCELLED_PAID, S.CANCELLED, {E.PAID_LATE}, ("order.paid_late",)),
     (S.PENDING, T.OPERATOR_COMPLETE, S.COMPLETED, {E.MANUAL}, ("order.completed",)),
     (S.EXPIRED, T.OPERATOR_COMPLETE, S.COMPLETED, {E.MANUAL}, ("order.completed",)),
+] + [
+    # Another registry token at the deposit address: in any status, the status stays.
+    (status, T.WRONG_TOKEN_SEEN, status, {E.WRONG_TOKEN}, ("order.wrong_token",))
+    for status in S
 ]
 
 

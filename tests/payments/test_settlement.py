@@ -122,8 +122,32 @@ def test_expiry_waits_for_an_unfinal_on_time_payment() -> None:
 def test_below_min_and_wrong_token_never_count() -> None:
     o = order()
     ps = [pay(100, "final", kind="below_min"), pay(100, "final", kind="wrong_token")]
-    assert run(o, ps, newly_seen=True) == ["order.payment_seen"]
-    assert o.status == "pending" and o.paid_amount == 0
+    assert run(o, ps) == []
+    assert o.status == "pending" and o.paid_amount == 0 and o.pending_amount == 0
+
+
+def test_wrong_token_adds_its_exception_and_event_and_leaves_the_status() -> None:
+    for status in ("pending", "confirming", "completed", "expired", "cancelled"):
+        o = order(status)
+        p = pay(100, kind="wrong_token")
+        # A confirming order has its own token seen; the others need none here.
+        own = [pay(100)] if status == "confirming" else []
+        result = settle(
+            o,
+            [p, *own],
+            policy=MerchantPolicy(),
+            final_time_ms=0,
+            newly_seen=False,
+            wrong_token_seen=True,
+            now_ms=1,
+        )
+        assert result.events == ["order.wrong_token"]
+        assert o.status == status and o.exceptions == ["wrong_token"]
+        assert o.paid_amount == 0 and o.pending_amount == sum(x.amount for x in own)
+        assert not p.credited
+        # Orphaned by a reorg: the exception goes, no event.
+        p.status = "orphaned"
+        assert run(o, [p, *own]) == [] and o.exceptions == []
 
 
 def test_topped_up_underpayment_completes_without_underpaid() -> None:

@@ -214,3 +214,19 @@ async def test_native_coin_is_collected_with_the_tokens(sweep_env: SweepEnv) -> 
     )
     assert await sweep_env.balance("native", watch.payout) - before == 3 * 10**16
     assert await sweep_env.balance("native", order.to_address) == 0
+
+
+async def test_reconciliation_accounts_for_the_sweepers_flushes_from_chain_data(
+    sweep_env: SweepEnv,
+) -> None:
+    watch = sweep_env.watch
+    orders = await sweep_env.final_orders([("USDT", 4_000_000), ("USDC", 6_000_000)])
+    await sweep_env.sweep(sweep_env.sweeper())
+    assert {i.status for i in await sweep_env.items()} == {"done"}
+    await watch.finalize()
+    await watch.sync()
+    report = await watch.watcher.reconcile_now()
+    assert report.checked == 2 * len(watch.chain.tokens) and report.mismatches == []
+    for order in orders:
+        flushes = [p for p in await watch.payments(order.id) if p.kind == "flush"]
+        assert [(p.to_address, p.status) for p in flushes] == [(order.payout_address, "final")]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from eth_account.signers.local import LocalAccount
 from tests.watcher.conftest import WatchEnv
+
+from stablegate.chain.evm.contracts import standard_token
+from stablegate.chain.evm.rpc import transact
 
 pytestmark = pytest.mark.anvil
 
@@ -204,12 +210,81 @@ async def test_further_payment_after_completion_is_overpaid(env: WatchEnv) -> No
     assert (await env.events(order.id))[-1] == "order.overpaid"
 
 
-async def test_wrong_and_unknown_tokens_are_recorded_not_credited(env: WatchEnv) -> None:
+async def test_another_registry_token_is_a_wrong_token_exception_never_a_payment(
+    env: WatchEnv,
+) -> None:
     order = await env.order("10")
     await env.pay(order, 10_000_000, symbol="USDC")
+    await env.sync()
+    seen = await env.reload(order.id)
+    assert seen.status == "pending" and seen.exceptions == ["wrong_token"]
+    assert seen.pending_amount == 0
+    assert await env.events(order.id) == ["order.created", "order.wrong_token"]
+    await env.finalize()
+    await env.sync()
+    [payment] = await env.payments(order.id)
+    assert payment.kind == "wrong_token" and payment.status == "final" and not payment.credited
+    after = await env.reload(order.id)
+    assert after.status == "pending" and after.exceptions == ["wrong_token"]
+    assert after.paid_amount == 0 and after.pending_amount == 0
+    assert await env.events(order.id) == ["order.created", "order.wrong_token"]
+
+    # The order's own token then pays it as usual; the exception stays for the merchant.
+    await env.pay(order, 10_000_000)
+    await env.sync()
+    await env.finalize()
+    await env.sync()
+    done = await env.reload(order.id)
+    assert done.status == "completed" and done.exceptions == ["wrong_token"]
+    assert done.paid_amount == 10_000_000
+    assert await env.events(order.id) == [
+        "order.created",
+        "order.wrong_token",
+        "order.payment_seen",
+        "order.confirming",
+        "order.completed",
+    ]
+
+
+async def test_a_token_outside_the_registry_is_recorded_quietly(
+    env: WatchEnv, deployer_account: LocalAccount
+) -> None:
+    """Spam and address poisoning: a worthless token sent to the deposit address tells nobody."""
+    spam = standard_token()
+    receipt = await transact(
+        env.rpc, deployer_account, None, spam.deploy_code("Tether USD", "USDT", 6)
+    )
+    token = receipt["contractAddress"]
+    await transact(
+        env.rpc, deployer_account, token, spam.encode_call("mint", deployer_account.address, 10**9)
+    )
+    order = await env.order("10")
+    await transact(
+        env.rpc, deployer_account, token, spam.encode_call("transfer", order.to_address, 10**7)
+    )
     await env.sync()
     await env.finalize()
     await env.sync()
     [payment] = await env.payments(order.id)
-    assert payment.kind == "wrong_token" and not payment.credited
-    assert (await env.reload(order.id)).status == "pending"
+    assert payment.kind == "unsupported_token" and not payment.credited
+    quiet = await env.reload(order.id)
+    assert quiet.status == "pending" and quiet.exceptions == []
+    assert quiet.paid_amount == 0 and quiet.pending_amount == 0
+    assert await env.events(order.id) == ["order.created"]
+
+
+async def test_dust_of_the_orders_token_below_min_credit_tells_nobody(env: WatchEnv) -> None:
+    tokens = tuple(
+        replace(t, min_credit=1_000) if t.symbol == "USDT" else t for t in env.chain.tokens
+    )
+    env.watcher.chain = replace(env.chain, tokens=tokens)
+    order = await env.order("10")
+    await env.pay(order, 0)  # zero-value transfers are the usual address-poisoning trick
+    await env.pay(order, 999)
+    await env.sync()
+    await env.finalize()
+    await env.sync()
+    assert [p.kind for p in await env.payments(order.id)] == ["below_min", "below_min"]
+    quiet = await env.reload(order.id)
+    assert quiet.status == "pending" and quiet.pending_amount == 0 and quiet.paid_amount == 0
+    assert await env.events(order.id) == ["order.created"]

@@ -58,8 +58,10 @@ async def test_exact_amounts_name_their_orders_and_the_rest_is_unattributed(env:
     unattributed = [p for p in everything if p.kind == "unattributed"]
     assert [p.amount for p in unattributed] == [10_000_000]
     assert unattributed[0].order_id is None
-    # The sweep out of the forwarder into the same payout address was not recorded.
-    assert not [p for p in everything if p.from_address == swept.to_address]
+    # The sweep out of the forwarder into the same payout address is no payment of the pooled
+    # address: only the forwarder order's flush (for reconciliation).
+    [flushed] = [p for p in everything if p.from_address == swept.to_address]
+    assert (flushed.kind, flushed.order_id, flushed.amount) == ("flush", swept.id, 10_000_000)
 
 
 async def test_no_free_offset_is_a_conflict(env: WatchEnv, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,7 +94,10 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await upgrade(ctx.engine)
+        # Ask every chain's deposit factory now, so a bad chains file is logged at start-up.
+        checks = ctx.factory_checks.start(ctx.registry.with_rpc())
         yield
+        checks.cancel()
         await ctx.engine.dispose()
         if ctx.redis is not None:
             await ctx.redis.aclose()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from stablegate.auth.ratelimit import RateLimiter
 from stablegate.auth.replay import ReplayStore
+from stablegate.chain.evm.factory_check import FactoryChecks
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
@@ -81,6 +82,8 @@ class GatewayContext:
     signing_key: GatewaySigningKey
     redis: Redis | None
     metrics: Metrics
+    # Chains whose deposit factory disagrees with the chains file take no orders.
+    factory_checks: FactoryChecks = field(default_factory=FactoryChecks)
 
     @property
     def orders(self) -> OrderContext:

@@ -1,4 +1,5 @@
-"""On-chain transfers to deposit addresses, one row per transfer identity.
+"""On-chain transfers to deposit addresses, and flushes out of them to their payout address
+(kind ``flush``, for reconciliation), one row per transfer identity.
 
 Identity is (chain_id, tx_hash, log_position): the position of the Transfer log within its
 transaction's receipt, which survives re-inclusion in another block after a reorg (the block
@@ -39,7 +40,8 @@ class Payment(Base):
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
     # seen | final | orphaned
     status: Mapped[str] = mapped_column(String(12))
-    # credit | below_min | unsupported_token | native | unattributed | ignored
+    # credit | below_min | wrong_token | unsupported_token | native | unattributed | ignored
+    # | flush (out of the deposit to its payout: never a payment)
     kind: Mapped[str] = mapped_column(String(20))
     # Block time after the order's expireTime.
     late: Mapped[bool] = mapped_column(Boolean, default=False)

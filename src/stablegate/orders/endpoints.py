@@ -61,6 +61,8 @@ async def create_qr_order(request: Request) -> JSONResponse:
     ctx = get_context(request)
     auth = await merchant_request(request, write=True)
     req = _validate(CreateOrderRequest, parse_json_object(auth.body))
+    # Before any transaction: the first order on a chain may ask its node about the factory.
+    await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
     async with session_scope(ctx.sessions) as session:
         order, created = await service.create_order(
             session, ctx.clock, ctx.orders, merchant_id=auth.merchant_id, req=req

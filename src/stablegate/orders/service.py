@@ -175,8 +175,7 @@ def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
 
 
 def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str, str]:
-    factory = chain.factory or create2.factory_address()
-    implementation = chain.implementation or create2.implementation_address()
+    factory, implementation = create2.deposit_contracts(chain.factory, chain.implementation)
     salt = create2.deposit_salt(order_id)
     address = create2.forwarder_address(factory, implementation, payout, salt)
     return address, factory, "0x" + salt.hex()
@@ -290,10 +289,10 @@ async def cancel_order(
 
 
 async def payments_of(session: AsyncSession, order: Order) -> list[dict[str, object]]:
-    """Every transfer seen for the order, credited or not, oldest first."""
+    """Every transfer seen for the order, credited or not, oldest first (not its flushes)."""
     rows = await session.scalars(
         select(Payment)
-        .where(Payment.order_id == order.id)
+        .where(Payment.order_id == order.id, Payment.kind != "flush")
         .order_by(Payment.block_number, Payment.log_index)
     )
     return [

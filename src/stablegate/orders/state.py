@@ -23,6 +23,8 @@ class OrderException(StrEnum):
     PAID_LATE = "paid_late"
     MANUAL = "manual"
     REVERSED_AFTER_COMPLETION = "reversed_after_completion"
+    # Another registry token reached the deposit address: kept apart, never credited.
+    WRONG_TOKEN = "wrong_token"
 
 
 class Trigger(StrEnum):
@@ -40,6 +42,7 @@ class Trigger(StrEnum):
     FURTHER_FINAL = "further_payment_final"
     CANCELLED_PAID = "cancelled_order_paid"
     OPERATOR_COMPLETE = "operator_mark_completed"
+    WRONG_TOKEN_SEEN = "wrong_token_seen"  # another registry token arrived; status unchanged
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,14 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
         (E.MANUAL,),
         ("order.completed",),
     )
+    # In any status: the merchant is told and acts (refund); the status never changes.
+    + [
+        row
+        for status in OrderStatus
+        for row in _row(
+            (status,), T.WRONG_TOKEN_SEEN, status, (E.WRONG_TOKEN,), ("order.wrong_token",)
+        )
+    ]
 )
 
 _INDEX: dict[tuple[OrderStatus | None, Trigger], Transition] = {

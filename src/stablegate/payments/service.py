@@ -5,7 +5,8 @@ Called by the watcher inside its one transaction per step; never commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import structlog
@@ -32,10 +33,16 @@ class ObservedTransfer:
     order_id: str | None
 
 
-def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str:
+def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str | None:
+    """The payment's kind; None for a transfer out of a deposit to anywhere but its payout
+    address (not recorded: reconciliation then reports the money as unaccounted for)."""
     token = chain.token_by_address(transfer.token)
     if order is None:
         return "unattributed"
+    if is_outflow(transfer, order):
+        # A flush, whoever sent it (the sweeper, the merchant's own `stablegate-client flush`):
+        # never a payment, only subtracted by reconciliation.
+        return "flush" if transfer.recipient.lower() == order.payout_address.lower() else None
     if token is None:
         return "unsupported_token"
     if token.address.lower() != order.token_address.lower():
@@ -45,6 +52,16 @@ def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str:
     return "credit"
 
 
+def is_outflow(transfer: TransferLog, order: Order) -> bool:
+    """Out of the order's deposit contract (a unique_amount order has none: its address is the
+    merchant's payout wallet)."""
+    return (
+        order.deposit_strategy != "unique_amount"
+        and transfer.sender.lower() == order.to_address.lower()
+        and transfer.recipient.lower() != order.to_address.lower()
+    )
+
+
 async def record_transfers(
     session: AsyncSession,
     clock: Clock,
@@ -52,10 +69,10 @@ async def record_transfers(
     observed: Iterable[ObservedTransfer],
     *,
     final_height: int,
-) -> set[str]:
-    """Upsert transfers by identity; a re-included transfer revives its row. Returns the ids
-    of orders with a newly seen (or revived) payment."""
-    touched: set[str] = set()
+) -> dict[str, set[str]]:
+    """Upsert transfers by identity; a re-included transfer revives its row. Returns, per
+    order with a newly seen (or revived) payment, the kinds of those payments."""
+    touched: dict[str, set[str]] = {}
     now = clock.now_ms()
     for item in observed:
         t = item.transfer
@@ -68,6 +85,9 @@ async def record_transfers(
             )
         )
         order = await session.get(Order, item.order_id) if item.order_id else None
+        kind = classify(chain, t, order)
+        if kind is None:
+            continue
         if row is None:
             row = Payment(
                 chain_id=chain.id,
@@ -83,7 +103,7 @@ async def record_transfers(
                 amount=t.amount,
                 order_id=item.order_id,
                 status=status,
-                kind=classify(chain, t, order),
+                kind=kind,
                 late=order is not None and item.block_time_ms > order.expire_time_ms,
                 credited=False,
                 created_at_ms=now,
@@ -108,13 +128,13 @@ async def record_transfers(
             row.amount = t.amount
             row.status = status
             row.late = order is not None and item.block_time_ms > order.expire_time_ms
-            row.kind = classify(chain, t, order)
+            row.kind = kind
             row.updated_at_ms = now
             log.info("payment_revived", chain_id=chain.id, tx_hash=t.tx_hash)
         else:
             continue  # already known in this very block: nothing changes
-        if item.order_id is not None:
-            touched.add(item.order_id)
+        if item.order_id is not None and kind != "flush":
+            touched.setdefault(item.order_id, set()).add(kind)
     await session.flush()
     return touched
 
@@ -176,9 +196,10 @@ async def settle_orders(
     order_ids: Iterable[str],
     *,
     final_time_ms: int,
-    newly_seen: set[str],
+    newly_seen: Mapping[str, AbstractSet[str]],
 ) -> int:
-    """Lock each order, apply its payments through the state table, write its events."""
+    """Lock each order, apply its payments through the state table, write its events.
+    ``newly_seen``: order id -> kinds of its newly recorded payments (record_transfers)."""
     changed = 0
     for order_id in sorted(set(order_ids)):
         order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
@@ -197,8 +218,9 @@ async def settle_orders(
             payments,
             policy=policy,
             final_time_ms=final_time_ms,
-            newly_seen=order_id in newly_seen,
+            newly_seen="credit" in newly_seen.get(order_id, ()),
             now_ms=clock.now_ms(),
+            wrong_token_seen="wrong_token" in newly_seen.get(order_id, ()),
         )
         for alert in result.alerts:
             log.error("operator_alert", alert=alert, order_id=order_id)

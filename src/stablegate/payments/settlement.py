@@ -7,6 +7,10 @@ the same transaction.
 
 Definitions (DESIGN section 3):
 - credited payments: kind ``credit`` (the order's token, at least ``min_credit``), not orphaned;
+- seen: only a newly seen ``credit`` payment fires ``order.payment_seen``; a newly seen
+  ``wrong_token`` payment (another token of the registry) adds the ``wrong_token`` exception and
+  fires ``order.wrong_token`` instead; anything else (tokens outside the registry, dust below
+  ``min_credit``) is recorded and changes nothing;
 - on time: block time <= expireTime; only on-time payments can complete a pending order;
 - threshold: amount - tolerance; a payment is final only when the watcher marked it so.
 """
@@ -62,9 +66,21 @@ def settle(
     final_time_ms: int,
     newly_seen: bool,
     now_ms: int,
+    wrong_token_seen: bool = False,
 ) -> Settlement:
-    """Bring ``order`` up to date with ``payments``; returns the events to emit."""
+    """Bring ``order`` up to date with ``payments``; returns the events to emit.
+
+    ``newly_seen``: a ``credit`` payment of this order was newly recorded (or revived);
+    ``wrong_token_seen``: a ``wrong_token`` one was.
+    """
     result = Settlement()
+    # The exception says whether another registry token is at the deposit address now.
+    wrong_live = any(p.kind == "wrong_token" and p.status != "orphaned" for p in payments)
+    if wrong_token_seen and wrong_live:
+        _add_exception(order, OrderException.WRONG_TOKEN)
+        _fire(order, result, Trigger.WRONG_TOKEN_SEEN)
+    elif not wrong_live:
+        _remove_exception(order, OrderException.WRONG_TOKEN)
     credit = [p for p in payments if p.kind == "credit"]
     live = [p for p in credit if p.status != "orphaned"]
     final = [p for p in live if p.status == "final"]

@@ -72,8 +72,9 @@ class ChainSweeper:
         self.options = options or default_options(chain)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.lease_name = f"sweeper:{chain.id}"
-        self.factory = chain.factory or create2.factory_address()
-        self.implementation = chain.implementation or create2.implementation_address()
+        self.factory, self.implementation = create2.deposit_contracts(
+            chain.factory, chain.implementation
+        )
         self.in_flight = InFlight(chain, sessions, clock, rpc, relayer, self.options, self.factory)
         self.grant: LeaseGrant | None = None
         self._chain_checked = False

@@ -36,7 +36,7 @@ from stablegate.payments import service as payments
 from stablegate.watcher.lease import Fenced, LeaseGrant, acquire_or_renew, hold, release
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_range, log_positions
-from stablegate.watcher.tokens import token_mismatches
+from stablegate.watcher.tokens import chain_mismatches
 from stablegate.watcher.watched import WatchedAddresses
 
 log = structlog.get_logger("stablegate.watcher")
@@ -122,7 +122,7 @@ class ChainWatcher:
         log.info("watcher_started", chain_id=self.chain.id, holder=self.holder)
         while not stop.is_set():
             try:
-                problems = await token_mismatches(self.rpc, self.chain)
+                problems = await chain_mismatches(self.rpc, self.chain)
                 break
             except (RpcError, OSError) as exc:
                 log.warning("token_check_retry", chain_id=self.chain.id, error=str(exc))
@@ -134,7 +134,7 @@ class ChainWatcher:
             for problem in problems:
                 log.error(
                     "operator_alert",
-                    alert="token registry mismatch",
+                    alert="chains file does not match the chain",
                     chain_id=self.chain.id,
                     problem=problem,
                 )
@@ -387,6 +387,7 @@ class ChainWatcher:
                 self.watched.addresses(),
                 [t.address for t in self.chain.tokens],
                 lookup=self.watched.lookup(),
+                sources=self.watched.deposits(),
             )
         except RpcRangeTooLarge:
             self.range = max(self.options.min_range, self.range // 2)
@@ -541,7 +542,7 @@ class ChainWatcher:
                 self.orders,
                 orphaned,
                 final_time_ms=snap.final_block_time_ms,
-                newly_seen=set(),
+                newly_seen={},
             )
         log.warning(
             "reorg",
@@ -638,8 +639,9 @@ class ChainWatcher:
                     )
             observed = []
             for t in transfers:
-                order_id = self.watched.order_for(t.recipient)
-                if self.watched.is_pooled(t.recipient):
+                # To a deposit: a payment; else out of one: its flush (payments.classify).
+                order_id = self.watched.order_for(t.recipient) or self.watched.order_for(t.sender)
+                if order_id is None and self.watched.is_pooled(t.recipient):
                     if await unique_amount.is_deposit_contract(session, self.chain.id, t.sender):
                         continue  # a sweep into the payout address, not a payment
                     order_id = await unique_amount.order_for_transfer(
@@ -669,7 +671,7 @@ class ChainWatcher:
                 session,
                 self.clock,
                 self.orders,
-                newly_seen | finalized | set(expiring),
+                set(newly_seen) | finalized | set(expiring),
                 final_time_ms=chain_time,
                 newly_seen=newly_seen,
             )

@@ -1,9 +1,13 @@
 """Reconciliation (DESIGN section 5, point 9): what deposit contracts hold on chain, at the
-final block, against what the gateway recorded (final inflows minus swept outflows).
+final block, against what the chain data the watcher recorded says they hold: final inflows
+minus final flushes to the order's payout address, whoever sent them (the sweeper, or the
+merchant collecting with `stablegate-client flush`).
 
-A difference is reported, never "fixed": it means an inflow the watcher did not see (a token
-outside the registry's scan, native coin, an order older than ``watch_days``) or an outflow
-it did not make (the merchant collected with `stablegate-client flush`).
+A difference is reported, never "fixed": it means money is unaccounted for: an inflow the
+watcher did not see (a token outside the registry's scan, native coin, an order older than
+``watch_days``) or money that left a deposit for anywhere but its payout address. Orders of the
+``unique_amount`` strategy have no deposit contract (their address is the merchant's own
+wallet) and are not reconciled.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.chain.evm.contracts import standard_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain
-from stablegate.models import Order, Payment, SweepItem
+from stablegate.models import Order, Payment
 
 log = structlog.get_logger("stablegate.reconcile")
 
@@ -42,7 +46,7 @@ class ReconcileReport:
 async def expected_balances(
     session: AsyncSession, chain: Chain, since_ms: int
 ) -> dict[tuple[str, str], int]:
-    """(deposit, token) -> final inflows minus swept amounts, for deposits of watched orders.
+    """(deposit, token) -> final inflows minus final flushes, for deposits of watched orders.
 
     Every registry token is checked at every watched deposit (an unseen inflow shows up as a
     difference), plus any other token a recorded transfer brought there.
@@ -52,7 +56,9 @@ async def expected_balances(
         for address in (
             await session.scalars(
                 select(Order.to_address).where(
-                    Order.chain_id == chain.id, Order.create_time_ms >= since_ms
+                    Order.chain_id == chain.id,
+                    Order.create_time_ms >= since_ms,
+                    Order.deposit_strategy != "unique_amount",
                 )
             )
         ).all()
@@ -60,24 +66,26 @@ async def expected_balances(
     expected: dict[tuple[str, str], int] = {
         (deposit, token.address.lower()): 0 for deposit in deposits for token in chain.tokens
     }
-    inflows = await session.execute(
-        select(Payment.to_address, Payment.token_address, Payment.amount).where(
-            Payment.chain_id == chain.id, Payment.status == "final"
-        )
+    transfers = await session.execute(
+        select(
+            Payment.from_address,
+            Payment.to_address,
+            Payment.token_address,
+            Payment.amount,
+            Payment.kind,
+        ).where(Payment.chain_id == chain.id, Payment.status == "final")
     )
-    for to_address, token, amount in inflows.all():
-        if to_address.lower() in deposits:
-            key = (to_address.lower(), token.lower())
+    flushed: dict[tuple[str, str], int] = {}
+    for sender, recipient, token, amount, kind in transfers.all():
+        if kind == "flush":
+            key = (sender.lower(), token.lower())
+            flushed[key] = flushed.get(key, 0) + amount
+        elif recipient.lower() in deposits:
+            key = (recipient.lower(), token.lower())
             expected[key] = expected.get(key, 0) + amount
-    outflows = await session.execute(
-        select(SweepItem.deposit_address, SweepItem.token_address, SweepItem.swept_amount).where(
-            SweepItem.chain_id == chain.id
-        )
-    )
-    for deposit, token, swept in outflows.all():
-        key = (deposit.lower(), token.lower())
-        if key in expected:
-            expected[key] -= swept
+    for key, amount in flushed.items():
+        if key[0] in deposits:
+            expected[key] = expected.get(key, 0) - amount
     return expected
 
 

@@ -1,13 +1,15 @@
 """Fetch the Transfer logs of a block range for the watched addresses, verified.
 
-RPC calls per range do not grow with open orders beyond the chunking: ``to`` topics go in
-chunks of at most 1000 addresses, and past ``large_set`` addresses all Transfers of the
-registry's tokens are fetched and matched locally (unknown tokens are then left to
-reconciliation, which sees every balance).
+Two directions: transfers TO watched addresses (payments) and transfers FROM deposit contracts
+(``sources``: flushes, whoever sent them, which reconciliation subtracts). RPC calls per range
+do not grow with open orders beyond the chunking: address topics go in chunks of at most 1000
+addresses, and past ``large_set`` addresses all Transfers of the registry's tokens are fetched
+and matched locally (unknown tokens are then left to reconciliation, which sees every balance).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -38,43 +40,54 @@ def log_calls(
     addresses: Sequence[str],
     tokens: Sequence[str],
     *,
+    sources: Sequence[str] = (),
     chunk: int = ADDRESS_CHUNK,
     large_set: int = LARGE_SET,
 ) -> list[tuple[str, list[Any]]]:
-    """The eth_getLogs calls covering the watched addresses in the range."""
+    """The eth_getLogs calls covering the watched addresses (as recipients) and the deposit
+    contracts in ``sources`` (as senders) in the range."""
     if not addresses:
         return []
     base = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
     if len(addresses) > large_set and tokens:
         return [("eth_getLogs", [{**base, "address": list(tokens), "topics": [TRANSFER_TOPIC]}])]
-    return [
-        (
-            "eth_getLogs",
-            [
-                {
-                    **base,
-                    "topics": [
-                        TRANSFER_TOPIC,
-                        None,
-                        [address_topic(a) for a in addresses[start : start + chunk]],
-                    ],
-                }
-            ],
-        )
-        for start in range(0, len(addresses), chunk)
-    ]
+
+    def calls(watched: Sequence[str], position: int) -> list[tuple[str, list[Any]]]:
+        return [
+            (
+                "eth_getLogs",
+                [
+                    {
+                        **base,
+                        "topics": [
+                            TRANSFER_TOPIC,
+                            *([None] * (position - 1)),
+                            [address_topic(a) for a in watched[start : start + chunk]],
+                        ],
+                    }
+                ],
+            )
+            for start in range(0, len(watched), chunk)
+        ]
+
+    return calls(addresses, 2) + calls(sources, 1)
 
 
 def decode_transfers(
-    answers: Sequence[Any], from_block: int, to_block: int, wanted: AbstractSet[str]
+    answers: Sequence[Any],
+    from_block: int,
+    to_block: int,
+    wanted: AbstractSet[str],
+    sources: Sequence[str] = (),
 ) -> list[TransferLog]:
-    """Transfers to watched addresses from eth_getLogs answers, deduplicated and ordered."""
+    """Transfers to watched addresses and from ``sources`` (sorted, lowercase) in eth_getLogs
+    answers, deduplicated and ordered."""
     transfers: dict[tuple[str, int], TransferLog] = {}
     for logs in answers:
         if not isinstance(logs, list):
             raise InconsistentAnswer("eth_getLogs did not answer with a list")
         for log in logs:
-            if _recipient(log) not in wanted:
+            if _topic_address(log, 2) not in wanted and not _has(sources, _topic_address(log, 1)):
                 continue
             transfer = decode_transfer(log)
             if transfer is None:
@@ -94,6 +107,7 @@ async def fetch_range(
     tokens: Sequence[str],
     *,
     lookup: AbstractSet[str] | None = None,
+    sources: Sequence[str] = (),
 ) -> tuple[list[TransferLog], dict[int, BlockHeader]]:
     """The range's transfers and the headers asked for, read so they describe ONE chain.
 
@@ -103,7 +117,7 @@ async def fetch_range(
     headers are checked by the caller against the parent links or the logs' block hashes.
     """
     calls: list[tuple[str, Sequence[Any]]] = list(
-        log_calls(from_block, to_block, addresses, tokens)
+        log_calls(from_block, to_block, addresses, tokens, sources=sources)
     )
     ends = sorted({from_block, to_block})
     calls += [("eth_getBlockByNumber", [hex(n), False]) for n in ends]
@@ -114,17 +128,32 @@ async def fetch_range(
             raise BlockUnavailable(number)
         headers[number] = parse_header(raw)
     wanted = lookup if lookup is not None else frozenset(a.lower() for a in addresses)
-    transfers = decode_transfers(answers[: len(answers) - len(ends)], from_block, to_block, wanted)
+    transfers = decode_transfers(
+        answers[: len(answers) - len(ends)],
+        from_block,
+        to_block,
+        wanted,
+        sources,
+    )
     rest = [n for n in header_numbers if n not in headers]
     headers.update(await fetch_headers(rpc, rest))
     return transfers, headers
 
 
-def _recipient(log: dict[str, Any]) -> str | None:
+def _has(ordered: Sequence[str], value: str | None) -> bool:
+    """Membership in a sorted list without building a set of 100k addresses per step."""
+    if value is None:
+        return False
+    index = bisect_left(ordered, value)
+    return index < len(ordered) and ordered[index] == value
+
+
+def _topic_address(log: dict[str, Any], position: int) -> str | None:
+    """The sender (1) or recipient (2) of a Transfer log, lowercase."""
     topics = log.get("topics") or []
     if len(topics) != 3:
         return None
-    return "0x" + str(topics[2])[-40:].lower()
+    return "0x" + str(topics[position])[-40:].lower()
 
 
 async def log_positions(

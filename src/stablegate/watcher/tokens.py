@@ -1,7 +1,9 @@
-"""Check the registry's tokens against the chain before watching it (DESIGN section 4).
+"""Check the registry's tokens and deposit factory against the chain before watching it
+(DESIGN section 4).
 
-A wrong address or decimals in the registry would credit the wrong amounts, so a mismatch
-stops the chain's watcher with an operator alert instead of guessing.
+A wrong address or decimals in the registry would credit the wrong amounts, and a factory that
+does not predict our deposit addresses would leave every payment stuck, so a mismatch stops
+the chain's watcher with an operator alert instead of guessing.
 """
 
 from __future__ import annotations
@@ -9,8 +11,16 @@ from __future__ import annotations
 from eth_abi.abi import decode
 
 from stablegate.chain.evm.contracts import standard_token
+from stablegate.chain.evm.factory_check import factory_mismatch
 from stablegate.chain.evm.rpc import RpcClient, RpcError, eth_call
 from stablegate.chain.registry import Chain
+
+
+async def chain_mismatches(rpc: RpcClient, chain: Chain) -> list[str]:
+    """Every reason to refuse the chain: its tokens, then its deposit factory."""
+    problems = await token_mismatches(rpc, chain)
+    factory = await factory_mismatch(rpc, chain)
+    return problems + ([factory] if factory else [])
 
 
 async def token_mismatches(rpc: RpcClient, chain: Chain) -> list[str]:

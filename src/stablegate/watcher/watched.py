@@ -27,6 +27,7 @@ class WatchedAddresses:
         # Derived views, rebuilt only when the set changes (100k addresses: tens of ms each).
         self._sorted: list[str] | None = None
         self._lookup: frozenset[str] | None = None
+        self._deposits: list[str] | None = None
         self._oldest_created: int | None = None
 
     def __len__(self) -> int:
@@ -45,6 +46,13 @@ class WatchedAddresses:
             self._sorted = sorted({*self._by_address, *self._pooled})
         return self._sorted
 
+    def deposits(self) -> list[str]:
+        """The deposit contracts alone (not pooled payout addresses), lowercase and sorted:
+        transfers out of them are flushes."""
+        if self._deposits is None:
+            self._deposits = sorted(self._by_address)
+        return self._deposits
+
     def lookup(self) -> frozenset[str]:
         """The same addresses as a set, for matching logs locally."""
         if self._lookup is None:
@@ -54,6 +62,7 @@ class WatchedAddresses:
     def _changed(self) -> None:
         self._sorted = None
         self._lookup = None
+        self._deposits = None
 
     async def refresh(self, session: AsyncSession, now_ms: int) -> None:
         oldest = now_ms - self.window_ms

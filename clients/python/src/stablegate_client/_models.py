@@ -91,7 +91,7 @@ class Order:
     order_no: str
     cust_no: str | None
     status: str  # OrderStatus; compare with OrderStatus.COMPLETED or "completed"
-    exceptions: tuple[str, ...]  # underpaid, overpaid, paid_late, manual, ...
+    exceptions: tuple[str, ...]  # underpaid, overpaid, paid_late, wrong_token, manual, ...
     chain_id: int
     network: str
     symbol: str

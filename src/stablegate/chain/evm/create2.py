@@ -88,6 +88,15 @@ def implementation_address() -> str:
     return create_address(factory_address(), 1)
 
 
+def deposit_contracts(factory: str | None, implementation: str | None) -> tuple[str, str]:
+    """The (factory, implementation) pair a chains file entry means. Without ``factory``: the
+    canonical one. Without ``implementation``: the one that factory created in its constructor
+    (CREATE at nonce 1), never the canonical one, which would give another factory's clones
+    addresses nothing can deploy to."""
+    factory = factory or factory_address()
+    return factory, implementation or create_address(factory, 1)
+
+
 def deposit_address(order_id: str, payout: str) -> str:
     """An order's deposit address with the canonical factory and implementation."""
     return forwarder_address(
