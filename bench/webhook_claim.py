@@ -52,7 +52,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Executable, Select, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -68,7 +68,7 @@ from stablegate.models import WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
-from stablegate.webhooks.ordering import holds, lock_orders, refresh
+from stablegate.webhooks.ordering import holds_next, lock_orders, refresh
 from stablegate.webhooks.outbox import add_event
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
 from stablegate.webhooks.service import claim_due
@@ -238,9 +238,12 @@ async def timed(
     }
 
 
-async def explain(ctx: GatewayContext, query: Select[Any]) -> str:
+async def explain(ctx: GatewayContext, query: Executable) -> str:
     dialect = ctx.engine.dialect
-    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    compiled = query.compile(  # type: ignore[attr-defined]
+        dialect=dialect, compile_kwargs={"literal_binds": True, "render_postcompile": True}
+    )
+    sql = str(compiled)
     async with ctx.sessions() as session:
         if dialect.name == "postgresql":
             lines = await session.scalars(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"))
@@ -294,40 +297,64 @@ async def measure(ctx: GatewayContext, args: argparse.Namespace, label: str) -> 
     out["current"] = await timed(ctx, args.runs, run(new))
     out["claimDue"] = await timed(ctx, args.runs, whole_claim)
     out["ratio"] = round(out["previous"]["medianMs"] / max(out["current"]["medianMs"], 1e-6), 1)
+    out["upkeep"] = await upkeep(ctx, args)
     return out
 
 
 async def upkeep(ctx: GatewayContext, args: argparse.Namespace) -> dict[str, Any]:
+    """What the flag adds to recording an attempt and to add_event, with the plans of the
+    statements it adds (and of the claim's lease UPDATE), on orders with a deliverable head."""
     async with ctx.sessions() as session:
-        order_ids = list(
-            await session.scalars(
-                select(WebhookEvent.order_id)
-                .where(WebhookEvent.deliverable)
-                .order_by(WebhookEvent.id)
-                .limit(args.runs)
-            )
+        rows = await session.execute(
+            select(WebhookEvent.order_id, WebhookEvent.id)
+            .where(WebhookEvent.deliverable)
+            .order_by(WebhookEvent.id)
+            .limit(args.runs)
         )
-    picks = iter(order_ids * 3)
+        heads = [(order_id, event_id) for order_id, event_id in rows.all()]
+    picks = iter(heads * 2)
 
-    async def step(session: AsyncSession) -> int:
-        order_id = next(picks)
+    async def record_adds(session: AsyncSession) -> int:
+        order_id, head = next(picks)
         await lock_orders(session, [order_id])
-        # What a delivery does to the order's head: delivered, then the flags recomputed.
+        # The head delivered (by id, as the worker's guarded UPDATE), then the flags recomputed.
         await session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.order_id == order_id, WebhookEvent.deliverable)
-            .values(status="delivered", attempts=1)
+            update(WebhookEvent).where(WebhookEvent.id == head).values(status="delivered")
         )
         await refresh(session, [order_id])
         return 1
 
-    async def outbox_read(session: AsyncSession) -> int:
-        # What add_event now reads before writing an order's next event.
-        return int(bool(await session.scalar(select(holds(next(picks), 5)))))
+    async def add_event_reads(session: AsyncSession) -> int:
+        return int(await holds_next(session, next(picks)[0]))
 
+    order_id = heads[0][0]
+    now = ctx.clock.now_ms()
+    async with ctx.sessions() as session:
+        claimed = list(await session.scalars(current_claim_select(now, args.limit, False)))
+        await session.rollback()
+    lease_free = or_(WebhookEvent.lease_until_ms.is_(None), WebhookEvent.lease_until_ms < now)
     return {
-        "recordAdds": await timed(ctx, len(order_ids), step),
-        "addEventReads": await timed(ctx, len(order_ids), outbox_read),
+        "recordAdds": await timed(ctx, len(heads), record_adds),
+        "addEventReads": await timed(ctx, len(heads), add_event_reads),
+        "refreshReadPlan": await explain(
+            ctx,
+            select(
+                WebhookEvent.order_id,
+                WebhookEvent.id,
+                WebhookEvent.status,
+                WebhookEvent.attempts,
+                WebhookEvent.deliverable,
+            )
+            .where(WebhookEvent.order_id.in_([order_id]))
+            .order_by(WebhookEvent.order_id, WebhookEvent.sequence),
+        ),
+        "leaseUpdatePlan": await explain(
+            ctx,
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(claimed), lease_free)
+            .values(lease_until_ms=now + 120_000)
+            .returning(WebhookEvent.id),
+        ),
     }
 
 
@@ -350,7 +377,6 @@ async def run_backend(backend: str, args: argparse.Namespace, tmp: Path) -> dict
         await analyze(ctx)
         await ddl(ctx, OLD_INDEX_DDL)
         out["fresh"] = await measure(ctx, args, "fresh statistics (ANALYZE after the burst)")
-        out["upkeep"] = await upkeep(ctx, args)
         for key in ("stale", "fresh"):
             m = out[key]
             print(
@@ -380,12 +406,15 @@ def report(results: dict[str, Any]) -> None:
                 f"  {m['ratio']:>8}x  {m['claimDue']['medianMs']:>8} [{m['claimDue']['maxMs']}]"
             )
     for backend, out in results["backends"].items():
-        up, reads = out["upkeep"]["recordAdds"], out["upkeep"]["addEventReads"]
-        print(
-            f"\n{backend}: per attempt, lock the order + recompute its flags after its head was "
-            f"delivered: {up['medianMs']} ms median ({up['maxMs']} max, {up['runs']} orders); "
-            f"add_event's read of the order's earlier events: {reads['medianMs']} ms median"
-        )
+        for key in ("stale", "fresh"):
+            up = out[key]["upkeep"]
+            adds, reads = up["recordAdds"], up["addEventReads"]
+            print(
+                f"\n{backend}, {key}: per attempt, lock the order + recompute its flags after its "
+                f"head was delivered: {adds['medianMs']} ms median ({adds['maxMs']} max, "
+                f"{adds['runs']} orders); add_event's read of the order's events: "
+                f"{reads['medianMs']} ms median ({reads['maxMs']} max)"
+            )
         print(
             f"{backend}: writing events {out['historyEventsPerSecond']} /s (history), "
             f"{out['burstEventsPerSecond']} /s (burst); rows {out['rows']}"
@@ -394,6 +423,11 @@ def report(results: dict[str, Any]) -> None:
             m = out[key]
             print(f"\n{backend}, {m['label']}, previous claim SELECT:\n{m['previousPlan']}")
             print(f"\n{backend}, {m['label']}, claim SELECT now:\n{m['currentPlan']}")
+            print(
+                f"\n{backend}, {m['label']}, claim's lease UPDATE:\n"
+                + m["upkeep"]["leaseUpdatePlan"]
+            )
+            print(f"\n{backend}, {m['label']}, refresh's read:\n{m['upkeep']['refreshReadPlan']}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,16 +14,17 @@ adds an event or changes one of those recomputes the order's flags in the same t
 the order's event rows so lock order is always order -> events). Writers of one order are then
 serialized and each recomputation reads what the previous one committed. Leases and
 ``next_attempt_at_ms`` (claims, hand-backs, resending a pending event) do not touch the flag.
-Changing ``ORDER_RELEASE_ATTEMPTS`` needs a migration that recomputes the column.
+The upkeep reads an order's events by ``order_id`` only and applies the rule in Python, so its
+plans do not depend on statistics either. Changing ``ORDER_RELEASE_ATTEMPTS`` needs a
+migration that recomputes the column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from stablegate.models import Order, WebhookEvent
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
@@ -39,28 +40,23 @@ def chunks(ids: Iterable[str]) -> Iterator[list[str]]:
         yield ordered[start : start + _CHUNK]
 
 
-def holds(
-    order_id: SQLColumnExpression[str] | str, sequence: SQLColumnExpression[int] | int
-) -> ColumnElement[bool]:
-    """An earlier event of the order is pending and not yet released: it holds ``sequence``."""
-    earlier = aliased(WebhookEvent)
-    return (
-        select(earlier.id)
-        .where(
-            earlier.order_id == order_id,
-            earlier.sequence < sequence,
-            earlier.status == PENDING,
-            earlier.attempts < ORDER_RELEASE_ATTEMPTS,
-        )
-        .exists()
-    )
+def flags(events: Iterable[tuple[str, str, int]]) -> dict[str, bool]:
+    """The rule over one order's events ``(id, status, attempts)``, oldest first."""
+    out: dict[str, bool] = {}
+    held = False
+    for event_id, status, attempts in events:
+        pending = status == PENDING
+        out[event_id] = pending and not held
+        held = held or (pending and attempts < ORDER_RELEASE_ATTEMPTS)
+    return out
 
 
-def is_deliverable() -> ColumnElement[bool]:
-    """The rule for a stored event, correlated to the row (what ``deliverable`` must equal)."""
-    return and_(
-        WebhookEvent.status == PENDING, ~holds(WebhookEvent.order_id, WebhookEvent.sequence)
+async def holds_next(session: AsyncSession, order_id: str) -> bool:
+    """Whether an event of the order would hold a new one (the caller holds the order's lock)."""
+    rows = await session.execute(
+        select(WebhookEvent.status, WebhookEvent.attempts).where(WebhookEvent.order_id == order_id)
     )
+    return any(s == PENDING and a < ORDER_RELEASE_ATTEMPTS for s, a in rows.all())
 
 
 async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
@@ -83,14 +79,38 @@ async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
 async def refresh(session: AsyncSession, order_ids: Iterable[str]) -> None:
     """Recompute ``deliverable`` for every event of these orders (the caller holds their locks).
 
-    Only rows whose flag changes are written; an order has a handful of events, reached through
-    the ``(order_id, sequence)`` unique index.
+    The events are read by ``order_id`` alone and the rule applied here, not in SQL: the only
+    index that can serve that read is ``(order_id, sequence)``, whatever the statistics say (a
+    ``status = 'pending'`` term would let a planner that thinks nothing is pending pick
+    ``ix_webhook_events_status`` and scan every pending row). Only changed flags are written.
     """
-    rule = is_deliverable()
     for chunk in chunks(order_ids):
-        await session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.order_id.in_(chunk), WebhookEvent.deliverable != rule)
-            .values(deliverable=rule)
-            .execution_options(synchronize_session=False)
+        rows = await session.execute(
+            select(
+                WebhookEvent.order_id,
+                WebhookEvent.id,
+                WebhookEvent.status,
+                WebhookEvent.attempts,
+                WebhookEvent.deliverable,
+            )
+            .where(WebhookEvent.order_id.in_(chunk))
+            .order_by(WebhookEvent.order_id, WebhookEvent.sequence)
         )
+        by_order: dict[str, list[tuple[str, str, int]]] = {}
+        stored: dict[str, bool] = {}
+        for order_id, event_id, status, attempts, deliverable in rows.all():
+            by_order.setdefault(order_id, []).append((event_id, status, attempts))
+            stored[event_id] = deliverable
+        changed: dict[bool, list[str]] = {True: [], False: []}
+        for events in by_order.values():
+            for event_id, flag in flags(events).items():
+                if stored[event_id] != flag:
+                    changed[flag].append(event_id)
+        for flag, event_ids in changed.items():
+            for ids in chunks(event_ids):
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id.in_(ids))
+                    .values(deliverable=flag)
+                    .execution_options(synchronize_session=False)
+                )

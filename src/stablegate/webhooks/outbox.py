@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.merchants.secrets import new_token
 from stablegate.models import Order, WebhookEvent
-from stablegate.webhooks.ordering import holds
+from stablegate.webhooks.ordering import holds_next
 
 
 async def add_event(
@@ -23,9 +22,7 @@ async def add_event(
 ) -> WebhookEvent:
     order.event_sequence += 1
     # Every existing event of the order is earlier; the first one has none to wait for.
-    held = order.event_sequence > 1 and bool(
-        await session.scalar(select(holds(order.id, order.event_sequence)))
-    )
+    held = order.event_sequence > 1 and await holds_next(session, order.id)
     now = clock.now_ms()
     event_id = new_token("evt_", 16)
     event = WebhookEvent(

@@ -142,10 +142,12 @@ async def claim_due(
     the flag), ``next_attempt_at`` passed, lease free; read from the partial index of
     deliverable rows, whatever the planner's statistics say. PostgreSQL picks rows ``FOR UPDATE
     SKIP LOCKED``; on both backends the conditional UPDATE only takes rows whose lease is still
-    free, so two workers never hold one row.
+    free, so two workers never hold one row. It names the rows by id and lease only: a
+    ``status`` term let a planner that thought nothing was pending scan every pending row
+    through ``ix_webhook_events_status``, and the rows cannot change in between (locked on
+    PostgreSQL, one writer at a time on SQLite).
     """
     lease_free = or_(WebhookEvent.lease_until_ms.is_(None), WebhookEvent.lease_until_ms < now_ms)
-    pending = WebhookEvent.status == EventStatus.PENDING.value
     due = (
         select(WebhookEvent.id)
         .where(WebhookEvent.deliverable, WebhookEvent.next_attempt_at_ms <= now_ms, lease_free)
@@ -161,7 +163,7 @@ async def claim_due(
     claimed = (
         await session.scalars(
             update(WebhookEvent)
-            .where(WebhookEvent.id.in_(ids), pending, WebhookEvent.deliverable, lease_free)
+            .where(WebhookEvent.id.in_(ids), lease_free)
             .values(lease_until_ms=lease_until)
             .returning(WebhookEvent.id)
             .execution_options(synchronize_session=False)
