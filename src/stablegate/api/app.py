@@ -15,7 +15,7 @@ from stablegate import __version__
 from stablegate.api import errors, health
 from stablegate.api.context import GatewayContext, Metrics
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
-from stablegate.auth.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from stablegate.auth.replay import RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.cashier import endpoints as public_endpoints
 from stablegate.cashier import page as cashier_page
@@ -50,13 +50,9 @@ def build_context(
             redis, "stablegate:rl:", clock
         )
     else:
-        # One embedded process can keep the replay cache in memory; several API processes
-        # on a shared database must share it there.
-        replay = (
-            MemoryReplayStore(clock)
-            if settings.is_embedded
-            else DatabaseReplayStore(sessions, clock)
-        )
+        # In the database, SQLite too: nothing stops a second API process on the same file,
+        # and a cache in one process's memory would let it accept the other's requests again.
+        replay = DatabaseReplayStore(sessions, clock)
         backend = MemoryRateLimitBackend(clock)
     limiter = RateLimiter(
         backend,
