@@ -26,6 +26,7 @@ from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.secrets import load_secret_box
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.reference import page as reference_page
 from stablegate.webhooks import endpoints as webhook_endpoints
 from stablegate.webhooks.signing_key import load_signing_key
 
@@ -99,7 +100,8 @@ def create_app(
         version=__version__,
         description="Self-hosted, non-custodial stablecoin payment gateway (merchant API).",
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs is our own page (stablegate.reference): Swagger UI loads from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.gateway = ctx
@@ -109,6 +111,7 @@ def create_app(
     app.include_router(public_endpoints.router)
     app.include_router(cashier_page.router)
     app.include_router(health.router)
+    app.include_router(reference_page.router)
 
     @app.middleware("http")
     async def request_log(
