@@ -206,8 +206,11 @@ async def test_connections_above_the_cap_get_503(tmp_path: Path, chains_file: Pa
         assert (await get(r1, w1, "/healthz"))[0] == 200
         assert (await get(r2, w2, "/healthz"))[0] == 200
         async with connection(port) as (r3, w3):
-            status, _headers, _body = await get(r3, w3, "/healthz")
+            status, headers, body = await get(r3, w3, "/healthz")
             assert status == 503
+            assert b"server_busy" in body
+            assert headers["retry-after"] == "1"
+            assert await closed_by_server(r3) == b""
         # The connections within the cap are still served.
         assert (await get(r1, w1, "/healthz"))[0] == 200
 

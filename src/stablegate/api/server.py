@@ -8,7 +8,8 @@
   (or after the first byte of the next request on a kept-alive one), and its body
   ``body_timeout`` seconds after the headers; else 408 and the connection is closed. uvicorn has
   neither bound, so a client sending one byte at a time would hold a connection for good.
-- Above ``max_connections`` open connections, a request is answered 503.
+- Above ``max_connections`` open connections, a request is answered 503 ``server_busy`` (in the
+  gateway's error shape, with ``Retry-After``) and its connection closed.
 
 Every server that runs the gateway's app is built here (``serve``, ``run``, the demo).
 """
@@ -20,6 +21,7 @@ import json
 from typing import Any, Literal
 
 import uvicorn
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -42,21 +44,48 @@ def _timeout_response() -> bytes:
 
 
 TIMEOUT_RESPONSE = _timeout_response()
+_BUSY_BODY = json.dumps(
+    {"error": {"code": "server_busy", "message": "too many open connections; retry shortly"}}
+).encode()
+
+
+async def _busy(_scope: Scope, _receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """The answer above the connection cap; closing the connection frees its place."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_BUSY_BODY)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _BUSY_BODY, "more_body": False})
 
 
 class GatewayServerConfig(uvicorn.Config):
-    """uvicorn's Config plus the two deadlines uvicorn does not have."""
+    """uvicorn's Config plus the two deadlines uvicorn does not have and the connection cap."""
 
     def __init__(
-        self, app: Any, *, header_timeout: float, body_timeout: float, **kwargs: Any
+        self,
+        app: Any,
+        *,
+        header_timeout: float,
+        body_timeout: float,
+        max_connections: int,
+        **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
+        self.max_connections = max_connections
 
 
 class TimedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header deadline and a body deadline."""
+    """uvicorn's httptools protocol with a header deadline, a body deadline and the cap."""
 
     def __init__(
         self,
@@ -70,6 +99,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
             raise TypeError("TimedHttpProtocol needs a GatewayServerConfig")
         self._header_timeout = config.header_timeout
         self._body_timeout = config.body_timeout
+        self._max_connections = config.max_connections
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting: Waiting = "headers"
 
@@ -128,7 +158,16 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._arm("body")
-        super().on_headers_complete()
+        # Instead of uvicorn's limit_concurrency, whose 503 is plain text: the same count (this
+        # connection included), answered in the gateway's error shape.
+        if len(self.connections) > self._max_connections:
+            app, self.app = self.app, _busy
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -146,8 +185,7 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> Gateway
         http=TimedHttpProtocol,
         proxy_headers=False,
         timeout_keep_alive=settings.keep_alive_timeout,
-        # uvicorn counts the connection asking too: +1 lets max_connections be served at once.
-        limit_concurrency=settings.max_connections + 1,
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
+        max_connections=settings.max_connections,
     )
