@@ -96,10 +96,11 @@ def serve(
     import uvicorn
 
     from stablegate.api.app import create_app
+    from stablegate.api.server import server_config
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
 
 
 @app.command()

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     public_per_minute: int = Field(default=300, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_token: SecretStr | None = None
+    # HTTP server limits (seconds, connections per process); see stablegate.api.server.
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    header_timeout: int = Field(default=10, ge=1)
+    body_timeout: int = Field(default=30, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     # Largest order amount in whole token units; guards against fat-finger orders.
     max_order_amount: int = Field(default=1_000_000, ge=1)
     # Watcher: how long a silent leader keeps its lease; orders older than this are left to

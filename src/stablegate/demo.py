@@ -170,6 +170,7 @@ async def run_demo(
                 port=port + 1,
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,
             )
         )
         receiver_task = asyncio.create_task(receiver.serve())

@@ -16,6 +16,7 @@ import uvicorn
 
 from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
+from stablegate.api.server import server_config
 from stablegate.config import Settings
 from stablegate.db.migrate import upgrade
 from stablegate.sweeper.commands import run_sweepers
@@ -42,11 +43,7 @@ async def serve_api(
     app = create_app(settings, migrate=False)
     ctx: GatewayContext = app.state.gateway
     await upgrade(ctx.engine)
-    server = EmbeddedServer(
-        uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
-        )
-    )
+    server = EmbeddedServer(server_config(app, settings, host, port))
 
     async def watch_stop() -> None:
         await stop.wait()

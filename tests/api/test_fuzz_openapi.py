@@ -7,11 +7,13 @@ authentication (at least half of the responses are not 401).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -31,6 +33,34 @@ from stablegate.merchants.secrets import load_secret_box
 from stablegate.merchants.service import create_merchant
 
 EXAMPLES_PER_OPERATION = 60
+CURSOR_EXAMPLES = 200
+
+
+def _token(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+# Cursors a client could forge: the right shapes with any integers (far past 64 bits) and ids,
+# any JSON at all, and text that is not base64. Registered for the schema's ``format: cursor``
+# so schemathesis fuzzes the cursor parameters with them too.
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+_ANY_INT = st.integers() | st.integers(min_value=-(2**80), max_value=2**80)
+CURSORS = st.one_of(
+    st.tuples(_ANY_INT, st.text(max_size=45)).map(lambda pair: _token(list(pair))),
+    st.tuples(_ANY_INT).map(lambda one: _token(list(one))),
+    _JSON.map(_token),
+    st.text(max_size=60),
+).filter(lambda cursor: len(cursor) <= 200)
+schemathesis.openapi.format("cursor", CURSORS)
 
 
 def _merchant(config: Settings) -> tuple[str, str]:
@@ -137,3 +167,49 @@ def test_fuzz_every_operation_signed(fuzz_settings: Settings) -> None:
     assert not failures, "\n".join(failures[:10])
     assert total >= EXAMPLES_PER_OPERATION
     assert (total - statuses[401]) / total >= 0.5, dict(statuses)
+
+
+def test_fuzz_cursors_signed(fuzz_settings: Settings) -> None:
+    """Any cursor on the order list and the delivery log: a page or 400, never a 500."""
+    app = create_app(fuzz_settings, migrate=True)
+    failures: list[str] = []
+    codes: Counter[str] = Counter()
+    with LiveServer(app) as server:
+        api_key, secret = _merchant(fuzz_settings)
+        session = requests.Session()
+        counter = iter(range(10**9))
+
+        @settings(
+            max_examples=CURSOR_EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(
+            cursor=CURSORS,
+            path=st.sampled_from(["/api/v1/payment/contractPayment", "/api/v1/webhook/deliveries"]),
+        )
+        def run(cursor: str, path: str) -> None:
+            query = f"cursor={quote(cursor, safe='')}"
+            now = str(int(time.time() * 1000) - next(counter) % 1000)
+            message = signing_string(api_key, now, "60000", "GET", path, query, b"")
+            response = session.get(
+                f"{server.url}{path}?{query}",
+                headers={
+                    "BlockATM-API-Key": api_key,
+                    "BlockATM-Request-Time": now,
+                    "BlockATM-Rec_Window": "60000",
+                    "BlockATM-Signature-V2": sign_v2(secret.encode(), message),
+                },
+                timeout=30,
+            )
+            code = response.json().get("error", {}).get("code", "ok")
+            codes[f"{response.status_code} {code}"] += 1
+            # A NUL anywhere in a URL is refused before routing (invalid_request).
+            expected = "invalid_request" if "\x00" in cursor else "invalid_cursor"
+            if response.status_code != 200 and (response.status_code != 400 or code != expected):
+                failures.append(f"{path} cursor={cursor!r} -> {response.status_code} {code}")
+
+        run()
+    print(f"cursor fuzz: {dict(codes)}")
+    assert not failures, "\n".join(failures[:10])

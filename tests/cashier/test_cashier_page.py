@@ -16,14 +16,10 @@ from sqlalchemy import update
 from tests.support import TEST_USDT, MerchantKeys
 
 from stablegate.api.context import GatewayContext
+from stablegate.api.page_headers import CONTENT_SECURITY_POLICY
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter
 from stablegate.cashier.i18n import negotiate_language
-from stablegate.cashier.page import (
-    CONTENT_SECURITY_POLICY,
-    dev_pay_enabled,
-    format_time_left,
-    safe_redirect,
-)
+from stablegate.cashier.page import dev_pay_enabled, format_time_left, safe_redirect
 from stablegate.chain.registry import Chain
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope

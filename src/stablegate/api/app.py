@@ -15,7 +15,7 @@ from stablegate import __version__
 from stablegate.api import errors, health
 from stablegate.api.context import GatewayContext, Metrics
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
-from stablegate.auth.replay import MemoryReplayStore, RedisReplayStore, ReplayStore
+from stablegate.auth.replay import RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.cashier import endpoints as public_endpoints
 from stablegate.cashier import page as cashier_page
@@ -26,6 +26,7 @@ from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.secrets import load_secret_box
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.reference import page as reference_page
 from stablegate.webhooks import endpoints as webhook_endpoints
 from stablegate.webhooks.signing_key import load_signing_key
 
@@ -50,13 +51,9 @@ def build_context(
             redis, "stablegate:rl:", clock
         )
     else:
-        # One embedded process can keep the replay cache in memory; several API processes
-        # on a shared database must share it there.
-        replay = (
-            MemoryReplayStore(clock)
-            if settings.is_embedded
-            else DatabaseReplayStore(sessions, clock)
-        )
+        # In the database, SQLite too: nothing stops a second API process on the same file,
+        # and a cache in one process's memory would let it accept the other's requests again.
+        replay = DatabaseReplayStore(sessions, clock)
         backend = MemoryRateLimitBackend(clock)
     limiter = RateLimiter(
         backend,
@@ -107,7 +104,8 @@ def create_app(
         version=__version__,
         description="Self-hosted, non-custodial stablecoin payment gateway (merchant API).",
         lifespan=lifespan,
-        docs_url="/docs",
+        # /docs is our own page (stablegate.reference): Swagger UI loads from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.gateway = ctx
@@ -117,6 +115,7 @@ def create_app(
     app.include_router(public_endpoints.router)
     app.include_router(cashier_page.router)
     app.include_router(health.router)
+    app.include_router(reference_page.router)
 
     @app.middleware("http")
     async def request_log(

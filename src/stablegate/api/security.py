@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import structlog
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from stablegate.api.context import GatewayContext
 from stablegate.auth.client_ip import client_ip, forwarded_for
@@ -51,13 +53,21 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         raise GatewayError("request body is larger than 64 KB", code="body_too_large", status=413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(
-                "request body is larger than 64 KB", code="body_too_large", status=413
-            )
-        chunks.append(chunk)
+    # The server cuts off a body that does not arrive in time (stablegate.api.server); this
+    # deadline also holds under any other ASGI server.
+    try:
+        async with asyncio.timeout(get_context(request).settings.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise GatewayError(
+                        "request body is larger than 64 KB", code="body_too_large", status=413
+                    )
+                chunks.append(chunk)
+    except (TimeoutError, ClientDisconnect) as exc:
+        raise GatewayError(
+            "the request body was not received in time", code="request_timeout", status=408
+        ) from exc
     return b"".join(chunks)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from stablegate.api.context import GatewayContext
+from stablegate.api.page_headers import page_headers
 from stablegate.cashier.endpoints import OrderIdPath, public_guard
 from stablegate.cashier.events import order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
@@ -51,10 +52,6 @@ log = structlog.get_logger("stablegate.cashier")
 
 router = APIRouter()
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _QR_MODES = ("address", "eip681")
 _NOTICES = ("dev_pay_sent", "dev_pay_failed")
@@ -119,15 +116,7 @@ def format_time_left(ms: int) -> str:
 
 
 def _page_headers(language: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "Referrer-Policy": "no-referrer",
-        "X-Frame-Options": "DENY",
-        "Cache-Control": "no-store",
-        "Content-Language": language,
-        "Vary": "Accept-Language",
-        **(extra or {}),
-    }
+    return page_headers({"Content-Language": language, "Vary": "Accept-Language", **(extra or {})})
 
 
 def _render(

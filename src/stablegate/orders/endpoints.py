@@ -23,6 +23,7 @@ from stablegate.orders.schemas import (
     OrderRef,
 )
 from stablegate.orders.view import order_view
+from stablegate.pagination import CursorParam
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,7 +89,7 @@ async def contract_payment(
     status: Annotated[str | None, Query(max_length=20)] = None,
     since: Annotated[int | None, Query(ge=0, le=2**53)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> JSONResponse:
     ctx = get_context(request)
     auth = await merchant_request(request, write=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -22,6 +21,7 @@ from stablegate.orders import unique_amount
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view
+from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.webhooks.outbox import add_event
 
 
@@ -211,19 +211,12 @@ async def get_order(
 
 
 def _encode_cursor(order: Order) -> str:
-    raw = json.dumps([order.create_time_ms, order.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([order.create_time_ms, order.id])
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, order_id = json.loads(raw)
-        if not isinstance(created, int) or not isinstance(order_id, str):
-            raise TypeError
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest("cursor is not valid", code="invalid_cursor") from exc
-    return created, order_id
+    created, order_id = decode_cursor(cursor, 2)
+    return cursor_int(created, low=0, high=INT64_MAX), cursor_id(order_id)
 
 
 async def list_orders(

@@ -14,6 +14,7 @@ from stablegate.auth.json_body import parse_json_object
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import InvalidRequest
 from stablegate.orders.schemas import ErrorResponse
+from stablegate.pagination import CursorParam
 from stablegate.webhooks import service
 
 router = APIRouter(prefix="/api/v1/webhook", tags=["webhook"])
@@ -107,7 +108,7 @@ async def deliveries(
     order_id: Annotated[str | None, Query(alias="orderId", max_length=64)] = None,
     event_id: Annotated[str | None, Query(alias="eventId", max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorParam = None,
 ) -> JSONResponse:
     ctx = get_context(request)
     # The log shows response bodies and URLs: a read, but one that always needs a signature.

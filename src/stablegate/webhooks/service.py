@@ -21,8 +21,6 @@ Resending puts an event back to ``pending`` with a fresh schedule (attempt numbe
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +33,7 @@ from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, SecretKeyMissing, new_token
 from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
+from stablegate.pagination import INT32_MAX, cursor_int, decode_cursor, encode_cursor
 from stablegate.webhooks.ordering import chunks, lock_orders, refresh
 from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
 
@@ -338,17 +337,12 @@ def delivery_view(delivery: WebhookDelivery, event: WebhookEvent) -> dict[str, A
 
 
 def _encode_cursor(delivery_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([delivery_id]).encode()).decode().rstrip("=")
+    return encode_cursor([delivery_id])
 
 
 def _decode_cursor(cursor: str) -> int:
-    try:
-        (delivery_id,) = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
-            raise TypeError
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest("cursor is not valid", code="invalid_cursor") from exc
-    return delivery_id
+    (delivery_id,) = decode_cursor(cursor, 1)
+    return cursor_int(delivery_id, low=1, high=INT32_MAX)  # an INTEGER column
 
 
 async def list_deliveries(

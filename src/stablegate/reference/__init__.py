@@ -1,0 +1,1 @@
+"""The API reference page (GET /docs), rendered from the OpenAPI schema."""
