@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from tests.support import MerchantKeys
 from stablegate.api.context import GatewayContext
 from stablegate.cashier import events
 from stablegate.cashier.events import StreamTiming, order_event_stream
+from stablegate.cashier.live import LiveOrders
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order
@@ -107,10 +108,14 @@ class SseClient:
                 return parsed
 
 
+POLL_INTERVAL = 0.05
+
+
 @pytest.fixture
-def fast_stream(monkeypatch: pytest.MonkeyPatch) -> StreamTiming:
-    timing = StreamTiming(poll_interval=0.05, heartbeat_interval=15, max_lifetime=60)
+def fast_stream(monkeypatch: pytest.MonkeyPatch, gateway: GatewayContext) -> StreamTiming:
+    timing = StreamTiming(heartbeat_interval=15, max_lifetime=60)
     monkeypatch.setattr(events, "DEFAULT_TIMING", timing)
+    gateway.live_orders.interval = POLL_INTERVAL
     return timing
 
 
@@ -165,7 +170,7 @@ async def test_stream_sends_the_view_on_each_change_and_ends_when_terminal(
         assert first["toAddress"] == order.to_address and first["description"] == "Coffee"
         assert "orderNo" not in first and "metadata" not in first
         # Between polls the stream holds no database connection.
-        await asyncio.sleep(fast_stream.poll_interval / 2)
+        await asyncio.sleep(POLL_INTERVAL / 2)
         assert connections.now == 0
 
         await set_order(gateway, order.id, status="confirming", pending_amount=10_000_000)
@@ -212,28 +217,39 @@ async def collect(stream: AsyncIterator[str]) -> list[str]:
 
 
 async def test_heartbeats_while_nothing_changes_and_a_capped_lifetime() -> None:
-    view = {"orderId": "o1", "status": "pending", "serverTime": 0}
-    polls = 0
+    views = 0
 
-    async def load() -> dict[str, Any] | None:
-        nonlocal polls
-        polls += 1
-        return {**view, "serverTime": polls}  # serverTime alone is not a change
+    async def load(order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        nonlocal views
+        views += 1
+        return {"o1": {"orderId": "o1", "status": "pending", "serverTime": views}}
 
+    live = LiveOrders(load, interval=0.01)
+    subscription = live.subscribe("o1")
+    subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
     started = time.monotonic()
-    timing = StreamTiming(poll_interval=0.01, heartbeat_interval=0.05, max_lifetime=0.3)
-    chunks = await asyncio.wait_for(collect(order_event_stream(load, timing=timing)), 5)
+    timing = StreamTiming(heartbeat_interval=0.05, max_lifetime=0.3)
+    chunks = await asyncio.wait_for(collect(order_event_stream(subscription, timing=timing)), 5)
+    live.unsubscribe(subscription)
     assert time.monotonic() - started < 2
     assert chunks[0] == "retry: 3000\n\n"
     assert chunks[1].startswith("event: order\ndata: ")
-    assert json.loads(chunks[1].split("data: ", 1)[1])["serverTime"] == 1
+    assert json.loads(chunks[1].split("data: ", 1)[1])["serverTime"] == 0
+    # The shared poll ran, but serverTime alone is not a change.
+    assert live.ticks > 3
     heartbeats = [c for c in chunks[2:] if c == ": heartbeat\n\n"]
     assert heartbeats and len(heartbeats) == len(chunks) - 2
     assert 3 <= len(heartbeats) <= 7
 
 
 async def test_stream_ends_when_the_order_disappears() -> None:
-    async def load() -> dict[str, Any] | None:
-        return None
+    async def load(order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        return {}
 
-    assert await collect(order_event_stream(load)) == ["retry: 3000\n\n"]
+    live = LiveOrders(load, interval=0.01)
+    subscription = live.subscribe("o1")
+    subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
+    chunks = await asyncio.wait_for(collect(order_event_stream(subscription)), 5)
+    live.unsubscribe(subscription)
+    assert chunks[0] == "retry: 3000\n\n" and chunks[1].startswith("event: order\n")
+    assert chunks[2:] == []

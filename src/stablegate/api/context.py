@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from stablegate.auth.ratelimit import RateLimiter
 from stablegate.auth.replay import ReplayStore
+from stablegate.cashier.live import LiveOrders
+from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
@@ -81,6 +83,8 @@ class GatewayContext:
     signing_key: GatewaySigningKey
     redis: Redis | None
     metrics: Metrics
+    stream_slots: StreamSlots
+    live_orders: LiveOrders
 
     @property
     def orders(self) -> OrderContext:

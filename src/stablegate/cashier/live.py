@@ -1,0 +1,163 @@
+"""One shared poll per process for every order someone is watching live.
+
+Each live-status stream subscribes to its order. A single background task, started with the
+first subscriber and stopped when none remain, loads the public view of every watched order in
+ONE query per tick and offers each view to that order's subscribers; a subscriber wakes only
+when the view differs from the one its stream last sent (``serverTime`` aside). Database load
+therefore grows with the poll rate, not with the number of viewers. A failed tick is logged and
+retried on the next one; the streams keep their heartbeats meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from stablegate.chain.registry import ChainRegistry
+from stablegate.clock import Clock
+from stablegate.db.engine import read_scope
+from stablegate.models import Order
+from stablegate.orders.view import public_order_view
+
+log = structlog.get_logger("stablegate.cashier")
+
+View = dict[str, Any]
+# The public views of the given order ids; an id left out is an order that is gone.
+ViewsLoader = Callable[[Collection[str]], Awaitable[dict[str, View]]]
+GONE = ""  # the key of an order that no longer exists
+
+
+def view_key(view: View | None) -> str:
+    """What decides whether a view changed: everything but the server's clock."""
+    if view is None:
+        return GONE
+    return json.dumps({k: v for k, v in view.items() if k != "serverTime"}, sort_keys=True)
+
+
+class Subscription:
+    """One stream's interest in one order: the latest view offered, and whether it is news."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        self._latest: View | None = None
+        self._latest_key: str | None = None  # None: nothing offered yet
+        self._sent_key: str | None = None
+        self._news = asyncio.Event()
+
+    def offer(self, view: View | None, key: str | None = None) -> None:
+        self._latest = view
+        self._latest_key = view_key(view) if key is None else key
+        if self._latest_key != self._sent_key:
+            self._news.set()
+        else:
+            self._news.clear()
+
+    async def next_change(self, within: float) -> tuple[bool, View | None]:
+        """``(True, view)`` once the view differs from the last one returned (``view`` is None
+        when the order is gone), or ``(False, None)`` after ``within`` seconds without news."""
+        if not self._news.is_set():
+            try:
+                await asyncio.wait_for(self._news.wait(), within)
+            except TimeoutError:
+                return False, None
+        self._news.clear()
+        self._sent_key = self._latest_key
+        return True, self._latest
+
+
+class LiveOrders:
+    def __init__(self, load_views: ViewsLoader, *, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.ticks = 0  # completed polls, for tests and metrics
+        self._load_views = load_views
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._failing = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def watched(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, order_id: str) -> Subscription:
+        subscription = Subscription(order_id)
+        self._subscribers.setdefault(order_id, set()).add(subscription)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="live-orders")
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        watchers = self._subscribers.get(subscription.order_id)
+        if watchers is None:
+            return
+        watchers.discard(subscription)
+        if not watchers:
+            del self._subscribers[subscription.order_id]
+        if not self._subscribers:
+            self._wake.set()  # the poll ends now instead of after its sleep
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                self._wake.clear()
+                if not self._subscribers:
+                    break
+                await self._tick()
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def _tick(self) -> None:
+        order_ids = list(self._subscribers)
+        try:
+            views = await self._load_views(order_ids)
+        except Exception as exc:  # the poll must outlive a database outage
+            if not self._failing:
+                log.warning("live_orders_poll_failed", error=str(exc), orders=len(order_ids))
+            self._failing = True
+            return
+        if self._failing:
+            log.info("live_orders_poll_recovered", orders=len(order_ids))
+            self._failing = False
+        self.ticks += 1
+        for order_id in order_ids:
+            view = views.get(order_id)
+            key = view_key(view)
+            for subscription in self._subscribers.get(order_id, ()):
+                subscription.offer(view, key)
+
+
+def database_views(
+    sessions: async_sessionmaker[AsyncSession],
+    registry: ChainRegistry,
+    public_url: str,
+    clock: Clock,
+) -> ViewsLoader:
+    """The loader the gateway uses: the watched orders' public views in one read-only query."""
+
+    async def load(order_ids: Collection[str]) -> dict[str, View]:
+        async with read_scope(sessions) as session:
+            orders = (await session.scalars(select(Order).where(Order.id.in_(order_ids)))).all()
+        now_ms = clock.now_ms()
+        return {o.id: public_order_view(o, registry, public_url, now_ms) for o in orders}
+
+    return load
