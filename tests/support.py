@@ -78,9 +78,10 @@ class Signer:
 
 
 class LiveServer:
-    """A real uvicorn server on a free port in a background thread (for fuzzing and SDK tests)."""
+    """A real uvicorn server on a free port in a background thread (for fuzzing and SDK tests);
+    ``options`` go to ``uvicorn.Config``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
         import socket
 
         import uvicorn
@@ -89,7 +90,12 @@ class LiveServer:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

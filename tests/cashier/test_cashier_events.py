@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import pytest
@@ -253,3 +253,65 @@ async def test_stream_ends_when_the_order_disappears() -> None:
     live.unsubscribe(subscription)
     assert chunks[0] == "retry: 3000\n\n" and chunks[1].startswith("event: order\n")
     assert chunks[2:] == []
+
+
+async def settled(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds once the app's remaining tasks have run (waits up to 5 s)."""
+    for _ in range(500):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def read_error(sse: SseClient) -> tuple[int, dict[str, Any]]:
+    start = await sse.start()
+    body = b""
+    while True:
+        message = await asyncio.wait_for(sse.messages.get(), timeout=10)
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    error: dict[str, Any] = json.loads(body)["error"]
+    return start["status"], error
+
+
+async def test_streams_above_the_cap_get_429_and_slots_come_back(
+    app: FastAPI, gateway: GatewayContext, order: Order, fast_stream: StreamTiming
+) -> None:
+    slots, live = gateway.stream_slots, gateway.live_orders
+    slots.per_ip = 2
+    path = f"/api/v1/public/orders/{order.id}/events"
+    async with SseClient(app, path) as first, SseClient(app, path) as second:
+        for sse in (first, second):
+            assert (await sse.start())["status"] == 200
+            assert await sse.next_event() is not None
+        assert slots.open_for("203.0.113.9") == 2 and live.running and live.watched == 1
+        async with SseClient(app, path) as third:
+            status, error = await read_error(third)
+        assert (status, error["code"]) == (429, "too_many_streams")
+        assert slots.open == 2
+
+        # A stream the server ends (terminal status) gives its slot back.
+        await set_order(gateway, order.id, status="cancelled")
+        for sse in (first, second):
+            last = await sse.next_event(wait=5)
+            assert last is not None and last["status"] == "cancelled"
+            assert await sse.next_event(wait=5) is None
+        assert await settled(lambda: slots.open == 0)
+        # The shared poll stops with its last subscriber.
+        assert await settled(lambda: not live.running) and live.watched == 0
+
+    # An unknown order: 404, and no slot kept.
+    async with SseClient(app, "/api/v1/public/orders/nosuchorder/events") as missing:
+        status, error = await read_error(missing)
+    assert (status, error["code"]) == (404, "not_found")
+    assert slots.open == 0 and live.watched == 0
+
+    # A client that goes away mid-stream gives its slot back.
+    await set_order(gateway, order.id, status="pending")
+    async with SseClient(app, path) as leaving:
+        await leaving.start()
+        assert await leaving.next_event() is not None
+        assert slots.open == 1
+    assert await settled(lambda: slots.open == 0) and live.watched == 0
