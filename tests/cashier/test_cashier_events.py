@@ -26,6 +26,7 @@ from stablegate.db.engine import session_scope
 from stablegate.models import Order
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
+from stablegate.orders.view import public_order_view
 
 
 class SseClient:
@@ -177,6 +178,12 @@ async def test_stream_sends_the_view_on_each_change_and_ends_when_terminal(
         second = await sse.next_event(wait=5)
         assert second is not None
         assert (second["status"], second["pendingAmount"]) == ("confirming", "10")
+        # The shared poll renders from plain columns: the same view as from the full order.
+        async with session_scope(gateway.sessions) as session:
+            loaded = await session.get(Order, order.id)
+            assert loaded is not None
+            full = public_order_view(loaded, gateway.registry, "https://pay.example.com", 0)
+        assert {**second, "serverTime": 0} == full
 
         await set_order(gateway, order.id, confirmations=2)
         third = await sse.next_event(wait=5)
@@ -224,7 +231,7 @@ async def test_heartbeats_while_nothing_changes_and_a_capped_lifetime() -> None:
         views += 1
         return {"o1": {"orderId": "o1", "status": "pending", "serverTime": views}}
 
-    live = LiveOrders(load, interval=0.01)
+    live = LiveOrders(load, dict, interval=0.01)
     subscription = live.subscribe("o1")
     subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
     started = time.monotonic()
@@ -246,7 +253,7 @@ async def test_stream_ends_when_the_order_disappears() -> None:
     async def load(order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
         return {}
 
-    live = LiveOrders(load, interval=0.01)
+    live = LiveOrders(load, dict, interval=0.01)
     subscription = live.subscribe("o1")
     subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
     chunks = await asyncio.wait_for(collect(order_event_stream(subscription)), 5)

@@ -42,7 +42,7 @@ async def test_one_load_per_tick_for_all_watched_orders() -> None:
     orders = Orders()
     for n in range(3):
         orders.set(f"o{n}", "pending")
-    live = LiveOrders(orders.load, interval=0.01)
+    live = LiveOrders(orders.load, dict, interval=0.01)
     assert not live.running
     subscriptions = [live.subscribe(f"o{n % 3}") for n in range(30)]
     for subscription in subscriptions:
@@ -89,7 +89,7 @@ async def test_a_failed_poll_is_retried_and_a_gone_order_ends_its_subscribers() 
             raise OSError("database unreachable")
         return await orders.load(order_ids)
 
-    live = LiveOrders(flaky, interval=0.01)
+    live = LiveOrders(flaky, dict, interval=0.01)
     subscription = live.subscribe("o1")
     subscription.offer(orders.views["o1"])
     await subscription.next_change(0)

@@ -82,7 +82,7 @@ def build_context(
         stream_slots=StreamSlots(
             per_ip=settings.live_streams_per_ip, per_process=settings.live_streams_per_process
         ),
-        live_orders=LiveOrders(database_views(sessions, registry, settings.public_url, clock)),
+        live_orders=LiveOrders(*database_views(sessions, registry, settings.public_url, clock)),
     )
 
 
