@@ -65,6 +65,7 @@ decimals = 6 }} ]
 """
 ADDRESSES = [f"198.51.100.{n}" for n in range(1, 9)]
 PER_IP = 125
+PG_STATS_SETTLE_S = 11
 
 
 class BenchError(RuntimeError):
@@ -275,6 +276,9 @@ class Stream:
 async def _quiet_window(pid: int, seconds: float, pg: tuple[str, str] | None) -> dict[str, float]:
     """The server's CPU and the database's transactions while nothing but the streams runs."""
     xacts = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1"
+    if pg:
+        # An idle backend publishes its counters up to 10 s late: let the last phase's land.
+        await asyncio.sleep(PG_STATS_SETTLE_S)
     before_xact = await _pg_fetch(pg[0], xacts, pg[1]) if pg else 0
     before_cpu = _proc_cpu_s(pid)
     started = time.monotonic()
