@@ -78,9 +78,10 @@ class Signer:
 
 
 class LiveServer:
-    """A real uvicorn server on a free port in a background thread (for fuzzing and SDK tests)."""
+    """A real uvicorn server on a free port in a background thread (for fuzzing and SDK tests);
+    ``options`` go to ``uvicorn.Config``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
         import socket
 
         import uvicorn
@@ -95,7 +96,7 @@ class LiveServer:
             port=self.port,
             log_level="warning",
             access_log=False,
-            proxy_headers=False,
+            **{"proxy_headers": False, **options},
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     unsigned_reads_per_minute: int = Field(default=100, ge=1)
     failed_auth_per_minute: int = Field(default=30, ge=1)
     public_per_minute: int = Field(default=300, ge=1)
+    # Live-status streams (the cashier's server-sent events) open at once, per client IP (IPv6
+    # per /64) and per API process; above either the stream is refused with 429 and the page polls.
+    live_streams_per_ip: int = Field(default=20, ge=1)
+    # Bounded so the shared poll's one query stays under the drivers' bound-parameter limits.
+    live_streams_per_process: int = Field(default=500, ge=1, le=10_000)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_token: SecretStr | None = None
     # HTTP server limits (seconds, connections per process); see stablegate.api.server.

@@ -12,7 +12,8 @@ Hierarchy::
     │                                  request_expired, replayed_request, signature_required
     ├── NotFound              404      not_found
     ├── Conflict              409      order_conflict, order_has_payments, no_free_offset
-    ├── RateLimited           429/418  rate_limited, ip_banned (carry retry_after seconds)
+    ├── RateLimited           429/418  rate_limited, ip_banned, too_many_streams (live-status
+    │                                  streams open at once); all carry retry_after seconds
     └── ChainUnavailable      400      chain_unavailable (known chain, no RPC on this gateway:
                                        a permanent refusal, so not a retryable 503)
 """
@@ -60,7 +61,8 @@ class Conflict(GatewayError):
 
 
 class RateLimited(GatewayError):
-    """429 ``rate_limited`` or 418 ``ip_banned``; ``retry_after`` in whole seconds."""
+    """429 ``rate_limited`` or ``too_many_streams``, or 418 ``ip_banned``; ``retry_after`` in
+    whole seconds."""
 
     status = 429
     code = "rate_limited"

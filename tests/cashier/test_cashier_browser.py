@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 from cryptography.fernet import Fernet
 from eth_account.signers.local import LocalAccount
+from tests.cashier.stream_support import RawStream
 from tests.conftest import unavailable
 
 from stablegate.api.app import create_app
@@ -279,6 +280,7 @@ tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
         secret_key=Fernet.generate_key().decode(),
         public_url="http://127.0.0.1",
         public_per_minute=100_000,
+        live_streams_per_ip=3,  # the refused-stream test fills it from the test's own address
         _env_file=None,  # type: ignore[call-arg]
     )
     header = await fetch_header(rpc, "latest")
@@ -507,3 +509,54 @@ async def test_polling_takes_over_when_events_are_unavailable(
         assert polls, "the page should have polled the order"
     finally:
         await context.close()
+
+
+async def test_a_refused_stream_falls_back_to_polling(
+    browser: Browser, live: LiveCashier, customer_accounts: list[LocalAccount]
+) -> None:
+    from playwright.async_api import expect
+
+    # The test and the browser share 127.0.0.1: take every stream it may open, until refused.
+    port = int(live.url.rsplit(":", 1)[1])
+    other = await live.order("1")
+    held: list[RawStream] = []
+    context = await browser.new_context(viewport=PHONE)
+    try:
+        while not held or held[-1].status == 200:
+            held.append(await RawStream.open(port, other.id))
+            assert len(held) <= 10
+        assert held[-1].status == 429
+        assert (await held[-1].error())["code"] == "too_many_streams"
+
+        order = await live.order("2.5")
+        page = await context.new_page()
+        stream_answers: list[int] = []
+        polls: list[str] = []
+        page.on(
+            "response",
+            lambda response: (
+                stream_answers.append(response.status)
+                if response.url.endswith(f"/api/v1/public/orders/{order.id}/events")
+                else None
+            ),
+        )
+        page.on(
+            "request",
+            lambda request: (
+                polls.append(request.url)
+                if request.url.endswith(f"/api/v1/public/orders/{order.id}")
+                else None
+            ),
+        )
+        await page.goto(f"{live.url}/cashier/{order.id}")
+        await live.pay(order, order.amount, customer_accounts[1])
+        await expect(page.locator("#status-text")).to_have_text(
+            "Payment received, confirming", timeout=30_000
+        )
+        # Refused once, and not retried: the page polled instead.
+        assert stream_answers == [429]
+        assert polls
+    finally:
+        await context.close()
+        for stream in held:
+            await stream.close()

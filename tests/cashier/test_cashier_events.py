@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import pytest
@@ -20,11 +20,13 @@ from tests.support import MerchantKeys
 from stablegate.api.context import GatewayContext
 from stablegate.cashier import events
 from stablegate.cashier.events import StreamTiming, order_event_stream
+from stablegate.cashier.live import LiveOrders
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
+from stablegate.orders.view import public_order_view
 
 
 class SseClient:
@@ -107,10 +109,14 @@ class SseClient:
                 return parsed
 
 
+POLL_INTERVAL = 0.05
+
+
 @pytest.fixture
-def fast_stream(monkeypatch: pytest.MonkeyPatch) -> StreamTiming:
-    timing = StreamTiming(poll_interval=0.05, heartbeat_interval=15, max_lifetime=60)
+def fast_stream(monkeypatch: pytest.MonkeyPatch, gateway: GatewayContext) -> StreamTiming:
+    timing = StreamTiming(heartbeat_interval=15, max_lifetime=60)
     monkeypatch.setattr(events, "DEFAULT_TIMING", timing)
+    gateway.live_orders.interval = POLL_INTERVAL
     return timing
 
 
@@ -165,13 +171,19 @@ async def test_stream_sends_the_view_on_each_change_and_ends_when_terminal(
         assert first["toAddress"] == order.to_address and first["description"] == "Coffee"
         assert "orderNo" not in first and "metadata" not in first
         # Between polls the stream holds no database connection.
-        await asyncio.sleep(fast_stream.poll_interval / 2)
+        await asyncio.sleep(POLL_INTERVAL / 2)
         assert connections.now == 0
 
         await set_order(gateway, order.id, status="confirming", pending_amount=10_000_000)
         second = await sse.next_event(wait=5)
         assert second is not None
         assert (second["status"], second["pendingAmount"]) == ("confirming", "10")
+        # The shared poll renders from plain columns: the same view as from the full order.
+        async with session_scope(gateway.sessions) as session:
+            loaded = await session.get(Order, order.id)
+            assert loaded is not None
+            full = public_order_view(loaded, gateway.registry, "https://pay.example.com", 0)
+        assert {**second, "serverTime": 0} == full
 
         await set_order(gateway, order.id, confirmations=2)
         third = await sse.next_event(wait=5)
@@ -212,28 +224,101 @@ async def collect(stream: AsyncIterator[str]) -> list[str]:
 
 
 async def test_heartbeats_while_nothing_changes_and_a_capped_lifetime() -> None:
-    view = {"orderId": "o1", "status": "pending", "serverTime": 0}
-    polls = 0
+    views = 0
 
-    async def load() -> dict[str, Any] | None:
-        nonlocal polls
-        polls += 1
-        return {**view, "serverTime": polls}  # serverTime alone is not a change
+    async def load(order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        nonlocal views
+        views += 1
+        return {"o1": {"orderId": "o1", "status": "pending", "serverTime": views}}
 
+    live = LiveOrders(load, dict, interval=0.01)
+    subscription = live.subscribe("o1")
+    subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
     started = time.monotonic()
-    timing = StreamTiming(poll_interval=0.01, heartbeat_interval=0.05, max_lifetime=0.3)
-    chunks = await asyncio.wait_for(collect(order_event_stream(load, timing=timing)), 5)
+    timing = StreamTiming(heartbeat_interval=0.05, max_lifetime=0.3)
+    chunks = await asyncio.wait_for(collect(order_event_stream(subscription, timing=timing)), 5)
+    live.unsubscribe(subscription)
     assert time.monotonic() - started < 2
     assert chunks[0] == "retry: 3000\n\n"
     assert chunks[1].startswith("event: order\ndata: ")
-    assert json.loads(chunks[1].split("data: ", 1)[1])["serverTime"] == 1
+    assert json.loads(chunks[1].split("data: ", 1)[1])["serverTime"] == 0
+    # The shared poll ran, but serverTime alone is not a change.
+    assert live.ticks > 3
     heartbeats = [c for c in chunks[2:] if c == ": heartbeat\n\n"]
     assert heartbeats and len(heartbeats) == len(chunks) - 2
     assert 3 <= len(heartbeats) <= 7
 
 
 async def test_stream_ends_when_the_order_disappears() -> None:
-    async def load() -> dict[str, Any] | None:
-        return None
+    async def load(order_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        return {}
 
-    assert await collect(order_event_stream(load)) == ["retry: 3000\n\n"]
+    live = LiveOrders(load, dict, interval=0.01)
+    subscription = live.subscribe("o1")
+    subscription.offer({"orderId": "o1", "status": "pending", "serverTime": 0})
+    chunks = await asyncio.wait_for(collect(order_event_stream(subscription)), 5)
+    live.unsubscribe(subscription)
+    assert chunks[0] == "retry: 3000\n\n" and chunks[1].startswith("event: order\n")
+    assert chunks[2:] == []
+
+
+async def settled(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds once the app's remaining tasks have run (waits up to 5 s)."""
+    for _ in range(500):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def read_error(sse: SseClient) -> tuple[int, dict[str, Any]]:
+    start = await sse.start()
+    body = b""
+    while True:
+        message = await asyncio.wait_for(sse.messages.get(), timeout=10)
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    error: dict[str, Any] = json.loads(body)["error"]
+    return start["status"], error
+
+
+async def test_streams_above_the_cap_get_429_and_slots_come_back(
+    app: FastAPI, gateway: GatewayContext, order: Order, fast_stream: StreamTiming
+) -> None:
+    slots, live = gateway.stream_slots, gateway.live_orders
+    slots.per_ip = 2
+    path = f"/api/v1/public/orders/{order.id}/events"
+    async with SseClient(app, path) as first, SseClient(app, path) as second:
+        for sse in (first, second):
+            assert (await sse.start())["status"] == 200
+            assert await sse.next_event() is not None
+        assert slots.open_for("203.0.113.9") == 2 and live.running and live.watched == 1
+        async with SseClient(app, path) as third:
+            status, error = await read_error(third)
+        assert (status, error["code"]) == (429, "too_many_streams")
+        assert slots.open == 2
+
+        # A stream the server ends (terminal status) gives its slot back.
+        await set_order(gateway, order.id, status="cancelled")
+        for sse in (first, second):
+            last = await sse.next_event(wait=5)
+            assert last is not None and last["status"] == "cancelled"
+            assert await sse.next_event(wait=5) is None
+        assert await settled(lambda: slots.open == 0)
+        # The shared poll stops with its last subscriber.
+        assert await settled(lambda: not live.running) and live.watched == 0
+
+    # An unknown order: 404, and no slot kept.
+    async with SseClient(app, "/api/v1/public/orders/nosuchorder/events") as missing:
+        status, error = await read_error(missing)
+    assert (status, error["code"]) == (404, "not_found")
+    assert slots.open == 0 and live.watched == 0
+
+    # A client that goes away mid-stream gives its slot back.
+    await set_order(gateway, order.id, status="pending")
+    async with SseClient(app, path) as leaving:
+        await leaving.start()
+        assert await leaving.next_event() is not None
+        assert slots.open == 1
+    assert await settled(lambda: slots.open == 0) and live.watched == 0

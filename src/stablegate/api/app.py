@@ -19,6 +19,8 @@ from stablegate.auth.replay import RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.cashier import endpoints as public_endpoints
 from stablegate.cashier import page as cashier_page
+from stablegate.cashier.live import LiveOrders, database_views
+from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
@@ -37,6 +39,7 @@ def build_context(
     settings: Settings, *, clock: Clock | None = None, registry: ChainRegistry | None = None
 ) -> GatewayContext:
     clock = clock or SystemClock()
+    registry = registry or load_registry(settings.chains_file)
     engine = make_engine(settings.effective_database_url)
     sessions = make_sessionmaker(engine)
     redis = None
@@ -68,12 +71,16 @@ def build_context(
         engine=engine,
         sessions=sessions,
         secret_box=load_secret_box(settings),
-        registry=registry or load_registry(settings.chains_file),
+        registry=registry,
         replay=replay,
         limiter=limiter,
         signing_key=load_signing_key(settings),
         redis=redis,
         metrics=Metrics(),
+        stream_slots=StreamSlots(
+            per_ip=settings.live_streams_per_ip, per_process=settings.live_streams_per_process
+        ),
+        live_orders=LiveOrders(*database_views(sessions, registry, settings.public_url, clock)),
     )
 
 
@@ -95,6 +102,7 @@ def create_app(
         checks = ctx.factory_checks.start(ctx.registry.with_rpc())
         yield
         checks.cancel()
+        await ctx.live_orders.stop()
         await ctx.engine.dispose()
         if ctx.redis is not None:
             await ctx.redis.aclose()

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from stablegate.auth.ratelimit import RateLimiter
 from stablegate.auth.replay import ReplayStore
+from stablegate.cashier.live import LiveOrders
+from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.evm.factory_check import FactoryChecks
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
@@ -82,6 +84,8 @@ class GatewayContext:
     signing_key: GatewaySigningKey
     redis: Redis | None
     metrics: Metrics
+    stream_slots: StreamSlots
+    live_orders: LiveOrders
     # Chains whose deposit factory disagrees with the chains file take no orders.
     factory_checks: FactoryChecks = field(default_factory=FactoryChecks)
 

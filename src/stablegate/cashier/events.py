@@ -1,21 +1,25 @@
 """Server-sent events for the cashier: the public order view, sent whenever it changes.
 
-Each connection polls the database about once a second with a short session of its own (no
-session or transaction stays open between polls), sends ``event: order`` when the view differs
-from the last one sent (``serverTime`` aside), a comment line as a heartbeat after 15 s of
-silence so proxies keep the connection, and ends after sending a terminal status or when the
-connection has lived for its maximum lifetime (the browser's EventSource then reconnects).
+A stream sends its order's view at once, then ``event: order`` whenever the process's shared
+poll (:mod:`stablegate.cashier.live`) finds the view changed (``serverTime`` aside); the stream
+itself never queries the database. It sends a comment line as a heartbeat after 15 s of silence
+so proxies keep the connection, and ends after sending a terminal status, when the order is
+gone, or when the connection has lived for its maximum lifetime (the browser's EventSource then
+reconnects).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from stablegate.cashier.live import Subscription
 from stablegate.orders.state import OrderStatus
 
 TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED})
@@ -25,17 +29,27 @@ RETRY_MS = 3000
 
 @dataclass(frozen=True)
 class StreamTiming:
-    poll_interval: float = 1.0
     heartbeat_interval: float = 15.0
     max_lifetime: float = 600.0
 
 
 DEFAULT_TIMING = StreamTiming()
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
-# Loads the current public view, or None when the order is gone.
-ViewLoader = Callable[[], Awaitable[dict[str, Any] | None]]
-# True once the client has gone away.
-DisconnectCheck = Callable[[], Awaitable[bool]]
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` response that calls ``on_close`` however it ends: sent in full,
+    failed, or cancelled when the client disconnects (even before the first chunk)."""
+
+    def __init__(self, content: AsyncIterator[str], *, on_close: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=HEADERS)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 def format_event(view: dict[str, Any]) -> str:
@@ -43,29 +57,23 @@ def format_event(view: dict[str, Any]) -> str:
     return f"event: order\ndata: {data}\n\n"
 
 
-def _comparable(view: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in view.items() if key != "serverTime"}
-
-
 async def order_event_stream(
-    load_view: ViewLoader,
-    *,
-    timing: StreamTiming | None = None,
-    disconnected: DisconnectCheck | None = None,
+    changes: Subscription, *, timing: StreamTiming | None = None
 ) -> AsyncIterator[str]:
-    """The text of an ``text/event-stream`` for one order, chunk by chunk."""
+    """The text of an ``text/event-stream`` for one order, chunk by chunk. ``changes`` must
+    have been offered the current view, which is sent first."""
     timing = timing or DEFAULT_TIMING
     started = time.monotonic()
     last_sent_at = started
-    last_view: dict[str, Any] | None = None
     yield f"retry: {RETRY_MS}\n\n"
     while True:
-        view = await load_view()
-        if view is None:
-            return
         now = time.monotonic()
-        if last_view is None or _comparable(view) != _comparable(last_view):
-            last_view = view
+        wait = min(last_sent_at + timing.heartbeat_interval, started + timing.max_lifetime) - now
+        changed, view = await changes.next_change(max(wait, 0.0))
+        now = time.monotonic()
+        if changed:
+            if view is None:
+                return
             last_sent_at = now
             yield format_event(view)
             if view["status"] in TERMINAL_STATUSES:
@@ -74,7 +82,4 @@ async def order_event_stream(
             last_sent_at = now
             yield ": heartbeat\n\n"
         if now - started >= timing.max_lifetime:
-            return
-        await asyncio.sleep(timing.poll_interval)
-        if disconnected is not None and await disconnected():
             return

@@ -3,7 +3,8 @@
 - ``GET /cashier/{orderId}``: server-rendered HTML that shows everything needed to pay without
   JavaScript (amount, token, network, deposit address, QR image, status, expiry as text); the
   script adds copy buttons, a countdown and live status (server-sent events, polling fallback).
-- ``GET /api/v1/public/orders/{orderId}/events``: the public order view as server-sent events.
+- ``GET /api/v1/public/orders/{orderId}/events``: the public order view as server-sent events,
+  fed by one shared poll per process; streams open at once are capped per IP and per process.
 - ``POST /cashier/{orderId}/dev-pay``: on the dev chain only (chain 31337 marked ``testnet``),
   pays what the order still lacks from anvil's default account #2, then redirects back.
 - ``GET /cashier/static/{name}``: the page's CSS and script (the CSP allows no inline code).
@@ -29,12 +30,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from stablegate.api.context import GatewayContext
 from stablegate.api.page_headers import page_headers
+from stablegate.api.security import request_ip
 from stablegate.cashier.endpoints import OrderIdPath, public_guard
-from stablegate.cashier.events import order_event_stream
+from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
 from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
 from stablegate.chain.evm.contracts import tether_token
@@ -314,8 +315,9 @@ async def cashier_static(name: str) -> Response:
     responses={
         200: {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "`event: order` with the public order view whenever it changes; "
-            "ends after a terminal status",
+            "description": "`event: order` with the public order view at once and whenever "
+            "it changes; ends after a terminal status. 429 `too_many_streams` when the client's "
+            "address or this server has too many streams open: poll the order instead.",
         },
         **{code: {"model": ErrorResponse} for code in (400, 404, 429)},
     },
@@ -324,26 +326,25 @@ async def cashier_static(name: str) -> Response:
 )
 async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResponse:
     ctx = await public_guard(request)
-    if await _find_order(ctx, order_id) is None:
+    # Refused before any database work when too many streams are open (429 too_many_streams).
+    slot = ctx.stream_slots.acquire(request_ip(request, ctx))
+    try:
+        order = await _find_order(ctx, order_id)
+    except BaseException:
+        slot.release()
+        raise
+    if order is None:
+        slot.release()
         raise NotFound("order not found")
-
-    async def load_view() -> dict[str, Any] | None:
-        # A short session per poll: nothing is held open while the stream waits.
-        try:
-            async with read_scope(ctx.sessions) as session:
-                order = await session.scalar(select(Order).where(Order.id == order_id))
-                if order is None:
-                    return None
-                return public_order_view(
-                    order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms()
-                )
-        except (SQLAlchemyError, OSError) as exc:
-            # End the stream; the browser reconnects (or polls) when the database is back.
-            log.warning("order_events_poll_failed", order_id=order_id, error=str(exc))
-            return None
-
-    return StreamingResponse(
-        order_event_stream(load_view, disconnected=request.is_disconnected),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    # Every poll offers the current view and the stream sends what differs from its last event,
+    # so a change committed after this read still reaches it on the next poll.
+    subscription = ctx.live_orders.subscribe(order_id)
+    subscription.offer(
+        public_order_view(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
     )
+
+    def close() -> None:
+        ctx.live_orders.unsubscribe(subscription)
+        slot.release()
+
+    return EventStreamResponse(order_event_stream(subscription), on_close=close)

@@ -75,30 +75,53 @@
   }
 
   // -- live status -------------------------------------------------------------------------
+  // Polling stands in when the stream is refused (429 when too many streams are open; the
+  // browser's EventSource then closes for good) or keeps failing. It is gentle: every 5 s plus
+  // up to 1 s of jitter so pages do not poll in step, doubling up to a minute after errors,
+  // never sooner than a 429's Retry-After, and at most every 30 s while the page is hidden.
+  var POLL_MS = 5000;
+  var HIDDEN_POLL_MS = 30000;
+  var MAX_POLL_MS = 60000;
+  var polling = false;
   var pollTimer = null;
-  var pollDelay = 3000;
+  var pollDelay = POLL_MS;
 
   function poll() {
     pollTimer = null;
     fetch(apiBase, { cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
+        if (!response.ok) {
+          var retryAfter = Number(response.headers.get("Retry-After")) * 1000 || 0;
+          pollDelay = Math.max(Math.min(pollDelay * 2, MAX_POLL_MS), retryAfter);
+          throw new Error("HTTP " + response.status);
+        }
         return response.json();
       })
       .then(function (next) {
-        pollDelay = 3000;
+        pollDelay = POLL_MS;
         render(next);
-        if (!TERMINAL[next.status]) schedulePoll();
+        schedulePoll();
       })
-      .catch(function () {
-        pollDelay = Math.min(pollDelay * 2, 30000);
+      .catch(function (error) {
+        if (!/^HTTP /.test(error.message)) pollDelay = Math.min(pollDelay * 2, MAX_POLL_MS);
         schedulePoll();
       });
   }
 
   function schedulePoll() {
-    if (pollTimer === null) pollTimer = window.setTimeout(poll, pollDelay);
+    polling = true;
+    if (pollTimer !== null || TERMINAL[view.status]) return;
+    var delay = document.hidden ? Math.max(pollDelay, HIDDEN_POLL_MS) : pollDelay;
+    pollTimer = window.setTimeout(poll, delay + Math.random() * 1000);
   }
+
+  document.addEventListener("visibilitychange", function () {
+    // Back on screen: the next poll comes at the visible pace, not the hidden one.
+    if (!polling || document.hidden || pollTimer === null) return;
+    window.clearTimeout(pollTimer);
+    pollTimer = null;
+    schedulePoll();
+  });
 
   function listen() {
     if (TERMINAL[view.status]) return;
@@ -117,7 +140,9 @@
     });
     source.addEventListener("error", function () {
       failures += 1;
-      // The browser reconnects by itself after a stream ends; give up on repeated failures.
+      // The browser reconnects by itself after a stream ends. A refusal (429 when too many
+      // streams are open, or any other non-200) closes the source for good: poll instead, as
+      // after repeated failures.
       if (source.readyState === EventSource.CLOSED || failures >= 3) {
         source.close();
         if (!TERMINAL[view.status]) schedulePoll();
