@@ -11,7 +11,7 @@ at a fixed concurrency:
 3. the same with ``"inlineQr": true``, which renders the QR (segno, pure Python) inline.
 
 It also times segno alone on distinct contents, to show why QR rendering stays off the creation
-path (DESIGN section 2). Every non-2xx response makes the run invalid and is printed.
+path (docs/DESIGN.md §2). Every non-2xx response makes the run invalid and is printed.
 
 Usage::
 

@@ -100,7 +100,7 @@ CHAIN_ID = 31337
 USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 PAYOUT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 LATER_EVENTS = ("order.payment_seen", "order.confirming", "order.completed", "order.overpaid")
-PER_HOST = 4  # DESIGN section 6: at most 4 concurrent deliveries per receiving host
+PER_HOST = 4  # docs/DESIGN.md §8: at most 4 concurrent deliveries per receiving host
 SEED_ORDERS_PER_TX = 25
 STEP_EVENTS = 320  # one-event orders for the step costs
 # Burst runs: label, WebhookWorker options, PostgreSQL statistics taken first (PostgreSQL only).

@@ -34,7 +34,7 @@ class MerchantKeys:
 
 
 class Signer:
-    """Signs requests the way DESIGN section 2 says a merchant must (V2 by default)."""
+    """Signs requests the way docs/DESIGN.md §2 says a merchant must (V2 by default)."""
 
     def __init__(self, keys: MerchantKeys, clock: FakeClock) -> None:
         self.keys = keys

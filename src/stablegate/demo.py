@@ -77,7 +77,7 @@ def demo_settings(base: Settings, data_dir: Path, chains_file: Path, port: int) 
 
 
 class SignedApi:
-    """The merchant's side: every request signed as DESIGN section 2 says (V2 here)."""
+    """The merchant's side: every request signed as docs/DESIGN.md §2 says (V2 here)."""
 
     def __init__(self, base_url: str, api_key: str, secret: str) -> None:
         self.client = httpx.AsyncClient(base_url=base_url, timeout=10)

@@ -1,4 +1,4 @@
-"""The signing string and the DESIGN section 2 test vectors, verbatim."""
+"""The signing string and the docs/DESIGN.md §2 test vectors, verbatim."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from stablegate.auth.signatures import load_public_key_pem, sign_v2, verify_v1, 
 from stablegate.auth.signing import body_sha256_hex, signing_string
 from stablegate.errors import InvalidRequest
 
-# --- DESIGN.md section 2, test vectors (copied verbatim) ---
+# --- docs/DESIGN.md §2, test vectors (copied verbatim) ---
 API_KEY = "ak_test_0001"
 REQUEST_TIME = "1696947336603"
 RECV_WINDOW = "30000"

@@ -1,4 +1,4 @@
-"""authenticate(): the whole request check, with the DESIGN vectors and a fake clock."""
+"""authenticate(): the whole request check, with the docs/DESIGN.md §2 vectors and a fake clock."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from stablegate.auth.verify import AuthResult, KeyCredentials, SignedRequest, au
 from stablegate.clock import FakeClock
 from stablegate.errors import GatewayError
 
-# DESIGN.md section 2 test vectors, verbatim.
+# docs/DESIGN.md §2 test vectors, verbatim.
 API_KEY = "ak_test_0001"
 REQUEST_TIME = "1696947336603"
 POST_PATH = "/api/v1/payment/createQrOrder"

@@ -1,4 +1,4 @@
-"""The SDK signs exactly what the gateway verifies: DESIGN section 2's vectors, and requests
+"""The SDK signs exactly what the gateway verifies: docs/DESIGN.md §2's vectors, and requests
 built by the SDK passed through the gateway's own ``authenticate``."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from stablegate.auth.replay import MemoryReplayStore
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.clock import FakeClock
 
-# DESIGN.md section 2 test vectors, verbatim.
+# docs/DESIGN.md §2 test vectors, verbatim.
 API_KEY = "ak_test_0001"
 REQUEST_TIME = "1696947336603"
 POST_PATH = "/api/v1/payment/createQrOrder"

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from stablegate_client import OrderStatus, WebhookVerificationError, verify_webhook
 
-# DESIGN.md section 6 vector, verbatim.
+# docs/DESIGN.md §8 vector, verbatim.
 VECTOR_TIME = "1696947336603"
 VECTOR_BODY = b'{"eventId":"evt_1","type":"order.completed"}'
 VECTOR_SECRET = "whsec-test"

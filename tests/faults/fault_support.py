@@ -639,7 +639,7 @@ class Expected:
 def expected_outcome(
     plan: PlannedOrder, sent: Sequence[SentTransfer], times: dict[int, int]
 ) -> Expected:
-    """The order's final state from the spec (DESIGN section 3), computed from the amounts and
+    """The order's final state from the design (docs/DESIGN.md §3), computed from the amounts and
     the block times of what was sent; and every event sequence a watcher without faults could
     have written, whatever its timing."""
     credit = [s for s in sent if s.token.lower() == plan.token_address.lower()]

@@ -1,4 +1,4 @@
-"""The state table of DESIGN section 3, row by row."""
+"""The state table of docs/DESIGN.md §3, row by row."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from stablegate.orders.state import (
 
 S, E, T = OrderStatus, OrderException, Trigger
 
-# (from, trigger, to, exceptions the row may add, events) exactly as DESIGN section 3 lists them.
+# (from, trigger, to, exceptions the row may add, events) exactly as docs/DESIGN.md §3 lists them.
 DESIGN_TABLE = [
     (None, T.CREATED, S.PENDING, set(), ("order.created",)),
     (S.PENDING, T.SEEN_ENOUGH, S.CONFIRMING, set(), ("order.payment_seen", "order.confirming")),

@@ -1,4 +1,4 @@
-"""The retry schedule of DESIGN section 6, as pure functions."""
+"""The retry schedule of docs/DESIGN.md §8, as pure functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook signatures, checked by a verifier written here from DESIGN section 6 alone."""
+"""Webhook signatures, checked by a verifier written here from docs/DESIGN.md §8 alone."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ VECTOR_SECRET = "whsec-test"
 VECTOR_V2 = "9688931e1d339135a3e848af9ee7ad5c31a8088ce36f760ce8426e00ccf00479"
 
 
-# --- the independent verifier: what a merchant writes from DESIGN section 6 -----------------
+# --- the independent verifier: what a merchant writes from docs/DESIGN.md §8 -----------------
 
 
 def verify_v2(headers: dict[str, str], body: bytes, secret: str) -> bool:

@@ -1,4 +1,4 @@
-"""Strict parsing of a merchant's JSON request body (DESIGN section 2, body rules).
+"""Strict parsing of a merchant's JSON request body (docs/DESIGN.md §2, body rules).
 
 A JSON object, UTF-8, at most 64 KB (413 ``body_too_large``), no duplicate keys at any depth, no
 lone surrogates, no NaN/Infinity, bounded nesting; every violation is 400 ``invalid_body`` and

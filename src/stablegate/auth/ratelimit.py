@@ -1,4 +1,4 @@
-"""Rate limits (DESIGN section 2): per verified API key, per IP for failed authentication, per IP
+"""Rate limits (docs/DESIGN.md §2): per verified API key, per IP for failed authentication, per IP
 for public endpoints; with a ban ladder for clients that keep hammering after a 429.
 
 The limiter is GCRA (a smooth token bucket: ``limit`` requests of burst, refilling one every

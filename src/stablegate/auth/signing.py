@@ -1,4 +1,4 @@
-"""The string a merchant signs (DESIGN section 2): seven lines joined by ``\\n``, UTF-8.
+"""The string a merchant signs (docs/DESIGN.md §2): seven lines joined by ``\\n``, UTF-8.
 
 ::
 

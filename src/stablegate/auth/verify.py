@@ -1,4 +1,4 @@
-"""Authenticate one merchant API request (DESIGN section 2).
+"""Authenticate one merchant API request (docs/DESIGN.md §2).
 
 Order of the checks, cheapest and key-independent first so that bad traffic costs little:
 

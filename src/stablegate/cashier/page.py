@@ -1,4 +1,4 @@
-"""The cashier page (DESIGN section 7), its static files, its live events and the dev-chain payer.
+"""The cashier page (docs/DESIGN.md §9), its static files, its live events and the dev-chain payer.
 
 - ``GET /cashier/{orderId}``: server-rendered HTML that shows everything needed to pay without
   JavaScript (amount, token, network, deposit address, QR image, status, expiry as text); the

@@ -53,7 +53,7 @@ class DevChain:
     node: AnvilNode = field(repr=False)
 
     def info(self) -> dict[str, Any]:
-        """The ``stablegate devchain --json`` line (DESIGN section 9)."""
+        """The ``stablegate devchain --json`` line (docs/DESIGN.md §12)."""
         return {
             "rpcUrl": self.rpc_url,
             "chainId": self.chain_id,

@@ -1,4 +1,4 @@
-"""The order state machine as one table (DESIGN section 3). Nothing else lives here.
+"""The order state machine as one table (docs/DESIGN.md §3). Nothing else lives here.
 
 Services ask :func:`transition` which row applies; tests enumerate :data:`TRANSITIONS`.
 """

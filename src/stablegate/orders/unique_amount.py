@@ -1,4 +1,4 @@
-"""The `unique_amount` deposit strategy (DESIGN section 4), per merchant.
+"""The `unique_amount` deposit strategy (docs/DESIGN.md §5), per merchant.
 
 The payout address itself receives. Each order's amount carries a unique offset in the
 token's last shown digits (1 to 9999 millionths of a token), reserved for 30 days so a late

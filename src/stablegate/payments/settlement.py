@@ -5,7 +5,7 @@ final time, decide which table rows fire, mutate the order and the payments' ``c
 flags, and return the events to write. The caller locks the order row and writes events in
 the same transaction.
 
-Definitions (DESIGN section 3):
+Definitions (docs/DESIGN.md §3, payment kinds in §4):
 - credited payments: kind ``credit`` (the order's token, at least ``min_credit``), not orphaned;
 - seen: only a newly seen ``credit`` payment fires ``order.payment_seen``; a newly seen
   ``wrong_token`` payment (another token of the registry) adds the ``wrong_token`` exception and

@@ -1,5 +1,5 @@
 """The sweeper: batch ``deployAndFlush`` of deposit contracts holding final funds, sent by a
-relayer key that holds only gas, one active sweeper per chain (DESIGN section 4)."""
+relayer key that holds only gas, one active sweeper per chain (docs/DESIGN.md §7)."""
 
 from stablegate.sweeper.commands import run_sweepers, sweep_command
 from stablegate.sweeper.options import SweepOptions, load_options

@@ -1,4 +1,4 @@
-"""Writes fenced by the sweeper's lease epoch (lease ``sweeper:<chain id>``, section 5)."""
+"""Writes fenced by the sweeper's lease epoch (lease ``sweeper:<chain id>``, docs/DESIGN.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reconciliation (DESIGN section 5, point 9): what deposit contracts hold on chain, at the
+"""Reconciliation (docs/DESIGN.md §6): what deposit contracts hold on chain, at the
 final block, against what the chain data the watcher recorded says they hold: final inflows
 minus final flushes to the order's payout address, whoever sent them (the sweeper, or the
 merchant collecting with `stablegate-client flush`).

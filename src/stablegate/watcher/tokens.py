@@ -1,5 +1,5 @@
 """Check the registry's tokens and deposit factory against the chain before watching it
-(DESIGN section 4).
+(docs/DESIGN.md §5).
 
 A wrong address or decimals in the registry would credit the wrong amounts, and a factory that
 does not predict our deposit addresses would leave every payment stuck, so a mismatch stops

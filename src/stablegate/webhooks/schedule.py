@@ -1,4 +1,4 @@
-"""The webhook retry schedule (DESIGN section 6), as pure functions of the attempt history.
+"""The webhook retry schedule (docs/DESIGN.md §8), as pure functions of the attempt history.
 
 Attempt 1 goes out as soon as the event is due. After a failed attempt the next one comes
 10 s, 30 s, 1 min, 5 min, 15 min, 1 h later, then every 3 h, each delay stretched by up to 10 %

@@ -1,4 +1,4 @@
-"""Webhook body and signatures (DESIGN section 6).
+"""Webhook body and signatures (docs/DESIGN.md §8).
 
 Both signatures cover the same bytes, ``<BlockATM-Request-Time>.<raw body>``:
 

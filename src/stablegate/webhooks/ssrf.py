@@ -1,4 +1,4 @@
-"""SSRF guard for merchant-supplied webhook URLs (DESIGN section 6).
+"""SSRF guard for merchant-supplied webhook URLs (docs/DESIGN.md §8).
 
 A notifyUrl is the one place where someone outside the operator picks where the gateway
 connects, so every attempt goes through :func:`resolve_target`:
