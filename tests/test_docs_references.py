@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from stablegate.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DESIGN = ROOT / "docs" / "DESIGN.md"
 SELF = Path(__file__).resolve().relative_to(ROOT).as_posix()
@@ -163,3 +165,12 @@ def test_readme_layout_lists_every_package() -> None:
     missing = sorted(name for name in names if name not in layout)
     assert not missing, f"README's Layout section does not list {missing}"
     assert "docs/DESIGN.md" in layout
+
+
+def test_design_lists_every_setting() -> None:
+    text = DESIGN.read_text("utf-8")
+    configuration = text[text.index("## 10. ") : text.index("## 11. ")]
+    missing = sorted(
+        name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in configuration
+    )
+    assert not missing, f"docs/DESIGN.md §10 does not describe STABLEGATE_{missing}"
