@@ -173,7 +173,7 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
         except AssertionError:
             settled = False  # report what is wrong below, not only that it took too long
         await driver.stop_miner()
-        assert final_process.terminate() == 0
+        assert await final_process.terminate() == 0
         stop_monitor.set()
         await monitor
 
@@ -231,6 +231,11 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
         assert len(driver.sent) >= 500
         assert active_kills() >= MIN_ACTIVE_KILLS, kills
         assert not tracebacks, tracebacks[:20]
+    except BaseException:
+        for process in processes:
+            if process.alive:  # where is it? (a hung process says so before it is killed)
+                await process.dump_stacks()
+        raise
     finally:
         stop_monitor.set()
         for process in processes:
