@@ -265,6 +265,8 @@ def watcher_env(
             "STABLEGATE_SECRET_KEY": Fernet.generate_key().decode(),
             "STABLEGATE_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            # A stuck step is logged with its stack (step_stalled) well within a test's waits.
+            "STABLEGATE_STEP_TIMEOUT_S": "20",
         }
     )
     if lease_ttl_ms is not None:
