@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry, load_registry
-from stablegate.cli_support import JsonFlag, err_console, with_session
+from stablegate.cli_support import JsonFlag, err_console, stop_on_signals, with_session
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -115,7 +115,7 @@ def run(
     configure_logging(settings.log_format, settings.log_level)
 
     async def main() -> None:
-        await run_embedded(settings, host, port, _stop_on_signals())
+        await run_embedded(settings, host, port, stop_on_signals())
 
     asyncio.run(main())
 
@@ -400,7 +400,7 @@ def watch(
         try:
             if settings.is_embedded:
                 await upgrade(engine)
-            stop = _stop_on_signals()
+            stop = stop_on_signals()
             await run_watchers(
                 settings,
                 load_registry(settings.chains_file),
@@ -427,17 +427,6 @@ def sweep(
     from stablegate.sweeper.commands import sweep_command
 
     sweep_command(chain, once, as_json)
-
-
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT/SIGTERM, so loops finish their step and exit cleanly."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 @chain_app.command("deploy")

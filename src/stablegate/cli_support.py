@@ -1,9 +1,12 @@
 """What every `stablegate` command module shares: one unit of work against the configured
-database, and the --json flag. Kept apart from cli.py so sub-command modules can use it."""
+database, the --json flag and the signals of long-running commands. Kept apart from cli.py so
+sub-command modules can use it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -16,6 +19,7 @@ from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.db.migrate import upgrade
 from stablegate.errors import GatewayError
 from stablegate.merchants.secrets import SecretKeyMissing
+from stablegate.stacks import install_stack_dump
 
 T = TypeVar("T")
 
@@ -46,3 +50,16 @@ def with_session(func: Callable[[AsyncSession, Settings], Awaitable[T]]) -> T:
     except SecretKeyMissing as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def stop_on_signals() -> asyncio.Event:
+    """For a long-running command, inside its loop: an event set by SIGINT/SIGTERM, so loops
+    finish their step and exit cleanly; SIGUSR1 dumps every thread's and task's stack."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread or on Windows: Ctrl-C then just interrupts.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    install_stack_dump()
+    return stop

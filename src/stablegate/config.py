@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # reconciliation.
     watcher_lease_ttl_ms: int = Field(default=15_000, ge=1000)
     watch_days: int = Field(default=90, ge=1)
+    # Watchdog of the watcher, sweeper and webhook worker: a step (or one delivery attempt)
+    # making no progress for this long is logged with its stack and abandoned.
+    step_timeout_s: float = Field(default=120.0, gt=0)
     log_format: str = "console"
     log_level: str = "INFO"
 

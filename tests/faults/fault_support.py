@@ -38,7 +38,7 @@ from stablegate.chain.evm.contracts import standard_token, tether_token
 from stablegate.chain.evm.rpc import RpcClient, transact
 from stablegate.chain.registry import Chain, ChainRegistry, load_registry
 from stablegate.clock import FakeClock
-from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.db.engine import make_engine, make_sessionmaker, read_scope, session_scope
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.secrets import SecretBox
 from stablegate.merchants.service import create_merchant
@@ -265,6 +265,8 @@ def watcher_env(
             "STABLEGATE_SECRET_KEY": Fernet.generate_key().decode(),
             "STABLEGATE_LOG_FORMAT": "json",
             "PYTHONUNBUFFERED": "1",
+            # A stuck step is logged with its stack (step_stalled) well within a test's waits.
+            "STABLEGATE_STEP_TIMEOUT_S": "20",
         }
     )
     if lease_ttl_ms is not None:
@@ -316,18 +318,55 @@ class WatcherProcess:
         if self.process is not None:
             self.process.wait(10)
 
-    def terminate(self, timeout: float = 15) -> int:
-        """SIGTERM (a clean stop), then SIGKILL if it hangs; the exit code."""
+    async def terminate(self, within: float = 15) -> int:
+        """SIGTERM (a clean stop), then SIGKILL if it hangs; the exit code. A process that
+        hangs has its stacks dumped first, and the failure shows them.
+
+        Waits without blocking the event loop: a test task may be inside a database
+        transaction, and on SQLite a loop blocked here would keep its write lock, which the
+        stopping watcher needs to roll back and hand its lease over (a deadlock)."""
         assert self.process is not None
         if self.alive:
             self.signal(signal.SIGCONT)
             self.signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            raise AssertionError(f"{self.name} did not stop on SIGTERM") from None
+        if await self._exited(within):
+            return self.process.returncode
+        stacks = await self.dump_stacks()
+        self.process.kill()
+        self.process.wait(10)
+        raise AssertionError(f"{self.name} did not stop on SIGTERM\n{stacks}")
+
+    async def _exited(self, within: float) -> bool:
+        assert self.process is not None
+        deadline = time.monotonic() + within
+        while self.process.poll() is None:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def dump_stacks(self, tail: int = 150, within: float = 5) -> str:
+        """Asks a live process for every thread's and asyncio task's stack (SIGUSR1, see
+        ``stablegate.stacks``); returns, and prints, the tail of its log with them."""
+        if not self.alive:
+            return f"{self.name} is not running"
+        before = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + within
+        # The threads come at once (from the signal handler), the tasks once the loop runs.
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as log:
+                log.seek(before)
+                if b"asyncio tasks of process" in log.read():
+                    break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
+        lines = self.log_path.read_text(errors="replace").splitlines()[-tail:]
+        text = f"--- {self.name} (pid {self.pid}): last {len(lines)} log lines ---\n"
+        text += "\n".join(lines)
+        print(text, flush=True)
+        return text
 
     def logs(self) -> list[dict[str, Any]]:
         """Parsed JSON log lines (anything else, such as a traceback, as {"raw": line})."""
@@ -373,7 +412,8 @@ async def wait_for(
 
 
 class GatewayDb:
-    """The database the watcher processes share; orders are created here, "now" in chain time."""
+    """The database the watcher processes share; orders are created here, "now" in chain time.
+    Its reads take no write lock (``read_scope``): polling must not queue the watchers."""
 
     def __init__(self, engine: AsyncEngine, chains_file: Path) -> None:
         self.engine = engine
@@ -432,7 +472,7 @@ class GatewayDb:
         return created
 
     async def lease(self) -> Lease | None:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             return await session.get(Lease, LEASE_NAME)
 
     async def expire_lease(self, holder_pid: int | None = None) -> bool:
@@ -446,11 +486,11 @@ class GatewayDb:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def chain_state(self) -> ChainState | None:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             return await session.get(ChainState, CHAIN_ID)
 
     async def orders(self) -> dict[str, Order]:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             rows = (await session.scalars(select(Order))).all()
         return {row.order_no: row for row in rows}
 
@@ -458,16 +498,16 @@ class GatewayDb:
         wanted = list(order_ids)
         if not wanted:
             return {}
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             rows = await session.execute(select(Order.id, Order.status).where(Order.id.in_(wanted)))
             return {order_id: status for order_id, status in rows.all()}
 
     async def payments(self) -> list[Payment]:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             return list((await session.scalars(select(Payment).order_by(Payment.id))).all())
 
     async def events(self) -> dict[str, list[WebhookEvent]]:
-        async with session_scope(self.sessions) as session:
+        async with read_scope(self.sessions) as session:
             rows = (
                 await session.scalars(
                     select(WebhookEvent).order_by(WebhookEvent.order_id, WebhookEvent.sequence)

@@ -184,7 +184,7 @@ async def test_clean_shutdown_hands_the_lease_over_at_once(harness: FaultHarness
     await harness.wait_holder(first)
     second = harness.start("second", env)
     await asyncio.sleep(2)
-    assert first.terminate() == 0
+    assert await first.terminate() == 0
     assert first.events("watcher_stopped")
     # Released: either still free, or already taken by the standby (which polls every second)
     # well before the 15 s TTL of the stopped holder could have run out.

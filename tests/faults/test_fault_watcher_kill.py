@@ -173,7 +173,7 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
         except AssertionError:
             settled = False  # report what is wrong below, not only that it took too long
         await driver.stop_miner()
-        assert final_process.terminate() == 0
+        assert await final_process.terminate() == 0
         stop_monitor.set()
         await monitor
 
@@ -193,6 +193,12 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
         ]
         fenced = sum(len(p.events("watcher_fenced")) for p in processes)
         failed_steps = sum(len(p.events("watcher_step_failed")) for p in processes)
+        stalls = [
+            (p.name, line)
+            for p in processes
+            for name in ("step_stalled", "step_left_behind")
+            for line in p.events(name)
+        ]
         takeovers = _takeover_delays(kills, holders)
         by_hand = [d for d, k in takeovers if k["lease_expired_by_hand"]]
         by_ttl = [d for d, k in takeovers if not k["lease_expired_by_hand"]]
@@ -219,6 +225,7 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
             ),
             "fenced_steps": fenced,
             "failed_steps": failed_steps,
+            "stalled_steps": len(stalls),
             "restart_to_lease_s_row_expired": _spread(by_hand),
             "restart_to_lease_s_ttl": _spread(by_ttl),
             "runtime_s": round(time.monotonic() - started, 1),
@@ -231,6 +238,12 @@ async def test_watcher_killed_at_random_moments_credits_every_payment_once(
         assert len(driver.sent) >= 500
         assert active_kills() >= MIN_ACTIVE_KILLS, kills
         assert not tracebacks, tracebacks[:20]
+        assert not stalls, f"seed {seed}: steps stuck (with their stacks): {stalls[:5]}"
+    except BaseException:
+        for process in processes:
+            if process.alive:  # where is it? (a hung process says so before it is killed)
+                await process.dump_stacks()
+        raise
     finally:
         stop_monitor.set()
         for process in processes:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import signal
 
 import structlog
 import typer
@@ -16,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain, ChainRegistry, RegistryError, load_registry
+from stablegate.cli_support import stop_on_signals
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -83,7 +82,13 @@ async def run_sweepers(
         async with asyncio.TaskGroup() as group:
             for chain, rpc in zip(chains, clients, strict=True):
                 sweeper = ChainSweeper(
-                    chain, sessions, clock, rpc, relayer, options=chosen[chain.id]
+                    chain,
+                    sessions,
+                    clock,
+                    rpc,
+                    relayer,
+                    options=chosen[chain.id],
+                    step_timeout=settings.step_timeout_s,
                 )
                 if once:
                     group.create_task(_once(sweeper, results[chain.id]))
@@ -148,12 +153,7 @@ async def _main(
     relayer_account(settings)  # fail before touching the database
     chains_to_sweep(registry, chain_ids)
     engine = make_engine(settings.effective_database_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Not available off the main thread or on Windows: Ctrl-C then just interrupts.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     try:
         if settings.is_embedded:
             await upgrade(engine)

@@ -44,6 +44,7 @@ from stablegate.sweeper.fencing import Fenced, fenced
 from stablegate.sweeper.inflight import InFlight
 from stablegate.sweeper.options import SweepOptions, default_options
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
+from stablegate.watchdog import StepStalled, Watchdog
 from stablegate.watcher.lease import LeaseGrant, acquire_or_renew, release
 
 log = structlog.get_logger("stablegate.sweeper")
@@ -62,6 +63,7 @@ class ChainSweeper:
         *,
         options: SweepOptions | None = None,
         holder: str | None = None,
+        step_timeout: float = 120.0,
     ) -> None:
         self.chain = chain
         self.sessions = sessions
@@ -77,6 +79,7 @@ class ChainSweeper:
         )
         self.in_flight = InFlight(chain, sessions, clock, rpc, relayer, self.options, self.factory)
         self.grant: LeaseGrant | None = None
+        self.step_timeout = step_timeout  # a step taking longer is abandoned (watchdog)
         self._chain_checked = False
         self._last_discovery_ms: int | None = None
 
@@ -84,9 +87,17 @@ class ChainSweeper:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("sweeper_started", chain_id=self.chain.id, relayer=self.sender)
+        # Abandoning a step is as safe as a SIGKILL, which the sweeper is built to survive.
+        watchdog = Watchdog("sweeper", self.step_timeout, stop=stop, chain_id=self.chain.id)
         while not stop.is_set():
             try:
-                report = await self.step()
+                report = await watchdog.run(self.step)
+            except asyncio.CancelledError:
+                if stop.is_set():
+                    break  # stopping: an unfinished step resumes from the stored state
+                raise
+            except StepStalled as exc:
+                report = SweepReport(SweepOutcome.RETRY, detail=str(exc))
             except Exception as exc:  # one bad step must never kill the loop
                 log.exception("sweeper_step_failed", chain_id=self.chain.id, error=str(exc))
                 report = SweepReport(SweepOutcome.RETRY, detail=str(exc))

@@ -33,6 +33,7 @@ from stablegate.models import ChainBlock, ChainState
 from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
+from stablegate.watchdog import StepStalled, Watchdog
 from stablegate.watcher.lease import Fenced, LeaseGrant, acquire_or_renew, hold, release
 from stablegate.watcher.reconcile import ReconcileReport, reconcile
 from stablegate.watcher.scan import InconsistentAnswer, fetch_range, log_positions
@@ -64,6 +65,8 @@ class WatcherOptions:
     poll_interval: float = 1.0
     # How often deposit balances are reconciled against the records (0: never).
     reconcile_interval_ms: int = 10 * 60_000
+    # A step (RPC reads and one write transaction) taking longer is abandoned and retried.
+    step_timeout: float = 120.0
 
 
 @dataclass
@@ -170,10 +173,15 @@ class ChainWatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
         if self.grant is not None:
-            # Hand the chain over at once instead of after the lease runs out.
+            # Hand the chain over at once instead of after the lease runs out; bounded, so a
+            # locked database cannot hold up the stop (the lease then simply expires).
+            handover = Watchdog("watcher", 5.0, cancel_grace=1.0, chain_id=self.chain.id)
+            grant = self.grant
             for attempt in range(3):
                 try:
-                    await release(self.sessions, self.grant)
+                    await handover.run(lambda: release(self.sessions, grant), "release")
+                    break
+                except StepStalled:
                     break
                 except Exception as exc:  # the lease then simply expires
                     log.warning("lease_release_failed", chain_id=self.chain.id, error=repr(exc))
@@ -181,19 +189,21 @@ class ChainWatcher:
         log.info("watcher_stopped", chain_id=self.chain.id)
 
     async def _step_or_stop(self, stop: asyncio.Event, grace: float = 8.0) -> StepReport:
-        """A step, abandoned when a stop request outlasts ``grace`` seconds (a slow node must
-        not hold a shutdown: each step writes in one transaction, so cancelling is safe)."""
-        step = asyncio.create_task(self.step())
-        stopping = asyncio.create_task(stop.wait())
+        """A step under the watchdog: abandoned (logged with its stack) when it makes no
+        progress within ``options.step_timeout``, or when a stop request outlasts ``grace``
+        seconds (a slow node must not hold a shutdown). Each step writes in one transaction
+        fenced by the lease epoch, so cancelling it is safe."""
+        watchdog = Watchdog(
+            "watcher",
+            self.options.step_timeout,
+            stop=stop,
+            stop_grace=grace,
+            chain_id=self.chain.id,
+        )
         try:
-            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                await asyncio.wait({step}, timeout=grace)
-            if not step.done():
-                step.cancel()
-            return await step
-        finally:
-            stopping.cancel()
+            return await watchdog.run(self.step)
+        except StepStalled as exc:
+            return StepReport(StepOutcome.RETRY, detail=str(exc))
 
     async def step(self) -> StepReport:
         self.grant = await acquire_or_renew(

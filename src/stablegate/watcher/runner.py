@@ -47,6 +47,7 @@ async def run_watchers(
                     poll_interval=min(max(chain.block_time / 2, 0.2), 5.0),
                     lease_ttl_ms=settings.watcher_lease_ttl_ms,
                     watch_days=settings.watch_days,
+                    step_timeout=settings.step_timeout_s,
                 )
                 watcher = ChainWatcher(chain, sessions, clock, rpc, orders, options=chain_options)
                 group.create_task(watcher.run_forever(stop))

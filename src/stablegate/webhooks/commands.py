@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.cli_support import JsonFlag, err_console, with_session
+from stablegate.cli_support import JsonFlag, err_console, stop_on_signals, with_session
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -171,10 +170,7 @@ def deliver_command() -> None:
                 load_secret_box(settings),
                 load_signing_key(settings),
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
+            stop = stop_on_signals()
             await worker.run_forever(stop)
         finally:
             await engine.dispose()

@@ -41,6 +41,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -54,6 +55,7 @@ from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.secrets import SecretBox
 from stablegate.models import WebhookDelivery, WebhookEvent
+from stablegate.watchdog import Watchdog
 from stablegate.webhooks.ordering import lock_orders, refresh
 from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success, next_attempt_at_ms
 from stablegate.webhooks.service import Claim, EventStatus, Outcome, claim_due
@@ -160,6 +162,7 @@ class WebhookWorker:
         is_sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._sqlite_writes = asyncio.Lock() if is_sqlite else None
         self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._watchdog = Watchdog("webhooks", settings.step_timeout_s, worker_id=self.worker_id)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -212,7 +215,7 @@ class WebhookWorker:
                 deferred: list[Claim] = []
                 if wanted > 0:
                     try:
-                        claims = await self.claim(wanted)
+                        claims = await self._watchdog.run(partial(self.claim, wanted), "claim")
                         claimed = len(claims)
                         deferred = self._start(claims, tasks)
                         waiting.extend(deferred)
@@ -248,7 +251,9 @@ class WebhookWorker:
                     deferred.append(claim)
                 continue
             planned[host] = planned.get(host, 0) + 1
-            tasks.add(asyncio.create_task(self.attempt(claim)))
+            # A stalled attempt is abandoned; its lease runs out and the event is retried.
+            attempt = partial(self.attempt, claim)
+            tasks.add(asyncio.create_task(self._watchdog.run_or(attempt, False, "attempt")))
         return deferred
 
     async def claim(self, limit: int) -> list[Claim]:
