@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.chain_files import write_chains_file
 from tests.support import NOW_MS, PAYOUT, TEST_USDT, TEST_USDT18, MerchantKeys, Signer
 
 from stablegate.api.app import create_app
@@ -110,18 +111,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def chains_file(tmp_path: Path) -> Path:
-    path = tmp_path / "chains.toml"
-    path.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["http://127.0.0.1:1"]
-tokens = [
-  {{ symbol = "USDT", address = "{TEST_USDT}", decimals = 6 }},
-  {{ symbol = "USDT18", address = "{TEST_USDT18}", decimals = 18 }},
-]
-"""
-    )
-    return path
+    tokens = [("USDT", TEST_USDT, 6), ("USDT18", TEST_USDT18, 18)]
+    return write_chains_file(tmp_path / "chains.toml", tokens=tokens)
 
 
 @pytest.fixture
