@@ -1,13 +1,15 @@
 # Everything the project needs is installed by these targets; nothing by hand.
 #   make install   .venv with the package and its dev tools, anvil and solc-js in node_modules
 #   make test      lint, type-check and the whole test suite (what CI runs)
+#   make check     the same without the tests marked slow (faults, crashes, fuzzing, the demo):
+#                  the quick loop while working; run make test before pushing
 #   make demo      the gateway with a local dev chain and an end-to-end payment
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo contracts bench clean chromium
+.PHONY: install test check lint demo contracts bench clean chromium
 
 install: $(VENV)/.installed node_modules/.installed chromium
 
@@ -34,6 +36,9 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+check: lint
+	$(BIN)/pytest -m "not slow"
 
 # DEMO_ARGS, e.g. "--exit-when-done --port 8100" (the e2e test uses it).
 demo: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 import pytest_asyncio
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.chain_files import write_chains_file
 from tests.support import NOW_MS, PAYOUT, TEST_USDT, TEST_USDT18, MerchantKeys, Signer
 
 from stablegate.api.app import create_app
@@ -100,6 +102,33 @@ async def _truncate(engine: AsyncEngine) -> None:
         await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per session: tests start from a copy of it
+    (see :func:`copy_migrated_sqlite`) instead of running every migration again."""
+    path = tmp_path_factory.mktemp("migrated") / "gateway.db"
+
+    async def migrate() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
+def copy_migrated_sqlite(migrated: Path, database_url: str) -> bool:
+    """Puts the migrated database where ``database_url`` points, unless a file is already
+    there; False when that URL is not a SQLite file, so the caller migrates it itself."""
+    target = make_url(database_url).database
+    if not database_url.startswith("sqlite") or not target or Path(target).exists():
+        return False
+    shutil.copyfile(migrated, target)
+    return True
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -110,18 +139,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def chains_file(tmp_path: Path) -> Path:
-    path = tmp_path / "chains.toml"
-    path.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["http://127.0.0.1:1"]
-tokens = [
-  {{ symbol = "USDT", address = "{TEST_USDT}", decimals = 6 }},
-  {{ symbol = "USDT18", address = "{TEST_USDT18}", decimals = 18 }},
-]
-"""
-    )
-    return path
+    tokens = [("USDT", TEST_USDT, 6), ("USDT18", TEST_USDT18, 18)]
+    return write_chains_file(tmp_path / "chains.toml", tokens=tokens)
 
 
 @pytest.fixture
@@ -143,13 +162,16 @@ def clock() -> FakeClock:
 
 
 @pytest_asyncio.fixture
-async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
+async def app(
+    settings: Settings, clock: FakeClock, migrated_sqlite: Path
+) -> AsyncIterator[FastAPI]:
+    copied = copy_migrated_sqlite(migrated_sqlite, settings.effective_database_url)
     application = create_app(settings, clock=clock, migrate=False)
     ctx: GatewayContext = application.state.gateway
-    if settings.is_embedded:
-        await upgrade(ctx.engine)
-    else:
+    if not settings.is_embedded:
         await _truncate(ctx.engine)
+    elif not copied:
+        await upgrade(ctx.engine)
     yield application
     await ctx.engine.dispose()
     if ctx.redis is not None:

@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tests.chain_files import write_chains_file
 from tests.support import PAYOUT
 from typer.testing import CliRunner
 
@@ -133,8 +134,7 @@ def test_secret_key_prints_a_fernet_key() -> None:
 def test_chain_deploy_and_status(
     tmp_path: Path, anvil: AnvilNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    chains = tmp_path / "chains.toml"
-    chains.write_text(f'[chains.31337]\nrpc_urls = ["{anvil.url}"]\n')
+    chains = write_chains_file(tmp_path / "chains.toml", [anvil.url])
     monkeypatch.setenv("STABLEGATE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STABLEGATE_CHAINS_FILE", str(chains))
     monkeypatch.setenv("STABLEGATE_SECRET_KEY", Fernet.generate_key().decode())

@@ -5,6 +5,7 @@ Production uses :class:`SystemClock`; tests pass a :class:`FakeClock` and move i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -33,6 +34,7 @@ class FakeClock:
     def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
         self._ms = start_ms
         self._mono = 1000.0
+        self.sleeps: list[float] = []  # what sleep() was asked to wait, in order
 
     def now_ms(self) -> int:
         return self._ms
@@ -43,6 +45,12 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self._ms += round(seconds * 1000)
         self._mono += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Stands in for ``asyncio.sleep``: moves the clock instead of waiting (and yields)."""
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
     def set_ms(self, ms: int) -> None:
         self._mono += (ms - self._ms) / 1000

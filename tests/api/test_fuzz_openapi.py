@@ -98,6 +98,7 @@ def fuzz_settings(tmp_path: Path, database_url: str, chains_file: Path) -> Setti
     )
 
 
+@pytest.mark.slow
 def test_fuzz_every_operation_signed(fuzz_settings: Settings) -> None:
     app = create_app(fuzz_settings, migrate=True)
     statuses: Counter[int] = Counter()
@@ -169,6 +170,7 @@ def test_fuzz_every_operation_signed(fuzz_settings: Settings) -> None:
     assert (total - statuses[401]) / total >= 0.5, dict(statuses)
 
 
+@pytest.mark.slow
 def test_fuzz_cursors_signed(fuzz_settings: Settings) -> None:
     """Any cursor on the order list and the delivery log: a page or 400, never a 500."""
     app = create_app(fuzz_settings, migrate=True)

@@ -13,6 +13,7 @@ from eth_utils.address import to_checksum_address
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 from tests.api.test_orders_api import CREATE, count_orders, post
+from tests.chain_files import UNREACHABLE_RPC, dev_tokens_of, write_chains_file
 from tests.support import PAYOUT, Signer
 
 from stablegate.api.context import GatewayContext
@@ -41,23 +42,19 @@ def chains_file(
 ) -> Path:
     # "mismatched": the chains file names the canonical implementation for another factory.
     implementation = (
-        f'implementation = "{create2.implementation_address()}"'
+        {"implementation": create2.implementation_address()}
         if request.param == "mismatched"
-        else ""
+        else {}
     )
     # "unreachable": no node answers, so the factory cannot be checked.
-    url = "http://127.0.0.1:1" if request.param == "unreachable" else anvil.url
-    path = tmp_path / "chains.toml"
-    path.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{url}"]
-factory = "{other_factory}"
-{implementation}
-tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
-"""
+    url = UNREACHABLE_RPC if request.param == "unreachable" else anvil.url
+    return write_chains_file(
+        tmp_path / "chains.toml",
+        [url],
+        factory=other_factory,
+        **implementation,
+        tokens=dev_tokens_of(dev_tokens, "USDT"),
     )
-    return path
 
 
 PAYLOAD = {"chainId": "31337", "symbol": "USDT", "amount": "5"}

@@ -25,6 +25,7 @@ import pytest_asyncio
 from cryptography.fernet import Fernet
 from eth_account.signers.local import LocalAccount
 from tests.cashier.stream_support import RawStream
+from tests.chain_files import write_dev_chains_file
 from tests.conftest import unavailable
 
 from stablegate.api.app import create_app
@@ -263,15 +264,8 @@ async def live(
     from tests.support import LiveServer
 
     snapshot = await rpc.call("evm_snapshot", [])
-    chains = module_dir / "chains.toml"
-    chains.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{anvil.url}"]
-factory = "{gateway_contracts.factory}"
-implementation = "{gateway_contracts.implementation}"
-tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
-"""
+    chains = write_dev_chains_file(
+        module_dir / "chains.toml", anvil.url, gateway_contracts, dev_tokens
     )
     settings = Settings(
         data_dir=module_dir / "data",

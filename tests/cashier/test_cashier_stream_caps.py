@@ -124,6 +124,7 @@ async def open_many(
     return list(await asyncio.gather(*(one(o, c) for o, c in targets)))
 
 
+@pytest.mark.slow
 async def test_a_thousand_streams_are_capped_and_share_one_poll(
     settings: Settings,
     gateway: GatewayContext,

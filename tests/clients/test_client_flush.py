@@ -20,6 +20,7 @@ from stablegate_client import AsyncClient, FlushError, Order, deposit_salt, flus
 from stablegate_client._ethereum import Eip1559Transaction, EthereumKey
 from stablegate_client._keccak import keccak256
 from stablegate_client.cli import main
+from tests.chain_files import write_dev_chains_file
 from tests.clients.live_gateway import Gateway, StartGateway
 
 from stablegate.chain.anvil import AnvilNode
@@ -47,15 +48,8 @@ def chain_gateway(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> Gateway:
-    chains = tmp_path / "anvil-chains.toml"
-    chains.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{anvil.url}"]
-factory = "{gateway_contracts.factory}"
-implementation = "{gateway_contracts.implementation}"
-tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
-"""
+    chains = write_dev_chains_file(
+        tmp_path / "anvil-chains.toml", anvil.url, gateway_contracts, dev_tokens
     )
     return start_gateway(chains=chains, payout=Account.create().address)
 

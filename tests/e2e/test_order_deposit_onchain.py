@@ -16,6 +16,7 @@ import pytest_asyncio
 from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from tests.chain_files import write_dev_chains_file
 from tests.support import NOW_MS, MerchantKeys, Signer
 
 from stablegate.api.app import create_app
@@ -42,15 +43,8 @@ async def chain_client(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Signer]]:
-    chains = tmp_path / "chains.toml"
-    chains.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{anvil.url}"]
-factory = "{gateway_contracts.factory}"
-implementation = "{gateway_contracts.implementation}"
-tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
-"""
+    chains = write_dev_chains_file(
+        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
     )
     settings = Settings(
         data_dir=tmp_path / "data",

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from stablegate_client import WebhookVerificationError, verify_webhook
+from tests.chain_files import write_dev_chains_file
 from tests.docs_support import exec_block
 from tests.support import NOW_MS, MerchantKeys, Signer
 from tests.webhooks.webhook_support import Hit, Receiver, drive, make_worker
@@ -93,15 +94,8 @@ async def gateway(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[Gateway]:
-    chains = tmp_path / "chains.toml"
-    chains.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{anvil.url}"]
-factory = "{gateway_contracts.factory}"
-implementation = "{gateway_contracts.implementation}"
-tokens = [{{ symbol = "USDT", address = "{dev_tokens["USDT"]}", decimals = 6 }}]
-"""
+    chains = write_dev_chains_file(
+        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
     )
     settings = Settings(
         data_dir=tmp_path / "data",

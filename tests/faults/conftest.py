@@ -1,4 +1,6 @@
-"""Fixtures of the fault tests: a harness on the session's anvil node and a real database."""
+"""Fixtures of the fault tests: a harness on the session's anvil node and a real database.
+
+Every test here is ``slow``: ``make check`` leaves them to ``make test``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,15 @@ from tests.faults.fault_support import FaultHarness, open_harness
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.evm.rpc import RpcClient
+
+FAULTS_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The hook sees the whole session's items: mark only those in this directory.
+    for item in items:
+        if item.path.is_relative_to(FAULTS_DIR):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest_asyncio.fixture

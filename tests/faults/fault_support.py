@@ -32,6 +32,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests import chain_files
 from tests.conftest import _truncate
 
 from stablegate.chain.evm.contracts import standard_token, tether_token
@@ -220,27 +221,19 @@ async def block_times(rpc: RpcClient, first: int, last: int) -> dict[int, int]:
 def write_chains_file(
     path: Path, rpc_urls: Sequence[str], factory: str, implementation: str, tokens: dict[str, str]
 ) -> Path:
-    token_lines = ",\n".join(
-        f'  {{ symbol = "{symbol}", address = "{address}", decimals = {DECIMALS[symbol]} }}'
-        for symbol, address in tokens.items()
+    return chain_files.write_chains_file(
+        path,
+        rpc_urls,
+        chain_id=CHAIN_ID,
+        name="Local dev chain",
+        network="devchain",
+        confirmations=2,
+        block_time=1,
+        testnet=True,
+        factory=factory,
+        implementation=implementation,
+        tokens=[(symbol, address, DECIMALS[symbol]) for symbol, address in tokens.items()],
     )
-    urls = ", ".join(f'"{url}"' for url in rpc_urls)
-    path.write_text(
-        f"""[chains.{CHAIN_ID}]
-name = "Local dev chain"
-network = "devchain"
-confirmations = 2
-block_time = 1
-testnet = true
-rpc_urls = [{urls}]
-factory = "{factory}"
-implementation = "{implementation}"
-tokens = [
-{token_lines},
-]
-"""
-    )
-    return path
 
 
 # -- watcher subprocesses -------------------------------------------------------------------------

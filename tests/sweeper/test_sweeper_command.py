@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 import typer
+from tests.chain_files import write_chains_file
 from tests.sweeper.conftest import SweepEnv
 
 from stablegate.sweeper.commands import sweep_command
@@ -33,25 +34,14 @@ def configure(
     monkeypatch: pytest.MonkeyPatch, sweep_env: SweepEnv, database_url: str, tmp_path: Path
 ) -> None:
     watch = sweep_env.watch
-    tokens = ",\n".join(
-        f'  {{ symbol = "{t.symbol}", address = "{t.address}", decimals = {t.decimals} }}'
-        for t in watch.chain.tokens
-    )
-    chains = tmp_path / "chains.toml"
-    chains.write_text(
-        f"""
-[chains.31337]
-rpc_urls = ["{watch.chain.rpc_urls[0]}"]
-factory = "{watch.chain.factory}"
-implementation = "{watch.chain.implementation}"
-tokens = [
-{tokens}
-]
-
-[chains.31337.sweeper]
-max_items = 2
-min_sweep = {{ USDC = "0.5" }}
-"""
+    assert watch.chain.factory and watch.chain.implementation
+    chains = write_chains_file(
+        tmp_path / "chains.toml",
+        watch.chain.rpc_urls[:1],
+        factory=watch.chain.factory,
+        implementation=watch.chain.implementation,
+        tokens=[(t.symbol, t.address, t.decimals) for t in watch.chain.tokens],
+        sweeper='max_items = 2\nmin_sweep = { USDC = "0.5" }',
     )
     monkeypatch.setenv("STABLEGATE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STABLEGATE_DATABASE_URL", database_url)

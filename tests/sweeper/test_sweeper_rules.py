@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
+from tests.chain_files import write_chains_file
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder, forwarder_factory
@@ -69,13 +70,11 @@ def test_a_bump_raises_both_fees_by_at_least_an_eighth_and_stops_at_the_cap() ->
 
 
 def test_settings_come_from_the_chains_file(tmp_path: Path) -> None:
-    path = tmp_path / "chains.toml"
-    path.write_text(
-        """
-[chains.1]
-rpc_urls = ["https://rpc.example"]
-
-[chains.1.sweeper]
+    path = write_chains_file(
+        tmp_path / "chains.toml",
+        ["https://rpc.example"],
+        chain_id=1,
+        sweeper="""
 max_items = 20
 min_sweep = { usdt = "25.5" }
 native_min = "0.01"
@@ -84,7 +83,7 @@ budget = "0.25"
 budget_hours = 12
 bump_after_seconds = 90
 max_attempts = 3
-"""
+""",
     )
     options = load_options(CHAIN, path)
     assert options.max_items == 20
@@ -111,8 +110,7 @@ max_attempts = 3
     ],
 )
 def test_malformed_settings_are_refused_at_start(tmp_path: Path, table: str) -> None:
-    path = tmp_path / "chains.toml"
-    path.write_text(f"[chains.1.sweeper]\n{table}\n")
+    path = write_chains_file(tmp_path / "chains.toml", chain_id=1, sweeper=table)
     with pytest.raises(SweepConfigError):
         load_options(CHAIN, path)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tests.conftest import _truncate
+from tests.conftest import _truncate, copy_migrated_sqlite
 
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.blocks import fetch_header
@@ -153,9 +154,12 @@ async def env(
     dev_tokens: dict[str, str],
     customer_accounts: list[LocalAccount],
     clean_chain: None,
+    migrated_sqlite: Path,
 ) -> AsyncIterator[WatchEnv]:
+    copied = copy_migrated_sqlite(migrated_sqlite, database_url)
     engine = make_engine(database_url)
-    await upgrade(engine)
+    if not copied:
+        await upgrade(engine)
     if not database_url.startswith("sqlite"):
         await _truncate(engine)
     sessions = make_sessionmaker(engine)

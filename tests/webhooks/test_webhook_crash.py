@@ -74,6 +74,7 @@ async def wait_until(
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.slow
 async def test_sigkill_in_the_middle_of_a_burst_of_1000_events_loses_none(
     gateway: GatewayContext,
     clock: FakeClock,

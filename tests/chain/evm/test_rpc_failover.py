@@ -26,6 +26,7 @@ from stablegate.chain.evm.rpc import (
     to_int,
     wait_receipt,
 )
+from stablegate.clock import FakeClock
 
 SENDER: LocalAccount = Account.from_key(ANVIL_DEFAULT_KEYS[7])
 ADDRESSES = [Account.from_key(key).address for key in ANVIL_DEFAULT_KEYS]
@@ -156,7 +157,10 @@ async def test_lagging_url_is_avoided(direct: RpcClient, proxies: list[FaultProx
     behind, good, _ = proxies
     behind.set_policy(lag_blocks=20)
     head = to_int(await direct.call("eth_blockNumber", []))
-    async with RpcClient([behind.url, good.url], max_lag_blocks=5, **FAST) as client:
+    clock = FakeClock()
+    async with RpcClient(
+        [behind.url, good.url], max_lag_blocks=5, clock=clock, sleep=clock.sleep, **FAST
+    ) as client:
         assert client.active_url == behind.url
         assert await client.head() == head
         assert [row["lagging"] for row in client.status()] == [True, False]
@@ -173,7 +177,7 @@ async def test_lagging_url_is_avoided(direct: RpcClient, proxies: list[FaultProx
         # Caught up: no longer set aside.
         good.set_policy(error_rate=0.0)
         behind.set_policy(lag_blocks=2)
-        await asyncio.sleep(0.25)  # the cooldown of the failed URL
+        clock.advance(FAST["cooldown"])  # the failed URL's cooldown is over
         assert await client.head() == head
         assert [row["lagging"] for row in client.status()] == [False, False]
 
@@ -267,6 +271,21 @@ async def test_nothing_reachable() -> None:
         assert [row["url"] for row in status] == ["http://127.0.0.1:1", "http://127.0.0.1:2/…"]
         assert not any(row["healthy"] for row in status)
         assert all("ConnectError" in row["lastError"] for row in status)
+
+
+async def test_failover_waits_read_the_injected_clock() -> None:
+    # Production delays (no FAST): without the fake clock this would really wait 0.7 s.
+    clock = FakeClock()
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    async with RpcClient(urls, clock=clock, sleep=clock.sleep) as client:
+        with pytest.raises(RpcUnavailable) as down:
+            await client.call("eth_chainId", [])
+        assert len(down.value.failures) == 6
+        # Once both URLs are cooling, each round waits retry_delay * round, capped at 1 s.
+        assert clock.sleeps == pytest.approx([0.1, 0.15, 0.2, 0.25])
+        assert not any(row["healthy"] for row in client.status())
+        clock.advance(client.cooldown)  # past the last failure's cooldown
+        assert all(row["healthy"] for row in client.status())
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,8 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from stablegate.clock import Clock, SystemClock
+
 log = structlog.get_logger("stablegate.rpc")
 
 T = TypeVar("T")
@@ -211,6 +213,9 @@ class RpcClient:
 
     ``calls_made`` counts JSON-RPC calls sent (batch items one each, retries included) and
     ``http_requests`` the HTTP requests carrying them.
+
+    Cooldowns read ``clock`` and the pause between failover rounds awaits ``sleep``, so tests
+    can pass a :class:`~stablegate.clock.FakeClock` and its ``sleep`` instead of waiting.
     """
 
     def __init__(
@@ -224,6 +229,8 @@ class RpcClient:
         max_batch_calls: int = MAX_BATCH_CALLS,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         retry_delay: float = 0.05,
+        clock: Clock | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not urls:
             raise ValueError("at least one RPC URL is required")
@@ -235,6 +242,8 @@ class RpcClient:
         self.max_batch_calls = max_batch_calls
         self.max_request_bytes = max_request_bytes
         self.retry_delay = retry_delay
+        self._clock = clock or SystemClock()
+        self._sleep = sleep
         self.calls_made = 0
         self.http_requests = 0
         self._endpoints = [_Endpoint(url, redact_url(url)) for url in self.urls]
@@ -284,7 +293,7 @@ class RpcClient:
         """The best block number among the usable URLs, asked concurrently; URLs lagging it by
         more than ``max_lag_blocks`` are avoided until a later :meth:`head` finds them caught up.
         """
-        now = time.monotonic()
+        now = self._clock.monotonic()
         usable = [e for e in self._endpoints if not e.cooling(now)] or self._endpoints
         answers = await asyncio.gather(
             *(self._block_number(e) for e in usable), return_exceptions=True
@@ -318,7 +327,7 @@ class RpcClient:
     def status(self) -> list[dict[str, Any]]:
         """Per URL (redacted): whether it is active, healthy, lagging, its last known head,
         counters and last error; for ``stablegate chain status``."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         return [
             {
                 "url": e.label,
@@ -372,7 +381,7 @@ class RpcClient:
         """A second opinion: the same read on a usable node other than the pinned one.
         Raises :class:`RpcUnavailable` when there is no other node or none answers."""
         pinned = self._pinned_endpoint()
-        now = time.monotonic()
+        now = self._clock.monotonic()
         # Any other node is a witness: a lagging one still knows the blocks below its head and
         # one cooling after a blip may answer now. Healthy, in-step nodes are asked first.
         others = sorted(
@@ -405,7 +414,7 @@ class RpcClient:
         pinned = self._pinned_endpoint()
         if pinned is not None:
             return pinned
-        now = time.monotonic()
+        now = self._clock.monotonic()
 
         def rank(indexed: tuple[int, _Endpoint]) -> tuple[float, bool, bool, int]:
             index, endpoint = indexed
@@ -423,9 +432,9 @@ class RpcClient:
             attempts = min(attempts, 2)  # the same node again, once; then the caller retries
         for number in range(attempts):
             endpoint = self._pick()
-            if number and endpoint.cooling(time.monotonic()):
+            if number and endpoint.cooling(self._clock.monotonic()):
                 # Every URL failed just now: give them a moment before the next round.
-                await asyncio.sleep(min(self.retry_delay * number, 1.0))
+                await self._sleep(min(self.retry_delay * number, 1.0))
             try:
                 result = await attempt(endpoint)
             except _EndpointFailure as failure:
@@ -448,7 +457,7 @@ class RpcClient:
         endpoint.failures += 1
         endpoint.consecutive_failures += 1
         endpoint.last_error = reason
-        endpoint.unhealthy_until = time.monotonic() + self.cooldown
+        endpoint.unhealthy_until = self._clock.monotonic() + self.cooldown
         log.warning("rpc_endpoint_failed", url=endpoint.label, call=what, reason=reason)
 
     async def _call_on(self, endpoint: _Endpoint, method: str, params: Sequence[Any]) -> Any:
