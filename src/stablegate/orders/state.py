@@ -8,23 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stablegate.models.order import OrderException, OrderStatus
 
-class OrderStatus(StrEnum):
-    PENDING = "pending"
-    CONFIRMING = "confirming"
-    COMPLETED = "completed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-class OrderException(StrEnum):
-    UNDERPAID = "underpaid"
-    OVERPAID = "overpaid"
-    PAID_LATE = "paid_late"
-    MANUAL = "manual"
-    REVERSED_AFTER_COMPLETION = "reversed_after_completion"
-    # Another registry token reached the deposit address: kept apart, never credited.
-    WRONG_TOKEN = "wrong_token"
+__all__ = [
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "OrderException",
+    "OrderStatus",
+    "Transition",
+    "TransitionNotAllowed",
+    "Trigger",
+    "allowed",
+    "transition",
+]
 
 
 class Trigger(StrEnum):
@@ -116,6 +112,12 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
             (status,), T.WRONG_TOKEN_SEEN, status, (E.WRONG_TOKEN,), ("order.wrong_token",)
         )
     ]
+)
+
+# Statuses where the order no longer waits for the buyer: the cashier page stops refreshing.
+# (An expired order can still complete by a late payment or the operator, a webhook matter.)
+TERMINAL_STATUSES: frozenset[OrderStatus] = frozenset(
+    {OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED}
 )
 
 _INDEX: dict[tuple[OrderStatus | None, Trigger], Transition] = {

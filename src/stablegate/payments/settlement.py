@@ -20,12 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stablegate.models import Order, Payment
+from stablegate.models.merchant import LatePaymentPolicy
+from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, transition
 
 
 @dataclass(frozen=True)
 class MerchantPolicy:
-    late_payment: str = "record"  # or "complete"
+    late_payment: LatePaymentPolicy = LatePaymentPolicy.RECORD
     underpay_tolerance_ppm: int = 0
 
 
@@ -43,7 +45,7 @@ def threshold(amount: int, tolerance_ppm: int) -> int:
 
 def _fire(order: Order, result: Settlement, trigger: Trigger) -> None:
     row = transition(OrderStatus(order.status), trigger)
-    order.status = row.target.value
+    order.status = row.target
     result.events.extend(row.events)
     result.triggers.append(trigger)
 
@@ -75,25 +77,27 @@ def settle(
     """
     result = Settlement()
     # The exception says whether another registry token is at the deposit address now.
-    wrong_live = any(p.kind == "wrong_token" and p.status != "orphaned" for p in payments)
+    wrong_live = any(
+        p.kind == PaymentKind.WRONG_TOKEN and p.status != PaymentStatus.ORPHANED for p in payments
+    )
     if wrong_token_seen and wrong_live:
         _add_exception(order, OrderException.WRONG_TOKEN)
         _fire(order, result, Trigger.WRONG_TOKEN_SEEN)
     elif not wrong_live:
         _remove_exception(order, OrderException.WRONG_TOKEN)
-    credit = [p for p in payments if p.kind == "credit"]
-    live = [p for p in credit if p.status != "orphaned"]
-    final = [p for p in live if p.status == "final"]
+    credit = [p for p in payments if p.kind == PaymentKind.CREDIT]
+    live = [p for p in credit if p.status != PaymentStatus.ORPHANED]
+    final = [p for p in live if p.status == PaymentStatus.FINAL]
     on_time = [p for p in live if p.block_time_ms <= order.expire_time_ms]
-    final_on_time = sum(p.amount for p in on_time if p.status == "final")
+    final_on_time = sum(p.amount for p in on_time if p.status == PaymentStatus.FINAL)
     seen_on_time = sum(p.amount for p in on_time)
-    unfinal_on_time = any(p.status == "seen" for p in on_time)
+    unfinal_on_time = any(p.status == PaymentStatus.SEEN for p in on_time)
     need = threshold(order.amount, policy.underpay_tolerance_ppm)
     newly_final = [p for p in final if not p.credited]
-    reversed_credit = [p for p in credit if p.status == "orphaned" and p.credited]
+    reversed_credit = [p for p in credit if p.status == PaymentStatus.ORPHANED and p.credited]
 
     order.paid_amount = sum(p.amount for p in final)
-    order.pending_amount = sum(p.amount for p in live if p.status == "seen")
+    order.pending_amount = sum(p.amount for p in live if p.status == PaymentStatus.SEEN)
     status = OrderStatus(order.status)
 
     # A reorg took away a payment that had already counted (deeper than finality).
@@ -158,7 +162,7 @@ def settle(
         if any(p.block_time_ms > order.expire_time_ms for p in newly_final):
             _add_exception(order, OrderException.PAID_LATE)
             _fire(order, result, Trigger.LATE_PAYMENT)
-        if policy.late_payment == "complete" and order.paid_amount >= order.amount:
+        if policy.late_payment == LatePaymentPolicy.COMPLETE and order.paid_amount >= order.amount:
             _fire(order, result, Trigger.LATE_COMPLETE)
             _mark(order, order.paid_amount)
             order.complete_time_ms = now_ms
