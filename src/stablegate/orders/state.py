@@ -46,7 +46,8 @@ class Transition:
     source: OrderStatus | None
     trigger: Trigger
     target: OrderStatus
-    # Exceptions this row may add; which of them apply is decided by the amounts (see service).
+    # Exceptions this row may add, and the only ones settle() can add when it fires the row;
+    # which of them apply is decided by the amounts (payments/settlement.py).
     exceptions: frozenset[OrderException]
     events: tuple[str, ...]
 
@@ -93,7 +94,14 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     )
     + _row((S.PENDING,), T.EXPIRY, S.EXPIRED, (E.UNDERPAID,), ("order.expired",))
     + _row((S.EXPIRED,), T.LATE_PAYMENT, S.EXPIRED, (E.PAID_LATE,), ("order.paid_late",))
-    + _row((S.EXPIRED,), T.LATE_COMPLETE, S.COMPLETED, (E.PAID_LATE,), ("order.completed",))
+    # paid_late when the completing payment is late; overpaid when the final total is above.
+    + _row(
+        (S.EXPIRED,),
+        T.LATE_COMPLETE,
+        S.COMPLETED,
+        (E.PAID_LATE, E.OVERPAID),
+        ("order.completed",),
+    )
     + _row((S.PENDING,), T.MERCHANT_CANCEL, S.CANCELLED, events=("order.cancelled",))
     + _row((S.COMPLETED,), T.FURTHER_FINAL, S.COMPLETED, (E.OVERPAID,), ("order.overpaid",))
     + _row((S.CANCELLED,), T.CANCELLED_PAID, S.CANCELLED, (E.PAID_LATE,), ("order.paid_late",))
