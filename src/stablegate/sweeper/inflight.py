@@ -30,6 +30,7 @@ from stablegate.sweeper.fees import Fees, bumped_fees, market_fees, worst_case_c
 from stablegate.sweeper.fencing import fenced
 from stablegate.sweeper.options import SweepOptions
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
+from stablegate.sweeper.state import TxTrigger
 from stablegate.watcher.lease import LeaseGrant
 
 log = structlog.get_logger("stablegate.sweeper")
@@ -117,7 +118,7 @@ class InFlight:
                 session,
                 self.clock,
                 tx.id,
-                SweepTxStatus.REPLACED,
+                TxTrigger.NONCE_TAKEN,
                 "nonce used by another transaction",
             )
         self._foreign_nonce_seen.pop(tx.id, None)

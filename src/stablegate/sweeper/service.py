@@ -24,6 +24,7 @@ from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.models.sweep import SweepItemStatus
 from stablegate.sweeper.batch import Verdict
 from stablegate.sweeper.options import SweepOptions
+from stablegate.sweeper.state import ItemTrigger, item_transition
 
 log = structlog.get_logger("stablegate.sweeper")
 
@@ -118,7 +119,7 @@ async def open_items(
                     payout_address=c.payout_address,
                     deposit_salt=c.deposit_salt,
                     token_address=c.token_address,
-                    status=SweepItemStatus.PENDING,
+                    status=item_transition(None, ItemTrigger.OPENED),
                     attempts=0,
                     swept_amount=0,
                     next_attempt_at_ms=0,
@@ -127,7 +128,7 @@ async def open_items(
                 )
             )
         elif item.status == SweepItemStatus.DONE:
-            item.status = SweepItemStatus.PENDING
+            item.status = item_transition(item.status, ItemTrigger.OPENED)
             item.attempts = 0
             item.last_error = None
             item.next_attempt_at_ms = 0
@@ -181,7 +182,7 @@ async def claim_items(
 ) -> None:
     """The items of a transaction just signed: ``sent``, one attempt more."""
     for item in await _items(session, item_ids):
-        item.status = SweepItemStatus.SENT
+        item.status = item_transition(item.status, ItemTrigger.SIGNED)
         item.sweep_tx_id = tx_id
         item.attempts += 1
         item.updated_at_ms = clock.now_ms()
@@ -205,13 +206,13 @@ def fail_item(
     item.last_error = reason[:1000]
     item.updated_at_ms = now
     if verdict is Verdict.DONE:
-        item.status = SweepItemStatus.DONE  # already empty: nothing lost, nothing to repeat
+        item.status = item_transition(item.status, ItemTrigger.ALREADY_EMPTY)
         return item_result(item, Verdict.DONE, 0, reason)
     if verdict is Verdict.RETRY and item.attempts < options.max_attempts:
-        item.status = SweepItemStatus.RETRY
+        item.status = item_transition(item.status, ItemTrigger.FAILED_RETRY)
         item.next_attempt_at_ms = now + options.retry_delay_ms(item.attempts)
         return item_result(item, Verdict.RETRY, 0, reason)
-    item.status = SweepItemStatus.STUCK
+    item.status = item_transition(item.status, ItemTrigger.FAILED_STUCK)
     log.error(
         "operator_alert",
         alert="sweep item stuck: funds stay in the deposit contract until an operator acts",
@@ -241,7 +242,7 @@ async def requeue_stuck(
         query = query.where(SweepItem.id.in_(item_ids))
     items = list((await session.scalars(query)).all())
     for item in items:
-        item.status = SweepItemStatus.PENDING
+        item.status = item_transition(item.status, ItemTrigger.REQUEUED)
         item.attempts = 0
         item.next_attempt_at_ms = 0
         item.updated_at_ms = clock.now_ms()
