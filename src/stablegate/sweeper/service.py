@@ -257,7 +257,7 @@ class OrderSweep:
     token_address: str
     deposit_address: str
     payout_address: str
-    status: str
+    status: SweepItemStatus
     swept_amount: int
     attempts: int
     last_error: str | None
