@@ -23,6 +23,7 @@ from stablegate.errors import GatewayError
 from stablegate.logs import configure_logging
 from stablegate.merchants import service as merchants
 from stablegate.merchants.secrets import load_secret_box
+from stablegate.models.order import OrderStatus
 from stablegate.orders import service as orders
 from stablegate.orders.view import order_view
 from stablegate.webhooks.commands import (
@@ -155,7 +156,7 @@ def demo(
     settings = _settings()
     configure_logging(settings.log_format, "WARNING")
     result = asyncio.run(run_demo(settings, port=port, exit_when_done=exit_when_done))
-    if result.status != "completed":
+    if result.status != OrderStatus.COMPLETED:
         raise typer.Exit(1)
 
 

@@ -38,6 +38,7 @@ from stablegate.db.engine import session_scope
 from stablegate.demo_receiver import receiver_app, wait_listening
 from stablegate.embedded import EmbeddedServer, Worker, serve_api
 from stablegate.merchants.service import NewMerchant, create_merchant
+from stablegate.models.order import OrderStatus
 from stablegate.money import format_amount
 from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.loop import WatcherOptions
@@ -229,7 +230,7 @@ async def run_demo(
 
         deadline = time.monotonic() + wait_seconds
         status = order["status"]
-        while status != "completed":
+        while status != OrderStatus.COMPLETED:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"order still {status} after {wait_seconds:.0f} s")
             await asyncio.sleep(0.5)

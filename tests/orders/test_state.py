@@ -34,7 +34,8 @@ DESIGN_TABLE = [
     ),
     (S.PENDING, T.EXPIRY, S.EXPIRED, {E.UNDERPAID}, ("order.expired",)),
     (S.EXPIRED, T.LATE_PAYMENT, S.EXPIRED, {E.PAID_LATE}, ("order.paid_late",)),
-    (S.EXPIRED, T.LATE_COMPLETE, S.COMPLETED, {E.PAID_LATE}, ("order.completed",)),
+    # overpaid too: a late completion with more than the amount says so (as settle() always did).
+    (S.EXPIRED, T.LATE_COMPLETE, S.COMPLETED, {E.PAID_LATE, E.OVERPAID}, ("order.completed",)),
     (S.PENDING, T.MERCHANT_CANCEL, S.CANCELLED, set(), ("order.cancelled",)),
     (S.COMPLETED, T.FURTHER_FINAL, S.COMPLETED, {E.OVERPAID}, ("order.overpaid",)),
     (S.CANCELLED, T.CANCELLED_PAID, S.CANCELLED, {E.PAID_LATE}, ("order.paid_late",)),

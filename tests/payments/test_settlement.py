@@ -167,3 +167,11 @@ def test_late_complete_policy_needs_the_full_amount() -> None:
     q = pay(40, "final", at=EXPIRE + 6)
     assert run(o, [p, q], policy=policy) == ["order.paid_late", "order.completed"]
     assert o.status == "completed" and o.exceptions == ["paid_late"]
+
+
+def test_late_complete_with_more_than_the_amount_adds_overpaid() -> None:
+    o = order("expired", exceptions=["underpaid"])
+    p = pay(130, "final", at=EXPIRE + 5)
+    policy = MerchantPolicy(late_payment="complete")
+    assert run(o, [p], policy=policy) == ["order.paid_late", "order.completed"]
+    assert o.status == "completed" and o.exceptions == ["overpaid", "paid_late"]

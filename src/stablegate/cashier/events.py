@@ -20,9 +20,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from stablegate.cashier.live import Subscription
-from stablegate.orders.state import OrderStatus
+from stablegate.orders.state import TERMINAL_STATUSES
 
-TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED})
 # Sent first: how long the browser waits before reconnecting after the stream ends (ms).
 RETRY_MS = 3000
 

@@ -46,7 +46,7 @@ from stablegate.errors import NotFound, RateLimited
 from stablegate.models import Order
 from stablegate.money import format_amount
 from stablegate.orders.schemas import ErrorResponse
-from stablegate.orders.state import OrderStatus
+from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
 from stablegate.orders.view import public_order_view
 
 log = structlog.get_logger("stablegate.cashier")
@@ -217,8 +217,7 @@ def cashier_context(
         "order_id": order.id,
         "order_status": order.status,
         "status_text": _status_text(t, order.status),
-        "terminal": order.status
-        in (OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED),
+        "terminal": order.status in TERMINAL_STATUSES,
         "chain_name": chain.name if chain else view["network"],
         "received_text": received_text,
         "confirmations_text": confirmations_text,

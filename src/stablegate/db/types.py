@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import Dialect, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class BaseUnits(TypeDecorator[int]):
@@ -37,3 +40,25 @@ class BaseUnits(TypeDecorator[int]):
         if value is None:
             return None
         return int(value)
+
+
+class StrEnumColumn(TypeDecorator[E]):
+    """A state stored as its plain string value (VARCHAR, no database enum: stored rows and
+    migrations are unchanged) and loaded as its ``StrEnum`` member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return self.enum(value).value  # an unknown value fails here, before it is written
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        if value is None:
+            return None
+        return self.enum(value)

@@ -17,6 +17,7 @@ from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, new_token
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
+from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
 from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
 
 
@@ -75,9 +76,9 @@ async def create_merchant(
             name=name.strip(),
             notify_url=notify_url,
             webhook_secret_enc=box.seal(webhook_secret),
-            late_payment="record",
+            late_payment=LatePaymentPolicy.RECORD,
             underpay_tolerance_ppm=0,
-            deposit_strategy="forwarder",
+            deposit_strategy=DepositStrategy.FORWARDER,
             created_at_ms=now,
         )
     )
@@ -242,9 +243,9 @@ async def set_policy(
         raise NotFound(f"merchant {merchant_id} not found")
     changes: dict[str, object] = {}
     if late_payment is not None:
-        if late_payment not in {"record", "complete"}:
+        if late_payment not in set(LatePaymentPolicy):
             raise InvalidRequest("late payment policy is record or complete", code="invalid_policy")
-        merchant.late_payment = changes["latePayment"] = late_payment
+        merchant.late_payment = changes["latePayment"] = LatePaymentPolicy(late_payment)
     if underpay_tolerance is not None:
         try:
             fraction = Decimal(underpay_tolerance)
@@ -260,11 +261,11 @@ async def set_policy(
             fraction * 1_000_000
         )
     if deposit_strategy is not None:
-        if deposit_strategy not in {"forwarder", "unique_amount"}:
+        if deposit_strategy not in set(DepositStrategy):
             raise InvalidRequest(
                 "deposit strategy is forwarder or unique_amount", code="invalid_policy"
             )
-        merchant.deposit_strategy = changes["depositStrategy"] = deposit_strategy
+        merchant.deposit_strategy = changes["depositStrategy"] = DepositStrategy(deposit_strategy)
     if notify_url is not None:
         merchant.notify_url = changes["notifyUrl"] = checked_notify_url(notify_url)
     session.add(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
+from stablegate.db.types import StrEnumColumn
+
+
+class FinalityMode(StrEnum):
+    TAG = "tag"  # the node's finalized block
+    COUNT = "count"  # confirmations, for chains without the tag
 
 
 class ChainState(Base):
@@ -25,8 +33,9 @@ class ChainState(Base):
     final_block_time_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     head_number: Mapped[int] = mapped_column(BigInteger, default=0)
     head_seen_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
-    # "tag" (the node's finalized block) or "count" (confirmations, for chains without the tag).
-    finality_mode: Mapped[str] = mapped_column(String(8), default="tag")
+    finality_mode: Mapped[FinalityMode] = mapped_column(
+        StrEnumColumn(FinalityMode, 8), default=FinalityMode.TAG
+    )
     # When the final height last advanced; a stalled tag raises an alert, never a fallback.
     final_advanced_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     # Reconciliation: deposit addresses whose balance differs from what was credited.

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
+from stablegate.db.types import StrEnumColumn
+
+
+class LatePaymentPolicy(StrEnum):
+    RECORD = "record"  # a late payment only adds paid_late
+    COMPLETE = "complete"  # a late payment can complete an expired order
+
+
+class DepositStrategy(StrEnum):
+    FORWARDER = "forwarder"  # a deposit contract per order, flushed by the sweeper
+    UNIQUE_AMOUNT = "unique_amount"  # the payout wallet itself, told apart by the amount
 
 
 class Merchant(Base):
@@ -18,11 +31,14 @@ class Merchant(Base):
     webhook_secret_enc: Mapped[str] = mapped_column(Text)
     webhook_secret_prev_enc: Mapped[str | None] = mapped_column(Text)
     webhook_secret_prev_until_ms: Mapped[int | None] = mapped_column(BigInteger)
-    # "record": a late payment only adds paid_late; "complete": it can complete an expired order.
-    late_payment: Mapped[str] = mapped_column(String(16), default="record")
+    late_payment: Mapped[LatePaymentPolicy] = mapped_column(
+        StrEnumColumn(LatePaymentPolicy, 16), default=LatePaymentPolicy.RECORD
+    )
     # Underpayment tolerance in parts per million of the amount (0 = exact).
     underpay_tolerance_ppm: Mapped[int] = mapped_column(Integer, default=0)
-    deposit_strategy: Mapped[str] = mapped_column(String(20), default="forwarder")
+    deposit_strategy: Mapped[DepositStrategy] = mapped_column(
+        StrEnumColumn(DepositStrategy, 20), default=DepositStrategy.FORWARDER
+    )
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
-from stablegate.db.types import BaseUnits
+from stablegate.db.types import BaseUnits, StrEnumColumn
+from stablegate.models.merchant import DepositStrategy
+
+
+class OrderStatus(StrEnum):
+    """The order's states; their transitions are the table in orders/state.py."""
+
+    PENDING = "pending"
+    CONFIRMING = "confirming"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class OrderException(StrEnum):
+    UNDERPAID = "underpaid"
+    OVERPAID = "overpaid"
+    PAID_LATE = "paid_late"
+    MANUAL = "manual"
+    REVERSED_AFTER_COMPLETION = "reversed_after_completion"
+    # Another registry token reached the deposit address: kept apart, never credited.
+    WRONG_TOKEN = "wrong_token"
 
 
 class Order(Base):
@@ -36,9 +58,9 @@ class Order(Base):
     amount: Mapped[int] = mapped_column(BaseUnits)
     paid_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
     pending_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[OrderStatus] = mapped_column(StrEnumColumn(OrderStatus, 16))
     exceptions: Mapped[list[str]] = mapped_column(JSON, default=list)
-    deposit_strategy: Mapped[str] = mapped_column(String(20))
+    deposit_strategy: Mapped[DepositStrategy] = mapped_column(StrEnumColumn(DepositStrategy, 20))
     to_address: Mapped[str] = mapped_column(String(42))
     payout_address: Mapped[str] = mapped_column(String(42))
     factory: Mapped[str | None] = mapped_column(String(42))

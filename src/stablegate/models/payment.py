@@ -8,11 +8,30 @@ hash, number and block-level log index do not). A re-included transfer revives i
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
-from stablegate.db.types import BaseUnits
+from stablegate.db.types import BaseUnits, StrEnumColumn
+
+
+class PaymentStatus(StrEnum):
+    SEEN = "seen"
+    FINAL = "final"
+    ORPHANED = "orphaned"
+
+
+class PaymentKind(StrEnum):
+    CREDIT = "credit"  # the order's token, at least min_credit: counts towards the order
+    BELOW_MIN = "below_min"
+    WRONG_TOKEN = "wrong_token"  # another token of the registry
+    UNSUPPORTED_TOKEN = "unsupported_token"  # a token outside the registry
+    NATIVE = "native"
+    UNATTRIBUTED = "unattributed"
+    IGNORED = "ignored"
+    FLUSH = "flush"  # out of the deposit to its payout: never a payment
 
 
 class Payment(Base):
@@ -38,11 +57,8 @@ class Payment(Base):
     to_address: Mapped[str] = mapped_column(String(42))
     amount: Mapped[int] = mapped_column(BaseUnits)
     order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"))
-    # seen | final | orphaned
-    status: Mapped[str] = mapped_column(String(12))
-    # credit | below_min | wrong_token | unsupported_token | native | unattributed | ignored
-    # | flush (out of the deposit to its payout: never a payment)
-    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[PaymentStatus] = mapped_column(StrEnumColumn(PaymentStatus, 12))
+    kind: Mapped[PaymentKind] = mapped_column(StrEnumColumn(PaymentKind, 20))
     # Block time after the order's expireTime.
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     # Set once the amount counted towards the order's paid total (final and credited).

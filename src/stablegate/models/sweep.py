@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
-from stablegate.db.types import BaseUnits
+from stablegate.db.types import BaseUnits, StrEnumColumn
+
+
+class SweepItemStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DONE = "done"
+    RETRY = "retry"
+    STUCK = "stuck"
+
+
+class SweepTxStatus(StrEnum):
+    SIGNED = "signed"
+    BROADCAST = "broadcast"
+    MINED = "mined"
+    FAILED = "failed"
+    REPLACED = "replaced"
 
 
 class SweepItem(Base):
@@ -25,8 +43,7 @@ class SweepItem(Base):
     payout_address: Mapped[str] = mapped_column(String(42))
     deposit_salt: Mapped[str] = mapped_column(String(66))
     token_address: Mapped[str] = mapped_column(String(42))
-    # pending | sent | done | retry | stuck
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[SweepItemStatus] = mapped_column(StrEnumColumn(SweepItemStatus, 12))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     swept_amount: Mapped[int] = mapped_column(BaseUnits, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -51,8 +68,7 @@ class SweepTx(Base):
     max_fee_per_gas: Mapped[int] = mapped_column(BaseUnits)
     max_priority_fee_per_gas: Mapped[int] = mapped_column(BaseUnits)
     gas_limit: Mapped[int] = mapped_column(BigInteger)
-    # signed | broadcast | mined | failed | replaced
-    status: Mapped[str] = mapped_column(String(12))
+    status: Mapped[SweepTxStatus] = mapped_column(StrEnumColumn(SweepTxStatus, 12))
     # Hashes of earlier fee bumps of the same nonce: any of them may be the one that mines.
     replaced_hashes: Mapped[str] = mapped_column(Text, default="")
     block_number: Mapped[int | None] = mapped_column(BigInteger)

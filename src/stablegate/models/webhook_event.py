@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +20,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
+from stablegate.db.types import StrEnumColumn
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    NO_ENDPOINT = "no_endpoint"
 
 
 class WebhookEvent(Base):
@@ -43,7 +52,9 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     # pending -> delivered | failed; attempts and schedule live here, not in memory.
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[EventStatus] = mapped_column(
+        StrEnumColumn(EventStatus, 16), default=EventStatus.PENDING, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at_ms: Mapped[int] = mapped_column(BigInteger)
     lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)

@@ -16,6 +16,8 @@ from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
 from stablegate.models import AuditEntry, Merchant, Order, Payment, PayoutAddress
+from stablegate.models.merchant import DepositStrategy
+from stablegate.models.payment import PaymentKind
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import unique_amount
 from stablegate.orders.schemas import CreateOrderRequest
@@ -100,7 +102,7 @@ async def create_order(
     order_id = new_order_id()
     now = clock.now_ms()
     strategy = merchant.deposit_strategy
-    if strategy == "unique_amount":
+    if strategy == DepositStrategy.UNIQUE_AMOUNT:
         to_address, factory, salt_hex = payout.address, None, None
     else:
         to_address, factory, salt_hex = _deposit_address(chain, payout.address, order_id)
@@ -117,7 +119,7 @@ async def create_order(
         amount=units,
         paid_amount=0,
         pending_amount=0,
-        status=transition(None, Trigger.CREATED).target.value,
+        status=transition(None, Trigger.CREATED).target,
         exceptions=[],
         deposit_strategy=strategy,
         to_address=to_address,
@@ -140,7 +142,7 @@ async def create_order(
         async with session.begin_nested():
             session.add(order)
             await session.flush()
-            if strategy == "unique_amount":
+            if strategy == DepositStrategy.UNIQUE_AMOUNT:
                 order.amount = await unique_amount.reserve_amount(
                     session,
                     chain_id=chain.id,
@@ -272,7 +274,7 @@ async def cancel_order(
     if order.paid_amount > 0 or order.pending_amount > 0 or order.tx_id is not None:
         raise Conflict("a payment has been seen for this order", code="order_has_payments")
     row = transition(OrderStatus(order.status), Trigger.MERCHANT_CANCEL)
-    order.status = row.target.value
+    order.status = row.target
     order.updated_at_ms = clock.now_ms()
     for event_type in row.events:
         await add_event(
@@ -285,7 +287,7 @@ async def payments_of(session: AsyncSession, order: Order) -> list[dict[str, obj
     """Every transfer seen for the order, credited or not, oldest first (not its flushes)."""
     rows = await session.scalars(
         select(Payment)
-        .where(Payment.order_id == order.id, Payment.kind != "flush")
+        .where(Payment.order_id == order.id, Payment.kind != PaymentKind.FLUSH)
         .order_by(Payment.block_number, Payment.log_index)
     )
     return [
@@ -330,7 +332,7 @@ async def mark_completed(
             code="order_not_completable",
         )
     row = transition(status, Trigger.OPERATOR_COMPLETE)
-    order.status = row.target.value
+    order.status = row.target
     order.exceptions = sorted({*(order.exceptions or []), OrderException.MANUAL.value})
     now = clock.now_ms()
     order.complete_time_ms = now

@@ -8,23 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stablegate.models.order import OrderException, OrderStatus
 
-class OrderStatus(StrEnum):
-    PENDING = "pending"
-    CONFIRMING = "confirming"
-    COMPLETED = "completed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-class OrderException(StrEnum):
-    UNDERPAID = "underpaid"
-    OVERPAID = "overpaid"
-    PAID_LATE = "paid_late"
-    MANUAL = "manual"
-    REVERSED_AFTER_COMPLETION = "reversed_after_completion"
-    # Another registry token reached the deposit address: kept apart, never credited.
-    WRONG_TOKEN = "wrong_token"
+__all__ = [
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "OrderException",
+    "OrderStatus",
+    "Transition",
+    "TransitionNotAllowed",
+    "Trigger",
+    "allowed",
+    "transition",
+]
 
 
 class Trigger(StrEnum):
@@ -50,7 +46,8 @@ class Transition:
     source: OrderStatus | None
     trigger: Trigger
     target: OrderStatus
-    # Exceptions this row may add; which of them apply is decided by the amounts (see service).
+    # Exceptions this row may add, and the only ones settle() can add when it fires the row;
+    # which of them apply is decided by the amounts (payments/settlement.py).
     exceptions: frozenset[OrderException]
     events: tuple[str, ...]
 
@@ -97,7 +94,14 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
     )
     + _row((S.PENDING,), T.EXPIRY, S.EXPIRED, (E.UNDERPAID,), ("order.expired",))
     + _row((S.EXPIRED,), T.LATE_PAYMENT, S.EXPIRED, (E.PAID_LATE,), ("order.paid_late",))
-    + _row((S.EXPIRED,), T.LATE_COMPLETE, S.COMPLETED, (E.PAID_LATE,), ("order.completed",))
+    # paid_late when the completing payment is late; overpaid when the final total is above.
+    + _row(
+        (S.EXPIRED,),
+        T.LATE_COMPLETE,
+        S.COMPLETED,
+        (E.PAID_LATE, E.OVERPAID),
+        ("order.completed",),
+    )
     + _row((S.PENDING,), T.MERCHANT_CANCEL, S.CANCELLED, events=("order.cancelled",))
     + _row((S.COMPLETED,), T.FURTHER_FINAL, S.COMPLETED, (E.OVERPAID,), ("order.overpaid",))
     + _row((S.CANCELLED,), T.CANCELLED_PAID, S.CANCELLED, (E.PAID_LATE,), ("order.paid_late",))
@@ -116,6 +120,12 @@ TRANSITIONS: tuple[Transition, ...] = tuple(
             (status,), T.WRONG_TOKEN_SEEN, status, (E.WRONG_TOKEN,), ("order.wrong_token",)
         )
     ]
+)
+
+# Statuses where the order no longer waits for the buyer: the cashier page stops refreshing.
+# (An expired order can still complete by a late payment or the operator, a webhook matter.)
+TERMINAL_STATUSES: frozenset[OrderStatus] = frozenset(
+    {OrderStatus.COMPLETED, OrderStatus.EXPIRED, OrderStatus.CANCELLED}
 )
 
 _INDEX: dict[tuple[OrderStatus | None, Trigger], Transition] = {

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.errors import Conflict
 from stablegate.models import AmountOffset, Order
+from stablegate.models.merchant import DepositStrategy
 
 RESERVATION_MS = 30 * 86_400_000
 MAX_OFFSET = 9999
@@ -124,7 +125,7 @@ async def is_deposit_contract(session: AsyncSession, chain_id: int, address: str
         .where(
             Order.chain_id == chain_id,
             Order.to_address == address,
-            Order.deposit_strategy == "forwarder",
+            Order.deposit_strategy == DepositStrategy.FORWARDER,
         )
         .limit(1)
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.models import Order
+from stablegate.models.order import OrderStatus
 from stablegate.money import format_amount
 
 
@@ -83,6 +84,6 @@ def public_order_view(
         "requiredConfirmations": chain.confirmations if chain else 0,
         "expireTime": order.expire_time_ms,
         "serverTime": server_time_ms,
-        "redirectUrl": order.redirect_url if order.status == "completed" else None,
+        "redirectUrl": order.redirect_url if order.status == OrderStatus.COMPLETED else None,
         "description": order.description,
     }

@@ -17,6 +17,9 @@ from stablegate.chain.evm.transfers import TransferLog
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.models import Merchant, Order, Payment
+from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
+from stablegate.models.order import OrderStatus
+from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.orders.service import OrderContext
 from stablegate.orders.view import order_view
 from stablegate.payments.settlement import MerchantPolicy, settle
@@ -33,30 +36,34 @@ class ObservedTransfer:
     order_id: str | None
 
 
-def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> str | None:
+def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> PaymentKind | None:
     """The payment's kind; None for a transfer out of a deposit to anywhere but its payout
     address (not recorded: reconciliation then reports the money as unaccounted for)."""
     token = chain.token_by_address(transfer.token)
     if order is None:
-        return "unattributed"
+        return PaymentKind.UNATTRIBUTED
     if is_outflow(transfer, order):
         # A flush, whoever sent it (the sweeper, the merchant's own `stablegate-client flush`):
         # never a payment, only subtracted by reconciliation.
-        return "flush" if transfer.recipient.lower() == order.payout_address.lower() else None
+        return (
+            PaymentKind.FLUSH
+            if transfer.recipient.lower() == order.payout_address.lower()
+            else None
+        )
     if token is None:
-        return "unsupported_token"
+        return PaymentKind.UNSUPPORTED_TOKEN
     if token.address.lower() != order.token_address.lower():
-        return "wrong_token"
+        return PaymentKind.WRONG_TOKEN
     if transfer.amount < token.min_credit or transfer.amount == 0:
-        return "below_min"
-    return "credit"
+        return PaymentKind.BELOW_MIN
+    return PaymentKind.CREDIT
 
 
 def is_outflow(transfer: TransferLog, order: Order) -> bool:
     """Out of the order's deposit contract (a unique_amount order has none: its address is the
     merchant's payout wallet)."""
     return (
-        order.deposit_strategy != "unique_amount"
+        order.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT
         and transfer.sender.lower() == order.to_address.lower()
         and transfer.recipient.lower() != order.to_address.lower()
     )
@@ -76,7 +83,7 @@ async def record_transfers(
     now = clock.now_ms()
     for item in observed:
         t = item.transfer
-        status = "final" if t.block_number <= final_height else "seen"
+        status = PaymentStatus.FINAL if t.block_number <= final_height else PaymentStatus.SEEN
         row = await session.scalar(
             select(Payment).where(
                 Payment.chain_id == chain.id,
@@ -118,7 +125,7 @@ async def record_transfers(
                 kind=row.kind,
                 status=status,
             )
-        elif row.status == "orphaned" or row.block_hash != t.block_hash:
+        elif row.status == PaymentStatus.ORPHANED or row.block_hash != t.block_hash:
             # Re-included after a reorg: same identity, new block. Amount and parties may
             # only differ if the re-executed transaction did something else; record as is.
             row.block_number = t.block_number
@@ -133,7 +140,7 @@ async def record_transfers(
             log.info("payment_revived", chain_id=chain.id, tx_hash=t.tx_hash)
         else:
             continue  # already known in this very block: nothing changes
-        if item.order_id is not None and kind != "flush":
+        if item.order_id is not None and kind != PaymentKind.FLUSH:
             touched.setdefault(item.order_id, set()).add(kind)
     await session.flush()
     return touched
@@ -148,12 +155,12 @@ async def orphan_above(
             select(Payment).where(
                 Payment.chain_id == chain_id,
                 Payment.block_number > ancestor,
-                Payment.status != "orphaned",
+                Payment.status != PaymentStatus.ORPHANED,
             )
         )
     ).all()
     for row in rows:
-        row.status = "orphaned"
+        row.status = PaymentStatus.ORPHANED
         row.updated_at_ms = clock.now_ms()
         log.warning(
             "payment_orphaned", chain_id=chain_id, tx_hash=row.tx_hash, order_id=row.order_id
@@ -170,7 +177,7 @@ async def finalize_up_to(
         await session.scalars(
             select(Payment).where(
                 Payment.chain_id == chain_id,
-                Payment.status == "seen",
+                Payment.status == PaymentStatus.SEEN,
                 Payment.block_number <= height,
             )
         )
@@ -181,7 +188,7 @@ async def finalize_up_to(
         if expected is None or expected != row.block_hash:
             # Not provably canonical: leave it seen; the reorg walk will orphan or confirm it.
             continue
-        row.status = "final"
+        row.status = PaymentStatus.FINAL
         row.updated_at_ms = clock.now_ms()
         if row.order_id:
             touched.add(row.order_id)
@@ -207,7 +214,7 @@ async def settle_orders(
             continue
         merchant = await session.get(Merchant, order.merchant_id)
         policy = MerchantPolicy(
-            late_payment=merchant.late_payment if merchant else "record",
+            late_payment=merchant.late_payment if merchant else LatePaymentPolicy.RECORD,
             underpay_tolerance_ppm=merchant.underpay_tolerance_ppm if merchant else 0,
         )
         payments = list(
@@ -218,9 +225,9 @@ async def settle_orders(
             payments,
             policy=policy,
             final_time_ms=final_time_ms,
-            newly_seen="credit" in newly_seen.get(order_id, ()),
+            newly_seen=PaymentKind.CREDIT in newly_seen.get(order_id, ()),
             now_ms=clock.now_ms(),
-            wrong_token_seen="wrong_token" in newly_seen.get(order_id, ()),
+            wrong_token_seen=PaymentKind.WRONG_TOKEN in newly_seen.get(order_id, ()),
         )
         for alert in result.alerts:
             log.error("operator_alert", alert=alert, order_id=order_id)
@@ -240,7 +247,7 @@ async def expiry_candidates(session: AsyncSession, chain_id: int, final_time_ms:
     rows = await session.scalars(
         select(Order.id).where(
             Order.chain_id == chain_id,
-            Order.status == "pending",
+            Order.status == OrderStatus.PENDING,
             Order.expire_time_ms < final_time_ms,
         )
     )
@@ -252,7 +259,9 @@ async def update_confirmations(session: AsyncSession, chain_id: int, head: int) 
     rows = (
         await session.execute(
             select(Payment.order_id, Payment.block_number).where(
-                Payment.chain_id == chain_id, Payment.status == "seen", Payment.kind == "credit"
+                Payment.chain_id == chain_id,
+                Payment.status == PaymentStatus.SEEN,
+                Payment.kind == PaymentKind.CREDIT,
             )
         )
     ).all()

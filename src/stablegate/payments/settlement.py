@@ -17,15 +17,18 @@ Definitions (docs/DESIGN.md §3, payment kinds in §4):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stablegate.models import Order, Payment
+from stablegate.models.merchant import LatePaymentPolicy
+from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, transition
 
 
 @dataclass(frozen=True)
 class MerchantPolicy:
-    late_payment: str = "record"  # or "complete"
+    late_payment: LatePaymentPolicy = LatePaymentPolicy.RECORD
     underpay_tolerance_ppm: int = 0
 
 
@@ -41,9 +44,23 @@ def threshold(amount: int, tolerance_ppm: int) -> int:
     return amount - (amount * tolerance_ppm) // 1_000_000
 
 
-def _fire(order: Order, result: Settlement, trigger: Trigger) -> None:
+def _fire(
+    order: Order,
+    result: Settlement,
+    trigger: Trigger,
+    only_if: Mapping[OrderException, bool] | None = None,
+) -> None:
+    """Apply the table's row: its target, its events and the exceptions it lists. ``only_if``
+    decides, from the amounts, which of the row's exceptions apply (by default all of them);
+    an exception the row does not list cannot be added here."""
     row = transition(OrderStatus(order.status), trigger)
-    order.status = row.target.value
+    decided = dict(only_if or {})
+    if not decided.keys() <= row.exceptions:
+        raise ValueError(f"{trigger} adds no {sorted(decided.keys() - row.exceptions)}")
+    for exception in sorted(row.exceptions):
+        if decided.get(exception, True):
+            _add_exception(order, exception)
+    order.status = row.target
     result.events.extend(row.events)
     result.triggers.append(trigger)
 
@@ -75,25 +92,26 @@ def settle(
     """
     result = Settlement()
     # The exception says whether another registry token is at the deposit address now.
-    wrong_live = any(p.kind == "wrong_token" and p.status != "orphaned" for p in payments)
+    wrong_live = any(
+        p.kind == PaymentKind.WRONG_TOKEN and p.status != PaymentStatus.ORPHANED for p in payments
+    )
     if wrong_token_seen and wrong_live:
-        _add_exception(order, OrderException.WRONG_TOKEN)
         _fire(order, result, Trigger.WRONG_TOKEN_SEEN)
     elif not wrong_live:
         _remove_exception(order, OrderException.WRONG_TOKEN)
-    credit = [p for p in payments if p.kind == "credit"]
-    live = [p for p in credit if p.status != "orphaned"]
-    final = [p for p in live if p.status == "final"]
+    credit = [p for p in payments if p.kind == PaymentKind.CREDIT]
+    live = [p for p in credit if p.status != PaymentStatus.ORPHANED]
+    final = [p for p in live if p.status == PaymentStatus.FINAL]
     on_time = [p for p in live if p.block_time_ms <= order.expire_time_ms]
-    final_on_time = sum(p.amount for p in on_time if p.status == "final")
+    final_on_time = sum(p.amount for p in on_time if p.status == PaymentStatus.FINAL)
     seen_on_time = sum(p.amount for p in on_time)
-    unfinal_on_time = any(p.status == "seen" for p in on_time)
+    unfinal_on_time = any(p.status == PaymentStatus.SEEN for p in on_time)
     need = threshold(order.amount, policy.underpay_tolerance_ppm)
     newly_final = [p for p in final if not p.credited]
-    reversed_credit = [p for p in credit if p.status == "orphaned" and p.credited]
+    reversed_credit = [p for p in credit if p.status == PaymentStatus.ORPHANED and p.credited]
 
     order.paid_amount = sum(p.amount for p in final)
-    order.pending_amount = sum(p.amount for p in live if p.status == "seen")
+    order.pending_amount = sum(p.amount for p in live if p.status == PaymentStatus.SEEN)
     status = OrderStatus(order.status)
 
     # A reorg took away a payment that had already counted (deeper than finality).
@@ -101,7 +119,6 @@ def settle(
         for p in reversed_credit:
             p.credited = False
         if status == OrderStatus.COMPLETED:
-            _add_exception(order, OrderException.REVERSED_AFTER_COMPLETION)
             _fire(order, result, Trigger.CREDITED_ORPHANED)
             result.alerts.append(
                 f"order {order.id}: a credited payment was orphaned after completion"
@@ -113,8 +130,7 @@ def settle(
 
     if status in (OrderStatus.PENDING, OrderStatus.CONFIRMING):
         if final_on_time >= need:
-            _fire(order, result, Trigger.FINAL_ENOUGH)
-            _mark(order, final_on_time)
+            _fire(order, result, Trigger.FINAL_ENOUGH, _completed_amount(order, final_on_time))
             order.complete_time_ms = now_ms
             order.tx_id = _first_tx(final)
             for p in final:
@@ -127,7 +143,6 @@ def settle(
             _fire(order, result, Trigger.SEEN_SHORT)
         new_on_time_final = [p for p in newly_final if p.block_time_ms <= order.expire_time_ms]
         if status == OrderStatus.PENDING and new_on_time_final:
-            _add_exception(order, OrderException.UNDERPAID)
             _fire(order, result, Trigger.FINAL_SHORT)
         for p in new_on_time_final:
             p.credited = True
@@ -138,9 +153,7 @@ def settle(
         and final_time_ms > order.expire_time_ms
         and not unfinal_on_time
     ):
-        if final_on_time > 0:
-            _add_exception(order, OrderException.UNDERPAID)
-        _fire(order, result, Trigger.EXPIRY)
+        _fire(order, result, Trigger.EXPIRY, {OrderException.UNDERPAID: final_on_time > 0})
         status = OrderStatus.EXPIRED
 
     if not newly_final:
@@ -149,32 +162,33 @@ def settle(
         p.credited = True
 
     if status == OrderStatus.COMPLETED:
-        _add_exception(order, OrderException.OVERPAID)
         _fire(order, result, Trigger.FURTHER_FINAL)
     elif status == OrderStatus.CANCELLED:
-        _add_exception(order, OrderException.PAID_LATE)
         _fire(order, result, Trigger.CANCELLED_PAID)
     elif status == OrderStatus.EXPIRED:
-        if any(p.block_time_ms > order.expire_time_ms for p in newly_final):
-            _add_exception(order, OrderException.PAID_LATE)
+        late = any(p.block_time_ms > order.expire_time_ms for p in newly_final)
+        if late:
             _fire(order, result, Trigger.LATE_PAYMENT)
-        if policy.late_payment == "complete" and order.paid_amount >= order.amount:
-            _fire(order, result, Trigger.LATE_COMPLETE)
-            _mark(order, order.paid_amount)
+        if policy.late_payment == LatePaymentPolicy.COMPLETE and order.paid_amount >= order.amount:
+            # The full amount is in (the condition above): no underpaid, overpaid if more.
+            _remove_exception(order, OrderException.UNDERPAID)
+            decided = {
+                OrderException.PAID_LATE: late,
+                OrderException.OVERPAID: order.paid_amount > order.amount,
+            }
+            _fire(order, result, Trigger.LATE_COMPLETE, decided)
             order.complete_time_ms = now_ms
             order.tx_id = order.tx_id or _first_tx(final)
     return result
 
 
-def _mark(order: Order, final_total: int) -> None:
-    """Exceptions describing the completed amount (recomputed: an earlier short final payment
-    that was later topped up leaves no ``underpaid``)."""
-    if final_total > order.amount:
-        _add_exception(order, OrderException.OVERPAID)
-    if final_total < order.amount:
-        _add_exception(order, OrderException.UNDERPAID)
-    else:
+def _completed_amount(order: Order, final_total: int) -> dict[OrderException, bool]:
+    """Which amount exceptions a completion adds. Recomputed: an earlier short final payment
+    that was later topped up leaves no ``underpaid`` (removed here, before the row fires)."""
+    short = final_total < order.amount
+    if not short:
         _remove_exception(order, OrderException.UNDERPAID)
+    return {OrderException.OVERPAID: final_total > order.amount, OrderException.UNDERPAID: short}
 
 
 def _first_tx(final: list[Payment]) -> str | None:

@@ -15,6 +15,7 @@ from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReceipt, to
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.models import SweepTx
+from stablegate.models.sweep import SweepTxStatus
 from stablegate.money import format_amount
 from stablegate.sweeper import transactions
 from stablegate.sweeper.batch import (
@@ -29,6 +30,7 @@ from stablegate.sweeper.fees import Fees, bumped_fees, market_fees, worst_case_c
 from stablegate.sweeper.fencing import fenced
 from stablegate.sweeper.options import SweepOptions
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
+from stablegate.sweeper.state import TxTrigger
 from stablegate.watcher.lease import LeaseGrant
 
 log = structlog.get_logger("stablegate.sweeper")
@@ -93,7 +95,7 @@ class InFlight:
                     error=str(exc),
                 )
                 return
-        if tx.status == "signed":
+        if tx.status == SweepTxStatus.SIGNED:
             async with fenced(self.sessions, grant) as session:
                 await transactions.mark_broadcast(session, tx.id, tx.tx_hash)
 
@@ -113,7 +115,11 @@ class InFlight:
         )
         async with fenced(self.sessions, grant) as session:
             await transactions.release_items(
-                session, self.clock, tx.id, "replaced", "nonce used by another transaction"
+                session,
+                self.clock,
+                tx.id,
+                TxTrigger.NONCE_TAKEN,
+                "nonce used by another transaction",
             )
         self._foreign_nonce_seen.pop(tx.id, None)
         return SweepReport(SweepOutcome.IDLE, detail="nonce used elsewhere")
@@ -147,7 +153,7 @@ class InFlight:
             chain_id=self.chain.id,
             tx_hash=receipt["transactionHash"],
             nonce=tx.nonce,
-            status="mined" if succeeded else "reverted",
+            status=SweepTxStatus.MINED if succeeded else "reverted",
             items=len(results),
             done=sum(r.verdict is Verdict.DONE for r in results),
             retry=sum(r.verdict is Verdict.RETRY for r in results),

@@ -19,8 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.models import Order, Payment, SweepItem, SweepTx
+from stablegate.models.merchant import DepositStrategy
+from stablegate.models.payment import PaymentKind, PaymentStatus
+from stablegate.models.sweep import SweepItemStatus
 from stablegate.sweeper.batch import Verdict
 from stablegate.sweeper.options import SweepOptions
+from stablegate.sweeper.state import ItemTrigger, item_transition
 
 log = structlog.get_logger("stablegate.sweeper")
 
@@ -62,12 +66,12 @@ async def sweep_candidates(session: AsyncSession, chain_id: int) -> list[Candida
         )
         .where(
             Payment.chain_id == chain_id,
-            Payment.status == "final",
-            Payment.kind == "credit",
+            Payment.status == PaymentStatus.FINAL,
+            Payment.kind == PaymentKind.CREDIT,
             Payment.credited.is_(True),
-            Order.deposit_strategy == "forwarder",
+            Order.deposit_strategy == DepositStrategy.FORWARDER,
             Order.deposit_salt.is_not(None),
-            or_(SweepItem.id.is_(None), SweepItem.status == "done"),
+            or_(SweepItem.id.is_(None), SweepItem.status == SweepItemStatus.DONE),
         )
     )
     # Amounts are summed in Python: SQLite stores them as strings (db/types.py).
@@ -115,7 +119,7 @@ async def open_items(
                     payout_address=c.payout_address,
                     deposit_salt=c.deposit_salt,
                     token_address=c.token_address,
-                    status="pending",
+                    status=item_transition(None, ItemTrigger.OPENED),
                     attempts=0,
                     swept_amount=0,
                     next_attempt_at_ms=0,
@@ -123,8 +127,8 @@ async def open_items(
                     updated_at_ms=now,
                 )
             )
-        elif item.status == "done":
-            item.status = "pending"
+        elif item.status == SweepItemStatus.DONE:
+            item.status = item_transition(item.status, ItemTrigger.OPENED)
             item.attempts = 0
             item.last_error = None
             item.next_attempt_at_ms = 0
@@ -144,8 +148,11 @@ async def due_items(
         .where(
             SweepItem.chain_id == chain_id,
             or_(
-                SweepItem.status == "pending",
-                and_(SweepItem.status == "retry", SweepItem.next_attempt_at_ms <= now_ms),
+                SweepItem.status == SweepItemStatus.PENDING,
+                and_(
+                    SweepItem.status == SweepItemStatus.RETRY,
+                    SweepItem.next_attempt_at_ms <= now_ms,
+                ),
             ),
         )
         .order_by(SweepItem.next_attempt_at_ms, SweepItem.id)
@@ -175,7 +182,7 @@ async def claim_items(
 ) -> None:
     """The items of a transaction just signed: ``sent``, one attempt more."""
     for item in await _items(session, item_ids):
-        item.status = "sent"
+        item.status = item_transition(item.status, ItemTrigger.SIGNED)
         item.sweep_tx_id = tx_id
         item.attempts += 1
         item.updated_at_ms = clock.now_ms()
@@ -199,13 +206,13 @@ def fail_item(
     item.last_error = reason[:1000]
     item.updated_at_ms = now
     if verdict is Verdict.DONE:
-        item.status = "done"  # already empty: nothing lost, nothing to repeat
+        item.status = item_transition(item.status, ItemTrigger.ALREADY_EMPTY)
         return item_result(item, Verdict.DONE, 0, reason)
     if verdict is Verdict.RETRY and item.attempts < options.max_attempts:
-        item.status = "retry"
+        item.status = item_transition(item.status, ItemTrigger.FAILED_RETRY)
         item.next_attempt_at_ms = now + options.retry_delay_ms(item.attempts)
         return item_result(item, Verdict.RETRY, 0, reason)
-    item.status = "stuck"
+    item.status = item_transition(item.status, ItemTrigger.FAILED_STUCK)
     log.error(
         "operator_alert",
         alert="sweep item stuck: funds stay in the deposit contract until an operator acts",
@@ -228,12 +235,14 @@ async def requeue_stuck(
     session: AsyncSession, clock: Clock, chain_id: int, item_ids: Sequence[int] | None = None
 ) -> int:
     """Operator action once the cause is fixed (e.g. payout unblocked): stuck items go pending."""
-    query = select(SweepItem).where(SweepItem.chain_id == chain_id, SweepItem.status == "stuck")
+    query = select(SweepItem).where(
+        SweepItem.chain_id == chain_id, SweepItem.status == SweepItemStatus.STUCK
+    )
     if item_ids is not None:
         query = query.where(SweepItem.id.in_(item_ids))
     items = list((await session.scalars(query)).all())
     for item in items:
-        item.status = "pending"
+        item.status = item_transition(item.status, ItemTrigger.REQUEUED)
         item.attempts = 0
         item.next_attempt_at_ms = 0
         item.updated_at_ms = clock.now_ms()
@@ -248,7 +257,7 @@ class OrderSweep:
     token_address: str
     deposit_address: str
     payout_address: str
-    status: str
+    status: SweepItemStatus
     swept_amount: int
     attempts: int
     last_error: str | None

@@ -16,15 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
 from stablegate.models import SweepItem, SweepTx
+from stablegate.models.sweep import SweepItemStatus, SweepTxStatus
 from stablegate.money import format_amount
 from stablegate.sweeper.batch import ItemOutcome, SignedBatch, Verdict, describe, judge_failure
 from stablegate.sweeper.fees import within_budget
 from stablegate.sweeper.options import SweepOptions
 from stablegate.sweeper.service import ItemResult, claim_items, fail_item, item_result
+from stablegate.sweeper.state import (
+    UNRESOLVED_TX,
+    ItemTrigger,
+    TxTrigger,
+    item_transition,
+    tx_transition,
+)
 
 log = structlog.get_logger("stablegate.sweeper")
-
-UNRESOLVED_TX = ("signed", "broadcast")
 
 
 async def unresolved_txs(session: AsyncSession, chain_id: int) -> list[SweepTx]:
@@ -80,7 +86,7 @@ async def record_signed(
         max_fee_per_gas=signed.max_fee_per_gas,
         max_priority_fee_per_gas=signed.max_priority_fee_per_gas,
         gas_limit=signed.gas_limit,
-        status="signed",
+        status=tx_transition(None, TxTrigger.SIGNED),
         replaced_hashes="",
         created_at_ms=now,
         updated_at_ms=now,
@@ -103,7 +109,7 @@ async def record_bump(
     tx.raw_tx = signed.raw_tx
     tx.max_fee_per_gas = signed.max_fee_per_gas
     tx.max_priority_fee_per_gas = signed.max_priority_fee_per_gas
-    tx.status = "signed"
+    tx.status = tx_transition(tx.status, TxTrigger.FEE_BUMPED)
     tx.updated_at_ms = clock.now_ms()
     await session.flush()
     return tx
@@ -115,8 +121,8 @@ def replaced_hashes(tx: SweepTx) -> list[str]:
 
 async def mark_broadcast(session: AsyncSession, tx_id: int, tx_hash: str) -> None:
     tx = await _tx(session, tx_id)
-    if tx.status == "signed" and tx.tx_hash == tx_hash:
-        tx.status = "broadcast"
+    if tx.status == SweepTxStatus.SIGNED and tx.tx_hash == tx_hash:
+        tx.status = tx_transition(tx.status, TxTrigger.BROADCAST)
         await session.flush()
 
 
@@ -140,7 +146,7 @@ async def settle_mined(
         others = [h for h in [*replaced_hashes(tx), tx.tx_hash] if h != mined_hash]
         tx.replaced_hashes = " ".join(others)
         tx.tx_hash = mined_hash
-    tx.status = "mined" if succeeded else "failed"
+    tx.status = tx_transition(tx.status, TxTrigger.MINED if succeeded else TxTrigger.REVERTED)
     tx.block_number = block_number
     tx.gas_used = gas_used
     tx.fee_paid = fee
@@ -154,7 +160,7 @@ async def settle_mined(
             results.append(fail_item(clock, options, item, Verdict.RETRY, why))
         elif outcome.flushed:
             item.swept_amount += outcome.amount
-            item.status = "done"
+            item.status = item_transition(item.status, ItemTrigger.FLUSHED)
             item.last_error = None
             item.updated_at_ms = clock.now_ms()
             results.append(item_result(item, Verdict.DONE, outcome.amount, None))
@@ -166,14 +172,14 @@ async def settle_mined(
 
 
 async def release_items(
-    session: AsyncSession, clock: Clock, tx_id: int, status: str, reason: str
+    session: AsyncSession, clock: Clock, tx_id: int, trigger: TxTrigger, reason: str
 ) -> None:
     """The transaction can never mine (its nonce went to another): its items are due again."""
     tx = await _tx(session, tx_id)
-    tx.status = status
+    tx.status = tx_transition(tx.status, trigger)
     tx.updated_at_ms = clock.now_ms()
     for item in await _items_of(session, tx.id):
-        item.status = "pending"
+        item.status = item_transition(item.status, ItemTrigger.RELEASED)
         item.last_error = reason
         item.updated_at_ms = clock.now_ms()
     await session.flush()
@@ -213,7 +219,7 @@ async def _tx(session: AsyncSession, tx_id: int) -> SweepTx:
 async def _items_of(session: AsyncSession, tx_id: int) -> list[SweepItem]:
     rows = await session.scalars(
         select(SweepItem)
-        .where(SweepItem.sweep_tx_id == tx_id, SweepItem.status == "sent")
+        .where(SweepItem.sweep_tx_id == tx_id, SweepItem.status == SweepItemStatus.SENT)
         .order_by(SweepItem.id)
     )
     return list(rows.all())

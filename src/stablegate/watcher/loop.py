@@ -30,6 +30,7 @@ from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.models import ChainBlock, ChainState
+from stablegate.models.chain_state import FinalityMode
 from stablegate.orders import unique_amount
 from stablegate.orders.service import OrderContext
 from stablegate.payments import service as payments
@@ -115,7 +116,7 @@ class ChainWatcher:
         self.lease_name = f"watcher:{chain.id}"
         self.watched = WatchedAddresses(chain.id, self.options.watch_days)
         self.range = self.options.max_range
-        self.finality_mode: str | None = None
+        self.finality_mode: FinalityMode | None = None
         self.grant: LeaseGrant | None = None
         self.stalled = False
 
@@ -276,11 +277,11 @@ class ChainWatcher:
                 tagged = await fetch_header(self.rpc, "finalized")
             except RpcError:
                 tagged = None
-            self.finality_mode = "tag" if tagged is not None else "count"
+            self.finality_mode = FinalityMode.TAG if tagged is not None else FinalityMode.COUNT
             log.info("finality_mode", chain_id=self.chain.id, mode=self.finality_mode)
             if tagged is not None:
                 return tagged
-        if self.finality_mode == "tag":
+        if self.finality_mode == FinalityMode.TAG:
             # Never fall back to counting when the tag fails: stop completing instead.
             return await fetch_header(self.rpc, "finalized")
         number = head.number - self.chain.confirmations
@@ -316,7 +317,7 @@ class ChainWatcher:
         self, snap: _Snapshot
     ) -> tuple[BlockHeader, BlockHeader | None, BlockHeader | None]:
         """Head, finalized block and our cursor's block, answered by one node in one request."""
-        if self.finality_mode != "tag":
+        if self.finality_mode != FinalityMode.TAG:
             head = await fetch_header(self.rpc, "latest")
             if head is None:
                 raise RpcError(-1, "node returned no latest block")
@@ -457,7 +458,7 @@ class ChainWatcher:
                     final_block_time_ms=0,
                     head_number=head.number,
                     head_seen_at_ms=now,
-                    finality_mode=self.finality_mode or "tag",
+                    finality_mode=self.finality_mode or FinalityMode.TAG,
                     final_advanced_at_ms=now,
                     reconcile_mismatches=0,
                     reconciled_at_ms=0,
@@ -587,7 +588,7 @@ class ChainWatcher:
             "cursor_hash": cursor.hash,
             "head_number": head.number,
             "head_seen_at_ms": now,
-            "finality_mode": self.finality_mode or "tag",
+            "finality_mode": self.finality_mode or FinalityMode.TAG,
             "updated_at_ms": now,
         }
         if final_number > snap.final_number:
@@ -725,7 +726,7 @@ class ChainWatcher:
         return header.time_ms if header else None
 
     def _check_stall(self, snap: _Snapshot, final_number: int, head: BlockHeader) -> None:
-        if self.finality_mode != "tag":
+        if self.finality_mode != FinalityMode.TAG:
             return
         stalled_for = self.clock.now_ms() - snap.final_advanced_at_ms
         stalled = final_number <= snap.final_number and stalled_for > self.options.stall_alert_ms

@@ -22,6 +22,8 @@ from stablegate.chain.evm.contracts import standard_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain
 from stablegate.models import Order, Payment
+from stablegate.models.merchant import DepositStrategy
+from stablegate.models.payment import PaymentKind, PaymentStatus
 
 log = structlog.get_logger("stablegate.reconcile")
 
@@ -58,7 +60,7 @@ async def expected_balances(
                 select(Order.to_address).where(
                     Order.chain_id == chain.id,
                     Order.create_time_ms >= since_ms,
-                    Order.deposit_strategy != "unique_amount",
+                    Order.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT,
                 )
             )
         ).all()
@@ -73,11 +75,11 @@ async def expected_balances(
             Payment.token_address,
             Payment.amount,
             Payment.kind,
-        ).where(Payment.chain_id == chain.id, Payment.status == "final")
+        ).where(Payment.chain_id == chain.id, Payment.status == PaymentStatus.FINAL)
     )
     flushed: dict[tuple[str, str], int] = {}
     for sender, recipient, token, amount, kind in transfers.all():
-        if kind == "flush":
+        if kind == PaymentKind.FLUSH:
             key = (sender.lower(), token.lower())
             flushed[key] = flushed.get(key, 0) + amount
         elif recipient.lower() in deposits:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.models import Order
+from stablegate.models.merchant import DepositStrategy
 
 DAY_MS = 86_400_000
 # Orders committed slightly out of create-time order (slow transactions, several API
@@ -78,7 +79,7 @@ class WatchedAddresses:
         )
         for order_id, address, created, strategy in rows.all():
             key = address.lower()
-            if strategy == "unique_amount":
+            if strategy == DepositStrategy.UNIQUE_AMOUNT:
                 if key not in self._pooled:
                     self._changed()
                 self._pooled[key] = max(created, self._pooled.get(key, 0))

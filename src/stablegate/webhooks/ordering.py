@@ -27,9 +27,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.models import Order, WebhookEvent
+from stablegate.models.webhook_event import EventStatus
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
 
-PENDING = "pending"
+PENDING = EventStatus.PENDING
 _CHUNK = 500  # ids per statement: well under every driver's bound-parameter limit
 
 

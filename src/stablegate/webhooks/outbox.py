@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.clock import Clock
 from stablegate.merchants.secrets import new_token
 from stablegate.models import Order, WebhookEvent
+from stablegate.models.webhook_event import EventStatus
 from stablegate.webhooks.ordering import holds_next
 
 
@@ -38,7 +39,7 @@ async def add_event(
             "createTime": now,
             "data": order_view,
         },
-        status="pending",
+        status=EventStatus.PENDING,
         attempts=0,
         next_attempt_at_ms=now,
         created_at_ms=now,

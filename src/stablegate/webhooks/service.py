@@ -33,19 +33,19 @@ from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.secrets import SecretBox, SecretKeyMissing, new_token
 from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
+from stablegate.models.webhook_event import EventStatus
 from stablegate.pagination import INT32_MAX, cursor_int, decode_cursor, encode_cursor
 from stablegate.webhooks.ordering import chunks, lock_orders, refresh
 from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+from stablegate.webhooks.state import (
+    RESENDABLE_IN_BULK,
+    EventTrigger,
+    common_target,
+    transition,
+)
 
 # After a rotation the previous webhook secret still signs (second V2 value) this long.
 PREVIOUS_SECRET_GRACE_MS = 24 * 3_600_000
-
-
-class EventStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    NO_ENDPOINT = "no_endpoint"
 
 
 class Outcome(StrEnum):
@@ -53,10 +53,6 @@ class Outcome(StrEnum):
     FAILURE = "failure"
     ERROR = "error"
     SKIPPED = "skipped"
-
-
-# Statuses a bulk resend ({"failed": true}) picks up: not delivered and no longer retrying.
-RESENDABLE_IN_BULK = (EventStatus.FAILED.value, EventStatus.NO_ENDPOINT.value)
 
 
 def webhook_secrets(merchant: Merchant, box: SecretBox, now_ms: int) -> list[str]:
@@ -233,7 +229,7 @@ async def resend(
         if event.status == EventStatus.PENDING:
             event.next_attempt_at_ms = min(event.next_attempt_at_ms, now)
         else:
-            event.status = EventStatus.PENDING.value
+            event.status = transition(event.status, EventTrigger.RESEND)
             event.attempts = 0
             event.next_attempt_at_ms = now
             event.lease_until_ms = None
@@ -259,7 +255,7 @@ async def resend(
                 update(WebhookEvent)
                 .where(*resendable, WebhookEvent.order_id.in_(chunk))
                 .values(
-                    status=EventStatus.PENDING.value,
+                    status=common_target(RESENDABLE_IN_BULK, EventTrigger.RESEND),
                     attempts=0,
                     next_attempt_at_ms=now,
                     lease_until_ms=None,

@@ -55,13 +55,15 @@ from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.secrets import SecretBox
 from stablegate.models import WebhookDelivery, WebhookEvent
+from stablegate.models.webhook_event import EventStatus
 from stablegate.watchdog import Watchdog
 from stablegate.webhooks.ordering import lock_orders, refresh
 from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success, next_attempt_at_ms
-from stablegate.webhooks.service import Claim, EventStatus, Outcome, claim_due
+from stablegate.webhooks.service import Claim, Outcome, claim_due
 from stablegate.webhooks.signing import webhook_body, webhook_headers
 from stablegate.webhooks.signing_key import GatewaySigningKey
 from stablegate.webhooks.ssrf import DestinationError, Resolver, post_pinned
+from stablegate.webhooks.state import EventTrigger, transition
 
 log = structlog.get_logger("stablegate.webhooks")
 
@@ -368,9 +370,10 @@ class WebhookWorker:
             values: dict[str, Any] = {"lease_until_ms": None}
             next_at: int | None = None
             if skipped:
-                values["status"] = EventStatus.NO_ENDPOINT.value
+                values["status"] = transition(EventStatus.PENDING, EventTrigger.NO_ENDPOINT)
             elif result.outcome == Outcome.SUCCESS:
-                values.update(status=EventStatus.DELIVERED.value, attempts=claim.attempt)
+                delivered = transition(EventStatus.PENDING, EventTrigger.DELIVERED)
+                values.update(status=delivered, attempts=claim.attempt)
             else:
                 first = result.attempted_at_ms
                 if claim.attempt > 1:
@@ -383,8 +386,9 @@ class WebhookWorker:
                 )
                 values["attempts"] = claim.attempt
                 if next_at is None:
-                    values["status"] = EventStatus.FAILED.value
+                    values["status"] = transition(EventStatus.PENDING, EventTrigger.GAVE_UP)
                 else:
+                    # transition(PENDING, ATTEMPT_FAILED) keeps it pending: only the schedule.
                     values["next_attempt_at_ms"] = next_at
             updated = await session.execute(
                 _guarded(claim).values(**values).execution_options(synchronize_session=False)
