@@ -168,7 +168,7 @@ async def run_demo(
             uvicorn.Config(
                 receiver_app(lambda: shop[0], console.print, completed_webhook),
                 host="127.0.0.1",
-                port=port + 1,
+                port=0,  # any free port: a fixed neighbour of the API's may be taken
                 log_level="warning",
                 access_log=False,
                 proxy_headers=False,
@@ -177,6 +177,7 @@ async def run_demo(
         receiver_task = asyncio.create_task(receiver.serve())
         tasks.append(receiver_task)
         await wait_listening(receiver, receiver_task)
+        receiver_port = int(receiver.servers[0].sockets[0].getsockname()[1])
 
         async def stop_receiver() -> None:
             await stop.wait()
@@ -192,7 +193,7 @@ async def run_demo(
                 name="Demo Shop",
                 payout_address=PAYOUT_ADDRESS,
                 chain_ids=[devchain.chain_id],
-                notify_url=f"http://127.0.0.1:{port + 1}/webhooks",
+                notify_url=f"http://127.0.0.1:{receiver_port}/webhooks",
             )
         shop.append(merchant)
         console.print(f"merchant {merchant.merchant_id}, payout address {PAYOUT_ADDRESS}")
