@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from eth_account import Account
+from sqlalchemy import delete
 from stablegate_client import flush
 from tests.watcher.conftest import WatchEnv
 from tests.watcher.test_watcher_unique_amount import use_unique_amount
@@ -14,7 +15,9 @@ from tests.watcher.test_watcher_unique_amount import use_unique_amount
 from stablegate.chain.evm.contracts import forwarder
 from stablegate.chain.evm.rpc import transact
 from stablegate.db.engine import session_scope
-from stablegate.models import ChainState
+from stablegate.models import ChainState, Payment, SweepItem
+from stablegate.models.payment import PaymentKind
+from stablegate.models.sweep import SweepItemStatus
 
 pytestmark = pytest.mark.anvil
 
@@ -94,3 +97,45 @@ async def test_unique_amount_orders_are_not_reconciled(env: WatchEnv) -> None:
     assert (await env.reload(order.id)).status == "completed"
     report = await env.watcher.reconcile_now()
     assert report.checked == 0 and report.mismatches == []
+
+
+async def test_sweeps_made_before_flush_rows_existed_are_accounted(env: WatchEnv) -> None:
+    """A gateway upgraded from a version that recorded no flush rows knows its earlier sweeps
+    only from the sweep items: reconciliation must count those, not alert on every deposit."""
+    paid = await env.order("10")
+    await env.pay(paid, 10_000_000)
+    await env.finalize()
+    await env.sync()
+    collector = Account.create()
+    await env.rpc.call("anvil_setBalance", [collector.address, hex(10**18)])
+    assert paid.factory is not None and paid.deposit_salt is not None
+    await asyncio.to_thread(
+        flush,
+        env.chain.rpc_urls[0],
+        paid.factory,
+        paid.payout_address,
+        paid.deposit_salt,
+        env.tokens["USDT"],
+        collector.key,
+    )
+    await env.finalize()
+    await env.sync()
+    # As the old version left it: no flush row, the sweeper's item says what it swept.
+    async with session_scope(env.sessions) as session:
+        await session.execute(delete(Payment).where(Payment.kind == PaymentKind.FLUSH))
+        session.add(
+            SweepItem(
+                chain_id=env.chain.id,
+                order_id=paid.id,
+                deposit_address=paid.to_address,
+                payout_address=paid.payout_address,
+                deposit_salt=paid.deposit_salt,
+                token_address=env.tokens["USDT"],
+                status=SweepItemStatus.DONE,
+                swept_amount=10_000_000,
+                created_at_ms=0,
+                updated_at_ms=0,
+            )
+        )
+    report = await env.watcher.reconcile_now()
+    assert report.mismatches == []

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.chain.evm.contracts import standard_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain
-from stablegate.models import Order, Payment
+from stablegate.models import Order, Payment, SweepItem
 from stablegate.models.merchant import DepositStrategy
 from stablegate.models.payment import PaymentKind, PaymentStatus
 
@@ -85,6 +85,17 @@ async def expected_balances(
         elif recipient.lower() in deposits:
             key = (recipient.lower(), token.lower())
             expected[key] = expected.get(key, 0) + amount
+    # Flushes the sweeper made before the watcher recorded flush rows (an upgraded gateway)
+    # are known only from its sweep items. Per deposit and token the larger of the two counts:
+    # the sweeper's later flushes appear in both.
+    swept = await session.execute(
+        select(SweepItem.deposit_address, SweepItem.token_address, SweepItem.swept_amount).where(
+            SweepItem.chain_id == chain.id, SweepItem.swept_amount > 0
+        )
+    )
+    for deposit, token, amount in swept.all():
+        key = (deposit.lower(), token.lower())
+        flushed[key] = max(flushed.get(key, 0), amount)
     for key, amount in flushed.items():
         if key[0] in deposits:
             expected[key] = expected.get(key, 0) - amount
