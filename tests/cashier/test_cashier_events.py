@@ -322,3 +322,21 @@ async def test_streams_above_the_cap_get_429_and_slots_come_back(
         assert await leaving.next_event() is not None
         assert slots.open == 1
     assert await settled(lambda: slots.open == 0) and live.watched == 0
+
+
+async def test_a_stream_that_fails_before_it_starts_gives_its_slot_back(
+    app: FastAPI,
+    gateway: GatewayContext,
+    order: Order,
+    fast_stream: StreamTiming,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_view(*_args: object, **_kwargs: object) -> dict[str, Any]:
+        raise RuntimeError("the view could not be built")
+
+    monkeypatch.setattr("stablegate.cashier.page.public_order_view", broken_view)
+    slots, live = gateway.stream_slots, gateway.live_orders
+    async with SseClient(app, f"/api/v1/public/orders/{order.id}/events") as sse:
+        status, error = await read_error(sse)
+    assert (status, error["code"]) == (500, "internal_error")
+    assert await settled(lambda: slots.open == 0) and live.watched == 0

@@ -98,3 +98,27 @@ async def test_a_failed_poll_is_retried_and_a_gone_order_ends_its_subscribers() 
     assert failures == 0 and live.running
     live.unsubscribe(subscription)
     await live.stop()
+
+
+async def test_an_order_that_cannot_be_rendered_does_not_stop_the_others() -> None:
+    orders = Orders()
+    orders.set("good", "pending")
+    orders.set("bad", "pending")
+
+    def render(view: View) -> View:
+        if view["orderId"] == "bad" and view["status"] == "confirming":
+            raise ValueError("a row the view cannot show")
+        return view
+
+    live = LiveOrders(orders.load, render, interval=0.01)
+    good, bad = live.subscribe("good"), live.subscribe("bad")
+    await after_ticks(live, 2)
+    assert (await good.next_change(0))[0]  # the first view, from the first tick
+    orders.set("bad", "confirming")  # this one now fails to render, every tick
+    await after_ticks(live, 2)
+    assert live.running
+    orders.set("good", "confirming")
+    changed, view = await good.next_change(5)
+    assert changed and view is not None and view["status"] == "confirming"
+    live.unsubscribe(good)
+    live.unsubscribe(bad)

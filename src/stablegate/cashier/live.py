@@ -158,8 +158,12 @@ class LiveOrders:
             row = rows.get(order_id)
             if row == self._rows.get(order_id, _UNSEEN) and order_id not in fresh:
                 continue
-            self._rows[order_id] = row
-            view = None if row is None else self._render(row)
+            self._rows[order_id] = row  # logged once per change if it cannot be rendered
+            try:
+                view = None if row is None else self._render(row)
+            except Exception as exc:  # one bad order must not stop every stream's updates
+                log.error("live_orders_render_failed", order_id=order_id, error=str(exc))
+                continue
             key = view_key(view)
             for subscription in watchers:
                 subscription.offer(view, key)

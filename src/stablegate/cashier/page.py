@@ -338,12 +338,17 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
     # Every poll offers the current view and the stream sends what differs from its last event,
     # so a change committed after this read still reaches it on the next poll.
     subscription = ctx.live_orders.subscribe(order_id)
-    subscription.offer(
-        public_order_view(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
-    )
 
     def close() -> None:
         ctx.live_orders.unsubscribe(subscription)
         slot.release()
+
+    try:
+        subscription.offer(
+            public_order_view(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
+        )
+    except BaseException:
+        close()  # a failure before the stream starts must not keep its slot
+        raise
 
     return EventStreamResponse(order_event_stream(subscription), on_close=close)
