@@ -1,10 +1,12 @@
-"""Headers of every HTML page the gateway serves (the cashier, the API reference).
+"""Headers and templates of every HTML page the gateway serves (the cashier, the API reference).
 
 The pages load nothing from elsewhere and run no inline code: the policy allows only the
 gateway's own scripts, styles and images.
 """
 
 from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -20,3 +22,15 @@ def page_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
         "Cache-Control": "no-store",
         **(extra or {}),
     }
+
+
+def page_templates(package: str) -> Environment:
+    """A package's ``templates/`` folder, autoescaped (every field a merchant or customer
+    controls is escaped), failing on an undefined name instead of rendering it empty."""
+    return Environment(
+        loader=PackageLoader(package, "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -28,11 +28,10 @@ import structlog
 from eth_account import Account
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy import select
 
 from stablegate.api.context import GatewayContext
-from stablegate.api.page_headers import page_headers
+from stablegate.api.page_headers import page_headers, page_templates
 from stablegate.api.security import request_ip
 from stablegate.cashier.endpoints import OrderIdPath, public_guard
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
@@ -60,13 +59,7 @@ _STATUSES = frozenset(status.value for status in OrderStatus)
 # The dev-chain payer: anvil's default account #2 (account #1 is the demo's customer).
 DEV_PAYER_KEY = ANVIL_DEFAULT_KEYS[2]
 
-_templates = Environment(
-    loader=PackageLoader("stablegate.cashier", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_templates = page_templates("stablegate.cashier")
 
 
 @dataclass(frozen=True)

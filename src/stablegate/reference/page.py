@@ -15,9 +15,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from stablegate.api.page_headers import page_headers
+from stablegate.api.page_headers import page_headers, page_templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,13 +25,7 @@ _REF_PREFIX = "#/components/schemas/"
 _CSS = resources.files("stablegate.reference").joinpath("static", "reference.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
 
-_templates = Environment(
-    loader=PackageLoader("stablegate.reference", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_templates = page_templates("stablegate.reference")
 
 
 @dataclass(frozen=True)
