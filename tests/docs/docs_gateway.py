@@ -27,8 +27,9 @@ from stablegate.chain.evm.deploy import deploy_dev_tokens, deploy_gateway_contra
 from stablegate.chain.evm.rpc import RpcClient, eth_call, transact
 
 GUIDE_CHAIN_ID = 56
-# anvil's default accounts: 0 deploys, 1 pays orders, 2 pays gas for flushes.
-CUSTOMER_KEY = ANVIL_DEFAULT_KEYS[1]
+# anvil's default accounts: 0 deploys, 3 pays orders, 2 pays gas for flushes (1 is the
+# merchants' payout address, tests.support.PAYOUT).
+CUSTOMER_KEY = ANVIL_DEFAULT_KEYS[3]
 GAS_KEY = ANVIL_DEFAULT_KEYS[2]
 
 

@@ -103,7 +103,9 @@ class Receiver:
             with self._lock:
                 self._in_flight[event_id] -= 1
                 self._per_host[host] -= 1
-        return Response(f"status {status}".encode(), status_code=int(status))
+        # A 204 or 304 carries no body (uvicorn refuses to send one).
+        content = b"" if int(status) in (204, 304) else f"status {status}".encode()
+        return Response(content, status_code=int(status))
 
     def snapshot(self) -> list[Hit]:
         with self._lock:
