@@ -35,8 +35,10 @@ SDK_README = "clients/python/README.md"
 
 # Blocks no test can run, by the start of their first line, with the reason.
 SKIPPED = {
-    (README, "make demo"): "make demo is tests/e2e/test_demo.py; make test runs this suite itself",
-    (SDK_README, "pip install stablegate-client"): "installs a package; the tests use this checkout",
+    # tests/e2e/test_demo.py runs `make demo`; `make test` runs this very suite.
+    (README, "make demo"): "the two commands",
+    # The tests use this checkout's clients/python/src; installing is not theirs to do.
+    (SDK_README, "pip install stablegate-client"): "installs a package",
 }
 # Every other block, by the start of its first line: the name the tests below use for it.
 RUN = {
@@ -80,12 +82,16 @@ def test_every_block_is_run_or_skipped_with_a_reason() -> None:
     for doc in (README, SDK_README):
         found = named_blocks(doc)
         assert sorted(found) == sorted(RUN[doc].values()), f"{doc}: a listed block is gone"
-        skipped = [b for b in blocks(doc) if any(b.marker.startswith(p) for d, p in SKIPPED if d == doc)]
+        skipped = [
+            b for b in blocks(doc) if any(b.marker.startswith(p) for d, p in SKIPPED if d == doc)
+        ]
         assert len(skipped) == sum(1 for d, _ in SKIPPED if d == doc)
     assert len(SKIPPED) <= 3, "run blocks rather than skip them"
 
 
-def run_python(block: Block, namespace: dict[str, Any], values: dict[str, str] | None = None) -> None:
+def run_python(
+    block: Block, namespace: dict[str, Any], values: dict[str, str] | None = None
+) -> None:
     exec(compile(fill(block, values or {}), block.where, "exec"), namespace)
 
 
@@ -206,6 +212,7 @@ def test_the_sdk_guide(
     guide["handle"] = lambda kind, order: handled.append((kind, order))
     run_python(b["webhook receiver"], guide)
     delivered = wait_for_hit(receiver, "/stablegate/webhook", created.order_id)
+
     async def post(body: bytes, headers: dict[str, str]) -> int:
         transport = httpx.ASGITransport(app=guide["app"])
         async with httpx.AsyncClient(transport=transport, base_url="https://shop.example.com") as c:

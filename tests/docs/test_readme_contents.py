@@ -96,7 +96,9 @@ def test_the_readme_lists_exactly_the_error_codes_the_gateway_has() -> None:
     gateway, readme = gateway_error_codes(), readme_error_codes()
     assert len(gateway) > 30, sorted(gateway)
     assert not gateway - readme, f"README.md's error list misses {sorted(gateway - readme)}"
-    assert not readme - gateway, f"README.md lists codes the gateway never uses: {sorted(readme - gateway)}"
+    assert not readme - gateway, (
+        f"README.md lists codes the gateway never uses: {sorted(readme - gateway)}"
+    )
 
 
 def docs_texts() -> dict[str, str]:
@@ -106,7 +108,9 @@ def docs_texts() -> dict[str, str]:
 
 
 def test_the_docs_spell_the_receive_window_header_one_way() -> None:
-    spellings = re.compile(r"BlockATM-Rec[-_]?Window|BlockATM-RECV[-_]WINDOW|BlockATM-Recv[-_]Window", re.I)
+    spellings = re.compile(
+        r"BlockATM-Rec[-_]?Window|BlockATM-RECV[-_]WINDOW|BlockATM-Recv[-_]Window", re.I
+    )
     aliases = {"BlockATM-Rec_Window", "BlockATM-RECV_WINDOW"}
     for name, text in docs_texts().items():
         lines_naming_aliases: set[int] = set()
@@ -117,7 +121,9 @@ def test_the_docs_spell_the_receive_window_header_one_way() -> None:
             else:
                 assert match.group(0) == "BlockATM-Rec-Window", f"{name}:{line}: {match.group(0)}"
         # A document names the aliases in one place (both together), or not at all.
-        assert len(lines_naming_aliases) <= 1, f"{name} names the aliases on lines {lines_naming_aliases}"
+        assert len(lines_naming_aliases) <= 1, (
+            f"{name} names the aliases on lines {lines_naming_aliases}"
+        )
     readme = (ROOT / "README.md").read_text("utf-8")
     assert all(alias in readme for alias in aliases)
 
