@@ -1,56 +1,29 @@
-"""Resend and the delivery log, through the signed merchant API and through the CLI."""
+"""Resend and the delivery log, through the signed merchant API (the CLI: test_webhook_commands.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-import typer
 from sqlalchemy import select
 from tests.support import PAYOUT, MerchantKeys, Signer
 from tests.webhooks.webhook_support import (
     create_orders,
-    drive,
+    deliver_all,
     events_by_id,
-    make_worker,
     set_merchant_url,
 )
-from typer.testing import CliRunner
 
 from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
-from stablegate.config import Settings
-from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.secrets import load_secret_box
+from stablegate.db.engine import session_scope
 from stablegate.merchants.service import create_merchant
-from stablegate.models import AuditEntry, Merchant
-from stablegate.webhooks.commands import rotate_webhook_secret_command, webhooks_app
+from stablegate.models import AuditEntry
 
 RESEND = "/api/v1/webhook/resend"
 LOG = "/api/v1/webhook/deliveries"
-H = 3_600_000
-
-
-def mock_receiver(status: Callable[[str], int]) -> Callable[[], httpx.AsyncClient]:
-    """A client factory whose transport answers ``status(eventId)`` with a short body."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        code = status(request.headers["webhook-id"])
-        return httpx.Response(code, content=f"got it ({code})".encode())
-
-    return lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-
-async def deliver_all(
-    gateway: GatewayContext, clock: FakeClock, status: Callable[[str], int], hours: int = 73
-) -> None:
-    async with make_worker(gateway, clock, http_client_factory=mock_receiver(status)) as worker:
-        await drive(gateway, clock, [worker], until_ms=clock.now_ms() + hours * H)
 
 
 async def signed_post(client: httpx.AsyncClient, signer: Signer, payload: Any) -> httpx.Response:
@@ -246,107 +219,3 @@ async def test_the_delivery_log_filters_and_pages(
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
     too_many = await signed_get(client, signer, "limit=101")
     assert too_many.status_code == 400
-
-
-# --- CLI -----------------------------------------------------------------------------------
-
-runner = CliRunner()
-cli = typer.Typer()
-cli.add_typer(webhooks_app, name="webhooks")
-merchant_cli = typer.Typer()
-merchant_cli.command("rotate-webhook-secret")(rotate_webhook_secret_command)
-cli.add_typer(merchant_cli, name="merchant")
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    assert settings.secret_key is not None and settings.chains_file is not None
-    monkeypatch.setenv("STABLEGATE_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("STABLEGATE_DATABASE_URL", settings.effective_database_url)
-    monkeypatch.setenv("STABLEGATE_SECRET_KEY", settings.secret_key.get_secret_value())
-    monkeypatch.setenv("STABLEGATE_CHAINS_FILE", str(settings.chains_file))
-    return settings
-
-
-@pytest_asyncio.fixture
-async def outcomes(
-    gateway: GatewayContext, clock: FakeClock, merchant: MerchantKeys
-) -> dict[str, str]:
-    """Three events of the test merchant: one delivered, two failed for good."""
-    await set_merchant_url(gateway, merchant.merchant_id, "http://93.184.216.34/hook")
-    ids = [i for [i] in await create_orders(gateway, clock, merchant.merchant_id, 3)]
-    await deliver_all(gateway, clock, lambda e: 200 if e == ids[0] else 500)
-    return {"delivered": ids[0], "failed": ids[1], "failed_too": ids[2]}
-
-
-def invoke_json(*args: str) -> Any:
-    result = runner.invoke(cli, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def test_cli_lists_events_and_the_delivery_log(
-    cli_env: Settings, outcomes: dict[str, str], merchant: MerchantKeys
-) -> None:
-    listed = invoke_json("webhooks", "list", "--merchant-id", merchant.merchant_id)
-    assert {e["eventId"]: e["status"] for e in listed} == {
-        outcomes["delivered"]: "delivered",
-        outcomes["failed"]: "failed",
-        outcomes["failed_too"]: "failed",
-    }
-    failed = invoke_json("webhooks", "list", "--status", "failed")
-    assert {e["eventId"] for e in failed} == {outcomes["failed"], outcomes["failed_too"]}
-    log = invoke_json("webhooks", "deliveries", "--event-id", outcomes["failed"], "--limit", "1000")
-    assert len(log) >= 24 and {d["outcome"] for d in log} == {"failure"}
-    assert [d["attempt"] for d in log] == list(range(len(log), 0, -1))
-    table = runner.invoke(cli, ["webhooks", "list", "--merchant-id", merchant.merchant_id])
-    assert table.exit_code == 0 and "eventId" in table.stdout and "failed" in table.stdout
-    bad = runner.invoke(cli, ["webhooks", "list", "--status", "lost"])
-    assert bad.exit_code == 2 and "invalid_status" in bad.output
-
-
-def test_cli_resends_one_event_or_all_failed_ones(
-    cli_env: Settings, outcomes: dict[str, str], merchant: MerchantKeys
-) -> None:
-    assert invoke_json("webhooks", "resend", "--event-id", outcomes["delivered"]) == {"count": 1}
-    assert invoke_json("webhooks", "resend", "--failed", "--merchant-id", merchant.merchant_id) == {
-        "count": 2
-    }
-    listed = invoke_json("webhooks", "list", "--merchant-id", merchant.merchant_id)
-    assert {e["status"] for e in listed} == {"pending"}
-    assert all(e["attempts"] == 0 and e["nextAttemptTime"] for e in listed)
-
-    for args in ([], ["--failed"], ["--event-id", "evt_x", "--failed", "--merchant-id", "m"]):
-        result = runner.invoke(cli, ["webhooks", "resend", *args])
-        assert result.exit_code == 2
-    unknown = runner.invoke(cli, ["webhooks", "resend", "--event-id", "evt_unknown"])
-    assert unknown.exit_code == 2 and "not_found" in unknown.output
-
-
-def test_cli_rotates_the_webhook_secret(cli_env: Settings, merchant: MerchantKeys) -> None:
-    rotated = invoke_json(
-        "merchant", "rotate-webhook-secret", "--merchant-id", merchant.merchant_id
-    )
-    assert rotated["merchantId"] == merchant.merchant_id
-    assert rotated["webhookSecret"].startswith("whsec_")
-    assert rotated["webhookSecret"] != merchant.webhook_secret
-
-    async def stored() -> Merchant:
-        engine = make_engine(cli_env.effective_database_url)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                row = await session.get(Merchant, merchant.merchant_id)
-                assert row is not None
-                return row
-        finally:
-            await engine.dispose()
-
-    row = asyncio.run(stored())
-    box = load_secret_box(cli_env)
-    assert box.open(row.webhook_secret_enc) == rotated["webhookSecret"]
-    assert row.webhook_secret_prev_enc is not None
-    assert box.open(row.webhook_secret_prev_enc) == merchant.webhook_secret
-    assert row.webhook_secret_prev_until_ms == rotated["previousValidUntil"]
-
-    unknown = runner.invoke(cli, ["merchant", "rotate-webhook-secret", "--merchant-id", "mch_no"])
-    assert unknown.exit_code == 2 and "not_found" in unknown.output

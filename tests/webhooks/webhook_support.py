@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -222,3 +223,22 @@ async def drive(
             return attempts
         clock.set_ms(due)
     raise AssertionError("the delivery loop did not settle")
+
+
+def mock_receiver(status: Callable[[str], int]) -> Callable[[], httpx.AsyncClient]:
+    """A client factory whose transport answers ``status(eventId)`` with a short body."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        code = status(request.headers["webhook-id"])
+        return httpx.Response(code, content=f"got it ({code})".encode())
+
+    return lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def deliver_all(
+    gateway: GatewayContext, clock: FakeClock, status: Callable[[str], int], hours: int = 73
+) -> None:
+    """Deliver every due event to a mock receiver answering ``status(eventId)``, jumping the
+    clock up to ``hours`` ahead through the retries."""
+    async with make_worker(gateway, clock, http_client_factory=mock_receiver(status)) as worker:
+        await drive(gateway, clock, [worker], until_ms=clock.now_ms() + hours * 3_600_000)

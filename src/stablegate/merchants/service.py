@@ -1,4 +1,4 @@
-"""Merchant onboarding and key management (used by the CLI)."""
+"""Merchant onboarding, payout addresses and key management (used by the CLI)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import signed_reads_required
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
+from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.merchants.secrets import SecretBox, new_token
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
@@ -27,6 +28,14 @@ class NewMerchant:
     api_key: str
     secret_key: str
     webhook_secret: str
+    # The payout code check's warning the operator overrode with --force, if any.
+    payout_warning: str | None = None
+
+
+@dataclass(frozen=True)
+class PayoutAddressSet:
+    address: str  # checksummed
+    warning: str | None  # the payout code check's warning, overridden with --force
 
 
 def hash_api_key(api_key: str) -> str:
@@ -60,13 +69,18 @@ async def create_merchant(
     payout_address: str,
     chain_ids: list[int],
     notify_url: str | None = None,
+    payout_code: PayoutCodeCheck | None = None,
     actor: str = "cli",
 ) -> NewMerchant:
+    """A merchant with its first API key, paying out to ``payout_address`` on ``chain_ids``.
+    ``payout_code`` asks those chains whether the address is a contract on some and not on
+    others; None only where no chain can be asked (tests, the demo's fresh dev chain)."""
     if not name.strip():
         raise InvalidRequest("merchant name must not be empty")
     address = checksum_address(payout_address)
     if notify_url is not None:
         notify_url = checked_notify_url(notify_url)
+    warning = None if payout_code is None else await payout_code.run(chain_ids, address)
     now = clock.now_ms()
     merchant_id = new_token("mch_", 12)
     webhook_secret = new_token("whsec_", 24)
@@ -100,7 +114,13 @@ async def create_merchant(
         )
     )
     await session.flush()
-    return NewMerchant(merchant_id, api_key, secret_key, webhook_secret)
+    return NewMerchant(
+        merchant_id=merchant_id,
+        api_key=api_key,
+        secret_key=secret_key,
+        webhook_secret=webhook_secret,
+        payout_warning=warning,
+    )
 
 
 async def issue_api_key(
@@ -183,10 +203,15 @@ async def set_payout_address(
     merchant_id: str,
     chain_id: int,
     address: str,
+    payout_code: PayoutCodeCheck,
     actor: str = "cli",
-) -> str:
-    """Change a payout address; only orders created afterwards use it (audited)."""
+) -> PayoutAddressSet:
+    """Change a payout address; only orders created afterwards use it (audited). The code
+    check covers this chain and every other chain where the merchant already pays out to
+    the same address."""
     checksummed = checksum_address(address)
+    others = await payout_chains(session, merchant_id, checksummed)
+    warning = await payout_code.run(sorted({chain_id, *others}), checksummed)
     if await session.get(Merchant, merchant_id) is None:
         raise NotFound(f"merchant {merchant_id} not found")
     row = await session.get(PayoutAddress, (merchant_id, chain_id))
@@ -213,7 +238,7 @@ async def set_payout_address(
         )
     )
     await session.flush()
-    return checksummed
+    return PayoutAddressSet(address=checksummed, warning=warning)
 
 
 async def payout_chains(session: AsyncSession, merchant_id: str, address: str) -> list[int]:

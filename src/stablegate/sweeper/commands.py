@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import structlog
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain, ChainRegistry, RegistryError, load_registry
-from stablegate.cli_support import stop_on_signals
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
+from stablegate.console import fail, output, print_json, stop_on_signals
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
@@ -47,10 +45,10 @@ def relayer_account(settings: Settings) -> LocalAccount:
 def chains_to_sweep(registry: ChainRegistry, chain_ids: list[int] | None) -> list[Chain]:
     chains = registry.with_rpc()
     if chain_ids:
-        missing = set(chain_ids) - {c.id for c in chains}
+        missing = set(chain_ids) - {chain.id for chain in chains}
         if missing:
             raise SweeperSetupError(f"no RPC configured for chain(s) {sorted(missing)}")
-        chains = [c for c in chains if c.id in chain_ids]
+        chains = [chain for chain in chains if chain.id in chain_ids]
     if not chains:
         raise SweeperSetupError("no chain with an RPC URL to sweep")
     return chains
@@ -74,19 +72,20 @@ async def run_sweepers(
     relayer = relayer_account(settings)
     chains = chains_to_sweep(registry, chain_ids)
     chosen = {
-        c.id: (options or {}).get(c.id) or load_options(c, settings.chains_file) for c in chains
+        chain.id: (options or {}).get(chain.id) or load_options(chain, settings.chains_file)
+        for chain in chains
     }
     clients = [RpcClient(list(chain.rpc_urls)) for chain in chains]
-    results: dict[int, list[SweepReport]] = {c.id: [] for c in chains}
+    results: dict[int, list[SweepReport]] = {chain.id: [] for chain in chains}
     try:
         async with asyncio.TaskGroup() as group:
             for chain, rpc in zip(chains, clients, strict=True):
                 sweeper = ChainSweeper(
-                    chain,
-                    sessions,
-                    clock,
-                    rpc,
-                    relayer,
+                    chain=chain,
+                    sessions=sessions,
+                    clock=clock,
+                    rpc=rpc,
+                    relayer=relayer,
                     options=chosen[chain.id],
                     step_timeout=settings.step_timeout_s,
                 )
@@ -111,15 +110,13 @@ def sweep_command(chain: int | None = None, once: bool = False, as_json: bool = 
     error (no relayer key, chain without RPC, malformed sweeper settings)."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
-    errors = Console(stderr=True)
     try:
         registry = load_registry(settings.chains_file)
         results = asyncio.run(_main(settings, registry, [chain] if chain else None, once))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except (SweeperSetupError, SweepConfigError, RegistryError) as exc:
-        errors.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     if once:
         for chain_id, reports in results.items():
             _print_summary(chain_id, reports, as_json)
@@ -127,20 +124,20 @@ def sweep_command(chain: int | None = None, once: bool = False, as_json: bool = 
 
 def _print_summary(chain_id: int, reports: list[SweepReport], as_json: bool) -> None:
     last = reports[-1].outcome if reports else SweepOutcome.IDLE
-    settled = [r for report in reports for r in report.settled]
+    settled = [item for report in reports for item in report.settled]
     summary = {
         "chainId": chain_id,
         "settled": len(settled),
-        "flushed": sum(1 for r in settled if r.amount),
-        "retry": sum(1 for r in settled if r.verdict is Verdict.RETRY),
-        "stuck": sum(1 for r in settled if r.verdict is Verdict.STUCK),
-        "transactions": sum(1 for r in reports if r.outcome is SweepOutcome.SENT),
+        "flushed": sum(1 for item in settled if item.amount),
+        "retry": sum(1 for item in settled if item.verdict is Verdict.RETRY),
+        "stuck": sum(1 for item in settled if item.verdict is Verdict.STUCK),
+        "transactions": sum(1 for report in reports if report.outcome is SweepOutcome.SENT),
         "lastStep": last.value,
     }
     if as_json:
-        typer.echo(json.dumps(summary, separators=(",", ":")))
+        print_json(summary)
         return
-    Console().print(
+    output.print(
         f"chain {chain_id}: {summary['settled']} item(s) settled, {summary['flushed']} flushed, "
         f"{summary['retry']} to retry, {summary['stuck']} stuck, "
         f"{summary['transactions']} transaction(s), last step {last.value}"

@@ -3,25 +3,29 @@
 - ``stablegate webhooks list|deliveries|resend``: :data:`webhooks_app`
 - ``stablegate merchant rotate-webhook-secret``: :func:`rotate_webhook_secret_command`
 - ``stablegate deliver``: :func:`deliver_command` (the delivery worker, until SIGINT/SIGTERM)
-
-The helpers below mirror those of ``stablegate.cli``; they are not imported from there because
-``cli`` imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.cli_support import JsonFlag, err_console, stop_on_signals, with_session
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
+from stablegate.console import (
+    JsonFlag,
+    error_console,
+    fail,
+    output,
+    print_json,
+    print_record,
+    print_rows,
+    stop_on_signals,
+    with_session,
+)
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
@@ -32,19 +36,7 @@ from stablegate.webhooks.worker import WebhookWorker
 
 webhooks_app = typer.Typer(help="Webhook events, their delivery log, and redelivery.")
 
-console = Console()
-
 MerchantOption = Annotated[str | None, typer.Option(help="Merchant id (mch_...).")]
-
-
-def _emit_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(rows, separators=(",", ":")))
-        return
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
-    console.print(table)
 
 
 @webhooks_app.command("list")
@@ -63,10 +55,10 @@ def webhooks_list(
         events = await service.list_events(
             session, merchant_id=merchant_id, status=status, order_id=order_id, limit=limit
         )
-        return [service.event_view(e) for e in events]
+        return [service.event_view(event) for event in events]
 
     columns = ["eventId", "orderId", "sequence", "type", "status", "attempts", "nextAttemptTime"]
-    _emit_rows(with_session(work), columns, as_json)
+    print_rows(with_session(work), columns, as_json)
 
 
 @webhooks_app.command("deliveries")
@@ -86,7 +78,7 @@ def webhooks_deliveries(
         return items
 
     columns = ["attemptTime", "eventId", "type", "attempt", "outcome", "responseStatus", "error"]
-    _emit_rows(with_session(work), columns, as_json)
+    print_rows(with_session(work), columns, as_json)
 
 
 @webhooks_app.command("resend")
@@ -100,11 +92,9 @@ def webhooks_resend(
 ) -> None:
     """Put an event (or all failed ones of a merchant) back in the delivery queue."""
     if (event_id is None) == (not failed):
-        err_console.print("[red]error[/red] give either --event-id or --failed")
-        raise typer.Exit(2)
+        raise fail("give either --event-id or --failed")
     if failed and merchant_id is None:
-        err_console.print("[red]error[/red] --failed needs --merchant-id")
-        raise typer.Exit(2)
+        raise fail("--failed needs --merchant-id")
 
     async def work(session: AsyncSession, _settings: Settings) -> int:
         return await service.resend(
@@ -118,9 +108,9 @@ def webhooks_resend(
 
     count = with_session(work)
     if as_json:
-        typer.echo(json.dumps({"count": count}, separators=(",", ":")))
+        print_json({"count": count})
     else:
-        console.print(f"{count} event(s) queued for redelivery")
+        output.print(f"{count} event(s) queued for redelivery")
 
 
 def rotate_webhook_secret_command(
@@ -135,19 +125,17 @@ def rotate_webhook_secret_command(
         )
 
     rotated = with_session(work)
-    data = {
-        "merchantId": rotated.merchant_id,
-        "webhookSecret": rotated.webhook_secret,
-        "previousValidUntil": rotated.previous_valid_until_ms,
-    }
+    print_record(
+        {
+            "merchantId": rotated.merchant_id,
+            "webhookSecret": rotated.webhook_secret,
+            "previousValidUntil": rotated.previous_valid_until_ms,
+        },
+        as_json,
+    )
     if as_json:
-        typer.echo(json.dumps(data, separators=(",", ":")))
         return
-    table = Table(show_header=False)
-    for key, value in data.items():
-        table.add_row(key, str(value))
-    console.print(table)
-    err_console.print(
+    error_console.print(
         "Store the new secret now: it is not shown again. Until previousValidUntil each webhook "
         "carries two V2 signatures (new secret first)."
     )
@@ -178,5 +166,4 @@ def deliver_command() -> None:
     try:
         asyncio.run(main())
     except SecretKeyMissing as exc:
-        err_console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
