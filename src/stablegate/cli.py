@@ -18,14 +18,14 @@ from stablegate.cli_support import JsonFlag, err_console, stop_on_signals, with_
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
 from stablegate.errors import GatewayError
 from stablegate.logs import configure_logging
 from stablegate.merchants import service as merchants
-from stablegate.merchants.secrets import load_secret_box
+from stablegate.migrations import upgrade
 from stablegate.models.order import OrderStatus
 from stablegate.orders import service as orders
 from stablegate.orders.view import order_view
+from stablegate.secret_box import load_secret_box
 from stablegate.webhooks.commands import (
     deliver_command,
     rotate_webhook_secret_command,

@@ -26,9 +26,9 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.secrets import load_secret_box
 from stablegate.merchants.service import create_merchant
 from stablegate.models import AuditEntry, Merchant
+from stablegate.secret_box import load_secret_box
 from stablegate.webhooks.commands import rotate_webhook_secret_command, webhooks_app
 
 RESEND = "/api/v1/webhook/resend"
