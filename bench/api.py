@@ -52,7 +52,7 @@ from cryptography.fernet import Fernet
 
 from stablegate.auth.signatures import sign_v2
 from stablegate.auth.signing import signing_string
-from stablegate.cashier.qr import qr_png
+from stablegate.orders.payment_request import qr_png
 
 ROOT = Path(__file__).resolve().parent.parent
 STABLEGATE = Path(sys.executable).parent / "stablegate"

@@ -43,8 +43,8 @@ from stablegate.auth.signing import signing_string
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 
 PATH = "/api/v1/payment/contractPayment"
 PAYOUT = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

@@ -78,13 +78,13 @@ from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain, ChainRegistry, Token
 from stablegate.clock import SystemClock
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
-from stablegate.merchants.secrets import SecretBox
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 from stablegate.models import ChainBlock, ChainState, Order, Payment
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order, new_order_id
+from stablegate.secret_box import SecretBox
 from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
 from stablegate.watcher.scan import ADDRESS_CHUNK, LARGE_SET
 

@@ -83,9 +83,9 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, read_scope, session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 from stablegate.models import WebhookDelivery, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order

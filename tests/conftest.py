@@ -25,8 +25,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 
 pytest_plugins = ["tests.chain_fixtures"]
 

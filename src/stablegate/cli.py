@@ -17,9 +17,9 @@ from cryptography.fernet import Fernet
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, output, stop_on_signals
 from stablegate.db.engine import make_engine
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
 from stablegate.merchants.commands import merchant_app
+from stablegate.migrations import upgrade
 from stablegate.models.order import OrderStatus
 from stablegate.orders.commands import orders_app
 from stablegate.watcher.commands import chain_app, watch_command

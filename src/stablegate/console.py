@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.errors import GatewayError
-from stablegate.merchants.secrets import SecretKeyMissing
+from stablegate.migrations import upgrade
+from stablegate.secret_box import SecretKeyMissing
 from stablegate.stacks import install_stack_dump
 
 Result = TypeVar("Result")

@@ -18,7 +18,7 @@ from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.api.server import server_config
 from stablegate.config import Settings
-from stablegate.db.migrate import upgrade
+from stablegate.migrations import upgrade
 from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.runner import run_watchers
 from stablegate.webhooks.worker import WebhookWorker

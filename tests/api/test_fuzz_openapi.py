@@ -29,8 +29,8 @@ from stablegate.auth.signing import signing_string
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.secrets import load_secret_box
 from stablegate.merchants.service import create_merchant
+from stablegate.secret_box import load_secret_box
 
 EXAMPLES_PER_OPERATION = 60
 CURSOR_EXAMPLES = 200

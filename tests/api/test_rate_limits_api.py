@@ -22,8 +22,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import set_key_policy
+from stablegate.migrations import upgrade
 
 QUERY = "/api/v1/payment/contractPayment"
 CREATE = "/api/v1/payment/createQrOrder"

@@ -7,7 +7,7 @@ import asyncio
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
+from stablegate.migrations import upgrade
 
 
 async def test_claim_once_then_again_after_expiry(database_url: str) -> None:

@@ -38,13 +38,13 @@ from stablegate.chain.registry import load_registry
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.db.migrate import upgrade
-from stablegate.merchants.secrets import load_secret_box
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 from stablegate.models import Order
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
 from stablegate.orders.view import payment_uri
+from stablegate.secret_box import load_secret_box
 from stablegate.watcher.loop import ChainWatcher, WatcherOptions
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from sqlalchemy import update
 from tests.support import TEST_USDT, MerchantKeys
 
 from stablegate.api.context import GatewayContext
-from stablegate.api.page_headers import CONTENT_SECURITY_POLICY
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter
 from stablegate.cashier.i18n import negotiate_language
 from stablegate.cashier.page import dev_pay_enabled, format_time_left, safe_redirect
@@ -26,6 +25,7 @@ from stablegate.db.engine import session_scope
 from stablegate.models import Order
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
+from stablegate.web.pages import CONTENT_SECURITY_POLICY
 
 XSS = "<script>alert('xss')</script> & \"quotes\""
 EXPECTED_CSP = (

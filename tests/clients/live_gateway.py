@@ -23,8 +23,8 @@ from stablegate.api.app import create_app
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.secrets import load_secret_box
 from stablegate.merchants.service import add_public_key, create_merchant
+from stablegate.secret_box import load_secret_box
 
 T = TypeVar("T")
 

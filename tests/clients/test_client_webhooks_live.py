@@ -24,7 +24,7 @@ from tests.clients.live_gateway import Gateway, StartGateway, run_in_fresh_loop
 from tests.support import LiveServer
 
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.merchants.secrets import load_secret_box
+from stablegate.secret_box import load_secret_box
 from stablegate.webhooks.signing_key import load_signing_key
 from stablegate.webhooks.worker import WebhookWorker
 

@@ -28,8 +28,8 @@ from stablegate.chain.evm.rpc import RpcClient, eth_call, get_code, transact
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 

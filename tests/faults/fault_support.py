@@ -40,13 +40,13 @@ from stablegate.chain.evm.rpc import RpcClient, transact
 from stablegate.chain.registry import Chain, ChainRegistry, load_registry
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker, read_scope, session_scope
-from stablegate.db.migrate import upgrade
-from stablegate.merchants.secrets import SecretBox
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 from stablegate.models import ChainState, Lease, Order, Payment, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
 from stablegate.payments.settlement import MerchantPolicy, settle
+from stablegate.secret_box import SecretBox
 
 CHAIN_ID = 31337
 LEASE_NAME = f"watcher:{CHAIN_ID}"

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import httpx
 
-from stablegate.api.page_headers import CONTENT_SECURITY_POLICY
+from stablegate.web.pages import CONTENT_SECURITY_POLICY
 
 
 class Links(HTMLParser):

@@ -20,12 +20,12 @@ from stablegate.chain.evm.rpc import RpcClient, transact
 from stablegate.chain.registry import Chain, ChainRegistry, Token
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.db.migrate import upgrade
-from stablegate.merchants.secrets import SecretBox
 from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
 from stablegate.models import Merchant, Order, Payment, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
+from stablegate.secret_box import SecretBox
 from stablegate.watcher.loop import ChainWatcher, StepOutcome, StepReport, WatcherOptions
 
 DECIMALS = {"USDT": 6, "USDC": 6, "USDT18": 18}

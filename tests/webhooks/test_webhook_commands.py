@@ -17,8 +17,8 @@ from stablegate.cli import app
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.secrets import load_secret_box
 from stablegate.models import Merchant
+from stablegate.secret_box import load_secret_box
 
 
 @pytest_asyncio.fixture

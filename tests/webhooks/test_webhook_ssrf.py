@@ -36,7 +36,7 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.models import WebhookDelivery
-from stablegate.webhooks.ssrf import (
+from stablegate.outbound import (
     BlockedDestination,
     DestinationError,
     Resolver,

@@ -15,8 +15,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order, WebhookDelivery
+from stablegate.outbound import DestinationError, parse_webhook_url, resolve_target
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
-from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url, resolve_target
 
 H = 3_600_000
 

@@ -12,23 +12,25 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from stablegate import __version__
-from stablegate.api import errors, health
-from stablegate.api.context import GatewayContext, Metrics
+from stablegate.api import health
+from stablegate.api.context import GatewayContext
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
 from stablegate.auth.replay import RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
-from stablegate.cashier import endpoints as public_endpoints
 from stablegate.cashier import page as cashier_page
+from stablegate.cashier import public_api
 from stablegate.cashier.live import LiveOrders, database_views
 from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
-from stablegate.merchants.secrets import load_secret_box
+from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
 from stablegate.reference import page as reference_page
+from stablegate.secret_box import load_secret_box
+from stablegate.web import errors
+from stablegate.web.context import Metrics
 from stablegate.webhooks import endpoints as webhook_endpoints
 from stablegate.webhooks.signing_key import load_signing_key
 
@@ -117,10 +119,15 @@ def create_app(
         redoc_url=None,
     )
     app.state.gateway = ctx
+    # Each domain's own state, read by that domain's dependency (stablegate.web knows none).
+    app.state.order_context = ctx.orders
+    app.state.signing_key = ctx.signing_key
+    app.state.stream_slots = ctx.stream_slots
+    app.state.live_orders = ctx.live_orders
     errors.install_error_handlers(app)
     app.include_router(order_endpoints.router)
     app.include_router(webhook_endpoints.router)
-    app.include_router(public_endpoints.router)
+    app.include_router(public_api.router)
     app.include_router(cashier_page.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from stablegate.api.security import get_context
 from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, Forbidden
 from stablegate.watcher.status import chain_statuses
+from stablegate.web.context import get_context
 
 router = APIRouter(tags=["operations"])
 

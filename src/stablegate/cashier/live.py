@@ -19,13 +19,15 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, inspect, select
+from fastapi import Request
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.db.engine import read_scope
 from stablegate.models import Order
+from stablegate.orders import queries
 from stablegate.orders.view import public_order_view
 
 log = structlog.get_logger("stablegate.cashier")
@@ -169,8 +171,10 @@ class LiveOrders:
                 subscription.offer(view, key)
 
 
-# Every mapped column of an order, by attribute name, so a row can stand in for the ORM object.
-_ORDER_COLUMNS = [getattr(Order, column.key) for column in inspect(Order).column_attrs]
+def app_live_orders(request: Request) -> LiveOrders:
+    """The poll of the app serving ``request`` (put in ``app.state`` by the app)."""
+    live: LiveOrders = request.app.state.live_orders
+    return live
 
 
 def database_views(
@@ -183,10 +187,8 @@ def database_views(
     views rendered from a detached ``Order`` built from the row."""
 
     async def load(order_ids: Collection[str]) -> dict[str, Row[Any]]:
-        statement = select(*_ORDER_COLUMNS).where(Order.id.in_(order_ids))
         async with read_scope(sessions) as session:
-            rows = (await session.execute(statement)).all()
-        return {row.id: row for row in rows}
+            return await queries.public_order_rows(session, order_ids)
 
     def render(row: Row[Any]) -> View:
         order = Order(**row._asdict())

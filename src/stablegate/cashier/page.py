@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -28,32 +27,30 @@ import structlog
 from eth_account import Account
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import select
 
-from stablegate.api.context import GatewayContext
-from stablegate.api.page_headers import page_headers, page_templates
-from stablegate.api.security import request_ip
-from stablegate.cashier.endpoints import OrderIdPath, public_guard
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
+from stablegate.cashier.live import app_live_orders
+from stablegate.cashier.public_api import ERRORS, OrderIdPath, find_public_order
+from stablegate.cashier.stream_slots import app_stream_slots
 from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReverted, transact
 from stablegate.chain.registry import Chain
-from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound, RateLimited
 from stablegate.models import Order
 from stablegate.money import format_amount
-from stablegate.orders.schemas import ErrorResponse
+from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
 from stablegate.orders.view import public_order_view
+from stablegate.web.context import WebContext
+from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.security import public_request, request_ip
 
 log = structlog.get_logger("stablegate.cashier")
 
 router = APIRouter()
 
-_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_QR_MODES = ("address", "eip681")
 _NOTICES = ("dev_pay_sent", "dev_pay_failed")
 _STATUSES = frozenset(status.value for status in OrderStatus)
 # The dev-chain payer: anvil's default account #2 (account #1 is the demo's customer).
@@ -150,20 +147,12 @@ def _message_page(
     )
 
 
-async def _find_order(ctx: GatewayContext, order_id: str) -> Order | None:
-    if not _ORDER_ID.fullmatch(order_id):
-        return None
-    async with read_scope(ctx.sessions) as session:
-        order: Order | None = await session.scalar(select(Order).where(Order.id == order_id))
-    return order
-
-
 def _status_text(t: Translator, status: str) -> str:
     return t(f"status_{status}") if status in _STATUSES else status
 
 
 def cashier_context(
-    ctx: GatewayContext, order: Order, t: Translator, qr_mode: str, notice: str | None
+    ctx: WebContext, order: Order, t: Translator, qr_mode: str, notice: str | None
 ) -> dict[str, Any]:
     """Everything the cashier template shows, computed once here (the template only lays out)."""
     now_ms = ctx.clock.now_ms()
@@ -197,13 +186,12 @@ def cashier_context(
             "mode": mode,
             "label": t(f"qr_{mode}"),
             "href": f"/cashier/{order.id}?{urlencode({'lang': t.language, 'qr': mode})}",
-            "src": f"/api/v1/public/orders/{order.id}/qr.png"
-            + ("?format=eip681" if mode == "eip681" else ""),
+            "src": qr_path(order.id, mode),
             "alt": t(f"qr_alt_{mode}", **fields),
             "hint": t(f"qr_hint_{mode}"),
             "current": mode == qr_mode,
         }
-        for mode in _QR_MODES
+        for mode in QR_FORMATS
     ]
     return {
         "view": view,
@@ -250,13 +238,13 @@ async def cashier_page(
 ) -> HTMLResponse:
     language = negotiate_language(lang, request.headers.get("accept-language"))
     try:
-        ctx = await public_guard(request)
+        ctx = await public_request(request)
     except RateLimited as exc:
         return _message_page(language, "rate_limited", exc.status, exc.headers)
-    order = await _find_order(ctx, order_id)
+    order = await find_public_order(ctx, order_id)
     if order is None:
         return _message_page(language, "not_found", 404)
-    qr_mode = qr if qr in _QR_MODES else "address"
+    qr_mode = qr if qr in QR_FORMATS else "address"
     t = Translator(language)
     return _render("cashier.html", language, **cashier_context(ctx, order, t, qr_mode, notice))
 
@@ -265,10 +253,10 @@ async def cashier_page(
 async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> Response:
     language = negotiate_language(lang, request.headers.get("accept-language"))
     try:
-        ctx = await public_guard(request)
+        ctx = await public_request(request)
     except RateLimited as exc:
         return _message_page(language, "rate_limited", exc.status, exc.headers)
-    order = await _find_order(ctx, order_id)
+    order = await find_public_order(ctx, order_id)
     chain = ctx.registry.get(order.chain_id) if order is not None else None
     if order is None or chain is None or not dev_pay_enabled(chain):
         # Off the dev chain this route does not exist, as far as anyone can tell.
@@ -311,17 +299,17 @@ async def cashier_static(name: str) -> Response:
             "it changes; ends after a terminal status. 429 `too_many_streams` when the client's "
             "address or this server has too many streams open: poll the order instead.",
         },
-        **{code: {"model": ErrorResponse} for code in (400, 404, 429)},
+        **ERRORS,
     },
     summary="Server-sent events with the cashier's view of an order",
     tags=["public"],
 )
 async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResponse:
-    ctx = await public_guard(request)
+    ctx = await public_request(request)
     # Refused before any database work when too many streams are open (429 too_many_streams).
-    slot = ctx.stream_slots.acquire(request_ip(request, ctx))
+    slot = app_stream_slots(request).acquire(request_ip(request, ctx))
     try:
-        order = await _find_order(ctx, order_id)
+        order = await find_public_order(ctx, order_id)
     except BaseException:
         slot.release()
         raise
@@ -330,10 +318,11 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
         raise NotFound("order not found")
     # Every poll offers the current view and the stream sends what differs from its last event,
     # so a change committed after this read still reaches it on the next poll.
-    subscription = ctx.live_orders.subscribe(order_id)
+    live_orders = app_live_orders(request)
+    subscription = live_orders.subscribe(order_id)
 
     def close() -> None:
-        ctx.live_orders.unsubscribe(subscription)
+        live_orders.unsubscribe(subscription)
         slot.release()
 
     try:

@@ -9,6 +9,8 @@ rate limits.
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from stablegate.auth.client_ip import ban_subject
 from stablegate.errors import RateLimited
 
@@ -66,3 +68,9 @@ class StreamSlots:
             self._by_subject[subject] = left
         else:
             del self._by_subject[subject]
+
+
+def app_stream_slots(request: Request) -> StreamSlots:
+    """The slots of the app serving ``request`` (put in ``app.state`` by the app)."""
+    slots: StreamSlots = request.app.state.stream_slots
+    return slots

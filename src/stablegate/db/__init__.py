@@ -1,1 +1,2 @@
-"""Database layer: engine and sessions, the declarative base, column types, migrations."""
+"""Database layer: engine and sessions, the declarative base, column types (migrations:
+stablegate.migrations)."""

@@ -15,7 +15,7 @@ from stablegate.config import Settings
 from stablegate.console import JsonFlag, error_console, print_record, with_session
 from stablegate.merchants import service
 from stablegate.merchants.payout_check import PayoutCodeCheck
-from stablegate.merchants.secrets import load_secret_box
+from stablegate.secret_box import load_secret_box
 
 merchant_app = typer.Typer(help="Merchants, API keys, public keys and payout addresses.")
 

@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
-from stablegate.merchants.secrets import SecretBox
 from stablegate.merchants.service import hash_api_key
 from stablegate.models import ApiKey, ApiPublicKey
+from stablegate.secret_box import SecretBox
 
 
 async def load_credentials(

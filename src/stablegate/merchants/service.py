@@ -16,10 +16,10 @@ from stablegate.auth.verify import signed_reads_required
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.payout_check import PayoutCodeCheck
-from stablegate.merchants.secrets import SecretBox, new_token
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
-from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+from stablegate.outbound import DestinationError, parse_webhook_url
+from stablegate.secret_box import SecretBox, new_token
 
 
 @dataclass(frozen=True)

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from stablegate.api.errors import validation_message
-from stablegate.api.security import get_context, merchant_request
 from stablegate.auth.json_body import parse_json_object
-from stablegate.cashier.qr import qr_data_url
 from stablegate.db.engine import read_scope, session_scope
-from stablegate.errors import InvalidRequest
 from stablegate.orders import service
-from stablegate.orders.schemas import (
-    CreateOrderRequest,
-    ErrorResponse,
-    OrderOut,
-    OrderPage,
-    OrderRef,
-)
-from stablegate.orders.view import order_view
+from stablegate.orders.payment_request import qr_data_url
+from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
+from stablegate.orders.service import OrderContext
+from stablegate.orders.view import order_out
 from stablegate.pagination import CursorParam
+from stablegate.web.context import get_context
+from stablegate.web.errors import error_responses, validated
+from stablegate.web.security import merchant_request
 
-M = TypeVar("M", bound=BaseModel)
+# Sent with json.dumps like every other answer; only the fields that were set (a page's
+# orders have no ``payments``, an order without ``inlineQr`` no ``qrCodeDataUrl``).
+router = APIRouter(prefix="/api/v1/payment", tags=["payment"], default_response_class=JSONResponse)
+_ERRORS = error_responses(400, 401, 404, 409, 413, 418, 429, 503)
 
-router = APIRouter(prefix="/api/v1/payment", tags=["payment"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 418, 429, 503)
-}
+def order_context(request: Request) -> OrderContext:
+    """The orders' own state, put in ``app.state`` by the app."""
+    ctx: OrderContext = request.app.state.order_context
+    return ctx
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -43,93 +41,91 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _validate(model: type[M], data: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        code, message = validation_message(exc)
-        raise InvalidRequest(message, code=code) from None
-
-
 @router.post(
     "/createQrOrder",
     response_model=OrderOut,
-    responses=_ERRORS,
     openapi_extra=_body_schema(CreateOrderRequest),
     summary="Create a payment order (signed)",
+    responses=_ERRORS,
+    response_model_exclude_unset=True,
 )
-async def create_qr_order(request: Request) -> JSONResponse:
+async def create_qr_order(request: Request, response: Response) -> OrderOut:
     ctx = get_context(request)
     auth = await merchant_request(request, write=True)
-    req = _validate(CreateOrderRequest, parse_json_object(auth.body))
+    req = validated(CreateOrderRequest, parse_json_object(auth.body))
     # Before any transaction: the first order on a chain may ask its node about the factory.
     await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
     async with session_scope(ctx.sessions) as session:
         order, created = await service.create_order(
-            session, ctx.clock, ctx.orders, merchant_id=auth.merchant_id, req=req
+            session, ctx.clock, order_context(request), merchant_id=auth.merchant_id, req=req
         )
-        view = order_view(order, ctx.registry, ctx.settings.public_url)
+        view = order_out(order, ctx.registry, ctx.settings.public_url)
     if created:
         ctx.metrics.orders_created.labels(str(order.chain_id)).inc()
     if req.inline_qr:
-        view["qrCodeDataUrl"] = qr_data_url(order.to_address)
-    return JSONResponse(view, headers=auth.rate_headers)
+        view.qrCodeDataUrl = qr_data_url(order.to_address)
+    response.headers.update(auth.rate_headers)
+    return view
 
 
 @router.get(
     "/contractPayment",
     response_model=OrderOut | OrderPage,
-    responses=_ERRORS,
     summary="One order with its payments, or a page of orders",
+    responses=_ERRORS,
+    response_model_exclude_unset=True,
 )
 async def contract_payment(
     request: Request,
+    response: Response,
     order_id: Annotated[str | None, Query(alias="orderId", max_length=64)] = None,
     order_no: Annotated[str | None, Query(alias="orderNo", max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     since: Annotated[int | None, Query(ge=0, le=2**53)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorParam = None,
-) -> JSONResponse:
+) -> OrderOut | OrderPage:
     ctx = get_context(request)
     auth = await merchant_request(request, write=False)
+    response.headers.update(auth.rate_headers)
     async with read_scope(ctx.sessions) as session:
         if order_id is not None or order_no is not None:
             order = await service.get_order(
                 session, auth.merchant_id, order_id=order_id, order_no=order_no
             )
-            view = order_view(order, ctx.registry, ctx.settings.public_url)
-            view["payments"] = await service.payments_of(session, order)
-            return JSONResponse(view, headers=auth.rate_headers)
+            view = order_out(order, ctx.registry, ctx.settings.public_url)
+            view.payments = await service.payments_of(session, order)
+            return view
         orders, next_cursor = await service.list_orders(
             session, auth.merchant_id, status=status, since_ms=since, limit=limit, cursor=cursor
         )
-        page = {
-            "items": [order_view(o, ctx.registry, ctx.settings.public_url) for o in orders],
-            "nextCursor": next_cursor,
-        }
-    return JSONResponse(page, headers=auth.rate_headers)
+        return OrderPage(
+            items=[order_out(o, ctx.registry, ctx.settings.public_url) for o in orders],
+            nextCursor=next_cursor,
+        )
 
 
 @router.post(
     "/cancelOrder",
     response_model=OrderOut,
-    responses=_ERRORS,
     openapi_extra=_body_schema(OrderRef),
     summary="Cancel a pending order with no payment seen (signed)",
+    responses=_ERRORS,
+    response_model_exclude_unset=True,
 )
-async def cancel_order(request: Request) -> JSONResponse:
+async def cancel_order(request: Request, response: Response) -> OrderOut:
     ctx = get_context(request)
     auth = await merchant_request(request, write=True)
-    ref = _validate(OrderRef, parse_json_object(auth.body))
+    ref = validated(OrderRef, parse_json_object(auth.body))
     async with session_scope(ctx.sessions) as session:
         order = await service.cancel_order(
             session,
             ctx.clock,
-            ctx.orders,
+            order_context(request),
             merchant_id=auth.merchant_id,
             order_id=ref.order_id,
             order_no=ref.order_no,
         )
-        view = order_view(order, ctx.registry, ctx.settings.public_url)
-    return JSONResponse(view, headers=auth.rate_headers)
+        view = order_out(order, ctx.registry, ctx.settings.public_url)
+    response.headers.update(auth.rate_headers)
+    return view

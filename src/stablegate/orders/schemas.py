@@ -1,4 +1,8 @@
-"""Wire shapes of the order endpoints (also the OpenAPI schema)."""
+"""Wire shapes of the order endpoints (also the OpenAPI schema).
+
+The response models are the one list of an order's fields (built by
+:mod:`stablegate.orders.view`); their field names are the wire's camelCase names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
-from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+from stablegate.outbound import DestinationError, parse_webhook_url
 
 _PRINTABLE_ID = r"^[\x21-\x7e]{1,64}$"
 
@@ -72,16 +76,9 @@ class OrderRef(BaseModel):
     order_no: Annotated[StrictStr | None, Field(alias="orderNo", max_length=64)] = None
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
 class PaymentOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)  # built with from_=, sent as "from"
+
     txId: str
     logIndex: int
     from_: str = Field(alias="from")

@@ -7,7 +7,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,14 +15,13 @@ from stablegate.chain.evm import create2
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
-from stablegate.models import AuditEntry, Merchant, Order, Payment, PayoutAddress
+from stablegate.models import AuditEntry, Merchant, Order, PayoutAddress
 from stablegate.models.merchant import DepositStrategy
-from stablegate.models.payment import PaymentKind
-from stablegate.money import format_amount, parse_amount
-from stablegate.orders import unique_amount
-from stablegate.orders.schemas import CreateOrderRequest
+from stablegate.money import parse_amount
+from stablegate.orders import queries, unique_amount
+from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
-from stablegate.orders.view import order_view
+from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.webhooks.outbox import add_event
 
@@ -86,7 +85,7 @@ async def create_order(
     fingerprint = _fingerprint(req, chain.id, token.symbol, units)
 
     if req.order_no is not None:
-        existing = await _by_order_no(session, merchant_id, req.order_no)
+        existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
 
@@ -157,7 +156,7 @@ async def create_order(
     except IntegrityError:
         if req.order_no is None:
             raise
-        existing = await _by_order_no(session, merchant_id, req.order_no)
+        existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is None:
             raise
         return _same_or_conflict(existing, fingerprint), False
@@ -183,12 +182,6 @@ def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str
     return address, factory, "0x" + salt.hex()
 
 
-async def _by_order_no(session: AsyncSession, merchant_id: str, order_no: str) -> Order | None:
-    return await session.scalar(
-        select(Order).where(Order.merchant_id == merchant_id, Order.order_no == order_no)
-    )
-
-
 async def get_order(
     session: AsyncSession,
     merchant_id: str,
@@ -199,14 +192,9 @@ async def get_order(
 ) -> Order:
     if order_id is None and order_no is None:
         raise InvalidRequest("give orderId or orderNo", code="invalid_request")
-    query = select(Order).where(Order.merchant_id == merchant_id)
-    if order_id is not None:
-        query = query.where(Order.id == order_id)
-    if order_no is not None:
-        query = query.where(Order.order_no == order_no)
-    if for_update:
-        query = query.with_for_update()
-    order = await session.scalar(query)
+    order = await queries.merchant_order(
+        session, merchant_id, order_id=order_id, order_no=order_no, for_update=for_update
+    )
     if order is None:
         raise NotFound("order not found")
     return order
@@ -231,7 +219,7 @@ async def list_orders(
     cursor: str | None,
 ) -> tuple[list[Order], str | None]:
     """Newest first, keyset-paginated on (createTime, orderId)."""
-    query = select(Order).where(Order.merchant_id == merchant_id)
+    query = queries.readable_orders(merchant_id)
     if status is not None:
         if status not in set(OrderStatus):
             raise InvalidRequest(f"unknown status {status!r}", code="invalid_status")
@@ -283,31 +271,9 @@ async def cancel_order(
     return order
 
 
-async def payments_of(session: AsyncSession, order: Order) -> list[dict[str, object]]:
+async def payments_of(session: AsyncSession, order: Order) -> list[PaymentOut]:
     """Every transfer seen for the order, credited or not, oldest first (not its flushes)."""
-    rows = await session.scalars(
-        select(Payment)
-        .where(Payment.order_id == order.id, Payment.kind != PaymentKind.FLUSH)
-        .order_by(Payment.block_number, Payment.log_index)
-    )
-    return [
-        {
-            "txId": p.tx_hash,
-            "logIndex": p.log_index,
-            "from": p.from_address,
-            "tokenAddress": p.token_address,
-            "amount": format_amount(p.amount, order.decimals)
-            if p.token_address.lower() == order.token_address.lower()
-            else str(p.amount),
-            "blockNumber": p.block_number,
-            "blockHash": p.block_hash,
-            "blockTime": p.block_time_ms,
-            "status": p.status,
-            "kind": p.kind,
-            "late": p.late,
-        }
-        for p in rows.all()
-    ]
+    return [payment_out(p, order) for p in await queries.order_payments(session, order.id)]
 
 
 async def mark_completed(
@@ -322,7 +288,7 @@ async def mark_completed(
     """The operator completes a pending or expired order by hand (audited: who and why)."""
     if not actor.strip() or not reason.strip():
         raise InvalidRequest("say who you are and why", code="audit_required")
-    order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    order = await queries.locked_order(session, order_id)
     if order is None:
         raise NotFound("order not found")
     status = OrderStatus(order.status)

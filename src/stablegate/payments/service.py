@@ -20,6 +20,7 @@ from stablegate.models import Merchant, Order, Payment
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
 from stablegate.models.order import OrderStatus
 from stablegate.models.payment import PaymentKind, PaymentStatus
+from stablegate.orders import queries
 from stablegate.orders.service import OrderContext
 from stablegate.orders.view import order_view
 from stablegate.payments.settlement import MerchantPolicy, settle
@@ -209,7 +210,7 @@ async def settle_orders(
     ``newly_seen``: order id -> kinds of its newly recorded payments (record_transfers)."""
     changed = 0
     for order_id in sorted(set(order_ids)):
-        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        order = await queries.locked_order(session, order_id)
         if order is None:
             continue
         merchant = await session.get(Merchant, order.merchant_id)

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from stablegate.api.page_headers import page_headers, page_templates
+from stablegate.web.pages import page_headers, page_templates
 
 router = APIRouter(include_in_schema=False)
 

@@ -16,8 +16,8 @@ from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
 from stablegate.console import fail, output, print_json, stop_on_signals
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
+from stablegate.migrations import upgrade
 from stablegate.sweeper.batch import Verdict
 from stablegate.sweeper.options import SweepConfigError, SweepOptions, load_options
 from stablegate.sweeper.reports import SweepOutcome, SweepReport

@@ -27,8 +27,8 @@ from stablegate.console import (
     with_session,
 )
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
+from stablegate.migrations import upgrade
 
 chain_app = typer.Typer(help="Chains: watcher status, contract deployment.")
 

@@ -27,9 +27,9 @@ from stablegate.console import (
     with_session,
 )
 from stablegate.db.engine import make_engine, make_sessionmaker
-from stablegate.db.migrate import upgrade
 from stablegate.logs import configure_logging
-from stablegate.merchants.secrets import SecretKeyMissing, load_secret_box
+from stablegate.migrations import upgrade
+from stablegate.secret_box import SecretKeyMissing, load_secret_box
 from stablegate.webhooks import service
 from stablegate.webhooks.signing_key import load_signing_key
 from stablegate.webhooks.worker import WebhookWorker

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
-from stablegate.merchants.secrets import new_token
 from stablegate.models import Order, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
+from stablegate.secret_box import new_token
 from stablegate.webhooks.ordering import holds_next
 
 

@@ -31,12 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
-from stablegate.merchants.secrets import SecretBox, SecretKeyMissing, new_token
 from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
+from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.pagination import INT32_MAX, cursor_int, decode_cursor, encode_cursor
+from stablegate.secret_box import SecretBox, SecretKeyMissing, new_token
+from stablegate.web.wire import wire_json
+from stablegate.webhooks import queries
 from stablegate.webhooks.ordering import chunks, lock_orders, refresh
-from stablegate.webhooks.ssrf import DestinationError, parse_webhook_url
+from stablegate.webhooks.schemas import Delivery, DeliveryPage
 from stablegate.webhooks.state import (
     RESENDABLE_IN_BULK,
     EventTrigger,
@@ -217,14 +220,11 @@ async def resend(
     if event_id is not None:
         # The order's lock first, then its event (see ordering.py); a pending event stays as
         # it is in the order's queue, a resent one may now hold the events after it.
-        order_of = select(WebhookEvent.order_id).where(WebhookEvent.id == event_id)
-        if merchant_id is not None:
-            order_of = order_of.where(WebhookEvent.merchant_id == merchant_id)
+        the_event = queries.readable_events(merchant_id).where(WebhookEvent.id == event_id)
+        order_of = the_event.with_only_columns(WebhookEvent.order_id)
         await lock_orders(session, await session.scalars(order_of))
-        event = await session.scalar(
-            select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update()
-        )
-        if event is None or (merchant_id is not None and event.merchant_id != merchant_id):
+        event = await session.scalar(the_event.with_for_update())
+        if event is None:
             raise NotFound("webhook event not found")
         if event.status == EventStatus.PENDING:
             event.next_attempt_at_ms = min(event.next_attempt_at_ms, now)
@@ -239,21 +239,18 @@ async def resend(
     else:
         if merchant_id is None:
             raise InvalidRequest("resending all failed events needs a merchant")
-        resendable = (
-            WebhookEvent.merchant_id == merchant_id,
-            WebhookEvent.status.in_(RESENDABLE_IN_BULK),
-        )
+        resendable = queries.resendable_events(merchant_id)
         # Lock the orders first, then touch only their events (an event failing meanwhile
         # in another order is left for the next resend).
         order_ids = list(
-            await session.scalars(select(WebhookEvent.order_id).where(*resendable).distinct())
+            await session.scalars(select(WebhookEvent.order_id).where(resendable).distinct())
         )
         await lock_orders(session, order_ids)
         count = 0
         for chunk in chunks(order_ids):
             result = await session.execute(
                 update(WebhookEvent)
-                .where(*resendable, WebhookEvent.order_id.in_(chunk))
+                .where(resendable, WebhookEvent.order_id.in_(chunk))
                 .values(
                     status=common_target(RESENDABLE_IN_BULK, EventTrigger.RESEND),
                     attempts=0,
@@ -300,9 +297,7 @@ async def list_events(
     limit: int,
 ) -> list[WebhookEvent]:
     """Newest events first (the operator's view; the merchant's is the delivery log)."""
-    query = select(WebhookEvent)
-    if merchant_id is not None:
-        query = query.where(WebhookEvent.merchant_id == merchant_id)
+    query = queries.readable_events(merchant_id)
     if status is not None:
         if status not in set(EventStatus):
             raise InvalidRequest(f"unknown status {status!r}", code="invalid_status")
@@ -313,23 +308,23 @@ async def list_events(
     return list((await session.scalars(query.limit(limit))).all())
 
 
-def delivery_view(delivery: WebhookDelivery, event: WebhookEvent) -> dict[str, Any]:
-    return {
-        "deliveryId": str(delivery.id),
-        "eventId": delivery.event_id,
-        "orderId": event.order_id,
-        "type": event.type,
-        "sequence": event.sequence,
-        "eventStatus": event.status,
-        "attempt": delivery.attempt,
-        "url": delivery.url,
-        "outcome": delivery.outcome,
-        "responseStatus": delivery.response_status,
-        "responseBody": delivery.response_body,
-        "error": delivery.error,
-        "latencyMs": delivery.latency_ms,
-        "attemptTime": delivery.attempted_at_ms,
-    }
+def delivery_out(delivery: WebhookDelivery, event: WebhookEvent) -> Delivery:
+    return Delivery(
+        deliveryId=str(delivery.id),
+        eventId=delivery.event_id,
+        orderId=event.order_id,
+        type=event.type,
+        sequence=event.sequence,
+        eventStatus=event.status,
+        attempt=delivery.attempt,
+        url=delivery.url,
+        outcome=delivery.outcome,
+        responseStatus=delivery.response_status,
+        responseBody=delivery.response_body,
+        error=delivery.error,
+        latencyMs=delivery.latency_ms,
+        attemptTime=delivery.attempted_at_ms,
+    )
 
 
 def _encode_cursor(delivery_id: int) -> str:
@@ -341,7 +336,7 @@ def _decode_cursor(cursor: str) -> int:
     return cursor_int(delivery_id, low=1, high=INT32_MAX)  # an INTEGER column
 
 
-async def list_deliveries(
+async def deliveries_page(
     session: AsyncSession,
     *,
     merchant_id: str | None,
@@ -349,13 +344,9 @@ async def list_deliveries(
     event_id: str | None = None,
     limit: int = 20,
     cursor: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> DeliveryPage:
     """The delivery log, newest attempt first, keyset-paginated on the delivery id."""
-    query = select(WebhookDelivery, WebhookEvent).join(
-        WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id
-    )
-    if merchant_id is not None:
-        query = query.where(WebhookDelivery.merchant_id == merchant_id)
+    query = queries.readable_deliveries(merchant_id)
     if order_id is not None:
         query = query.where(WebhookEvent.order_id == order_id)
     if event_id is not None:
@@ -365,4 +356,25 @@ async def list_deliveries(
     query = query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)
     rows = list((await session.execute(query)).all())
     next_cursor = _encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
-    return [delivery_view(d, e) for d, e in rows[:limit]], next_cursor
+    return DeliveryPage(items=[delivery_out(d, e) for d, e in rows[:limit]], nextCursor=next_cursor)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    merchant_id: str | None,
+    order_id: str | None = None,
+    event_id: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """:func:`deliveries_page` as JSON objects (the CLI's rows)."""
+    page = await deliveries_page(
+        session,
+        merchant_id=merchant_id,
+        order_id=order_id,
+        event_id=event_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return [wire_json(item) for item in page.items], page.next_cursor

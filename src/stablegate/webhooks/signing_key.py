@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Request
 
 from stablegate.config import Settings
 
@@ -59,3 +60,9 @@ def _data_dir_pem(path: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return pem
+
+
+def app_signing_key(request: Request) -> GatewaySigningKey:
+    """The key of the app serving ``request`` (put in ``app.state`` by the app)."""
+    key: GatewaySigningKey = request.app.state.signing_key
+    return key

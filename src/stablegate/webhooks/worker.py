@@ -53,16 +53,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stablegate.clock import Clock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.merchants.secrets import SecretBox
 from stablegate.models import WebhookDelivery, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
+from stablegate.outbound import DestinationError, Resolver, post_pinned
+from stablegate.secret_box import SecretBox
 from stablegate.watchdog import Watchdog
 from stablegate.webhooks.ordering import lock_orders, refresh
 from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success, next_attempt_at_ms
 from stablegate.webhooks.service import Claim, Outcome, claim_due
 from stablegate.webhooks.signing import webhook_body, webhook_headers
 from stablegate.webhooks.signing_key import GatewaySigningKey
-from stablegate.webhooks.ssrf import DestinationError, Resolver, post_pinned
 from stablegate.webhooks.state import EventTrigger, transition
 
 log = structlog.get_logger("stablegate.webhooks")

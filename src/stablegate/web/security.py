@@ -1,4 +1,5 @@
-"""Authenticate and rate-limit one merchant request (the glue between HTTP and stablegate.auth)."""
+"""Authenticate and rate-limit one request (the glue between HTTP and stablegate.auth): a
+merchant's signed or key-only request, or an unauthenticated public one."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import structlog
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
-from stablegate.api.context import GatewayContext
 from stablegate.auth.client_ip import client_ip, forwarded_for
 from stablegate.auth.json_body import MAX_BODY_BYTES
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, GatewayError
 from stablegate.merchants.credentials import load_credentials
+from stablegate.web.context import WebContext, get_context
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,7 @@ class MerchantRequest:
         return self.credentials.merchant_id
 
 
-def get_context(request: Request) -> GatewayContext:
-    ctx: GatewayContext = request.app.state.gateway
-    return ctx
-
-
-def request_ip(request: Request, ctx: GatewayContext) -> str:
+def request_ip(request: Request, ctx: WebContext) -> str:
     """The client's address: the one place it is computed (every limit and ban uses it)."""
     # The ASGI peer is the TCP peer: the servers do not let uvicorn rewrite it from headers.
     peer = request.client.host if request.client else None
@@ -44,6 +40,14 @@ def request_ip(request: Request, ctx: GatewayContext) -> str:
         forwarded_for(request.headers.getlist("x-forwarded-for")),
         ctx.settings.trusted_proxy_networks,
     )
+
+
+async def public_request(request: Request) -> WebContext:
+    """An unauthenticated request (public endpoints, the cashier page): limited per IP, never
+    banned, since many customers may share one address."""
+    ctx = get_context(request)
+    await ctx.limiter.check_public(request_ip(request, ctx))
+    return ctx
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

@@ -1,17 +1,25 @@
-"""One renderer for every error: ``{"error": {"code", "message"}}``, never a stack trace."""
+"""One renderer for every error: ``{"error": {"code", "message"}}``, never a stack trace.
+
+Also the error's schema (:class:`ErrorResponse`, in every route's documented responses) and the
+validation of a parsed JSON body against a request model, failing as the handler would.
+"""
 
 from __future__ import annotations
+
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stablegate.errors import GatewayError
+from stablegate.errors import GatewayError, InvalidRequest
 
 log = structlog.get_logger("stablegate.api")
+
+M = TypeVar("M", bound=BaseModel)
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -25,6 +33,20 @@ _HTTP_CODES = {
 
 # Fields whose problems have their own code (the rest are invalid_request).
 _FIELD_CODES = {"amount": "invalid_amount", "notifyUrl": "invalid_notify_url"}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error answers (``responses=`` of the route decorator)."""
+    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 def error_response(
@@ -45,6 +67,15 @@ def validation_message(exc: ValidationError | RequestValidationError) -> tuple[s
     field = ".".join(location) or "request"
     code = _FIELD_CODES.get(location[0] if location else "", "invalid_request")
     return code, f"{field}: {first.get('msg', 'invalid value')}"
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``, or 400 with the code and message the handler gives a bad request."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        code, message = validation_message(exc)
+        raise InvalidRequest(message, code=code) from None
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from tests.conftest import POSTGRES_ADMIN_URL, unavailable
 
 from stablegate.db.engine import make_engine
-from stablegate.db.migrate import upgrade
+from stablegate.migrations import upgrade
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,4 +1,8 @@
-"""Apply the Alembic migrations (``stablegate migrate`` and the embedded start-up)."""
+"""The Alembic migrations (this folder: ``env.py``, ``versions/``) and how they are applied
+(``stablegate migrate`` and the embedded start-up).
+
+A top-level package above ``models``: ``env.py`` registers every table.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent
 
 
 def alembic_config() -> Config:

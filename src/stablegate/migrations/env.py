@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed in by stablegate.db.migrate."""
+"""Alembic environment: runs on the connection handed in by stablegate.migrations."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.base import Base
 from stablegate.db.engine import make_engine, session_scope
-from stablegate.db.migrate import alembic_config, current_revision, upgrade
+from stablegate.migrations import alembic_config, current_revision, upgrade
 from stablegate.models import WebhookDelivery, WebhookEvent
 
 
