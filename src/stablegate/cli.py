@@ -445,7 +445,8 @@ def chain_deploy(
     from eth_account import Account
 
     from stablegate.chain.evm.deploy import DeployError, deploy_gateway_contracts
-    from stablegate.chain.evm.rpc import RpcClient, RpcError
+    from stablegate.chain.evm.rpc import RpcClient
+    from stablegate.chain.evm.rpc_errors import RpcError
 
     settings = _settings()
     target = load_registry(settings.chains_file).get(chain)

@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 from tests.sweeper.conftest import SweepEnv
 
-from stablegate.chain.evm.rpc import to_int
+from stablegate.chain.evm.wallet import to_int
 from stablegate.db.engine import session_scope
 from stablegate.sweeper import service
 from stablegate.sweeper.reports import SweepOutcome

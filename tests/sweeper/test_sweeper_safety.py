@@ -15,7 +15,7 @@ from tests.sweeper.conftest import SweepEnv, fresh_account
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory
-from stablegate.chain.evm.rpc import transact
+from stablegate.chain.evm.wallet import transact
 from stablegate.db.engine import session_scope
 from stablegate.models import Order
 from stablegate.sweeper.batch import FlushItem, decode_reason, encode_batch, item_outcomes

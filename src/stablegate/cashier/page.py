@@ -38,7 +38,9 @@ from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
 from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
 from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReverted, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import TransactionReverted, transact
 from stablegate.chain.registry import Chain
 from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound, RateLimited

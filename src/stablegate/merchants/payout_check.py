@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from stablegate.chain.evm.rpc import RpcClient, RpcError, get_code
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import get_code
 from stablegate.chain.registry import ChainRegistry
 
 

@@ -11,7 +11,9 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReceipt, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import TransactionReceipt, to_int
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.models import SweepTx

@@ -24,7 +24,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.evm import create2
-from stablegate.chain.evm.rpc import RpcClient, RpcError, RpcUnavailable, chain_id, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError, RpcUnavailable
+from stablegate.chain.evm.wallet import chain_id, to_int
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope

@@ -24,7 +24,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.evm.blocks import BlockHeader, fetch_header, fetch_headers, parse_header
-from stablegate.chain.evm.rpc import RpcClient, RpcError, RpcRangeTooLarge, RpcUnavailable
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError, RpcRangeTooLarge, RpcUnavailable
 from stablegate.chain.evm.transfers import TransferLog
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock

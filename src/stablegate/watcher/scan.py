@@ -15,7 +15,8 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from stablegate.chain.evm.blocks import BlockHeader, BlockUnavailable, fetch_headers, parse_header
-from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
 from stablegate.chain.evm.transfers import (
     TRANSFER_TOPIC,
     TransferLog,
