@@ -42,7 +42,7 @@ from stablegate.merchants.service import NewMerchant, create_merchant
 from stablegate.models.order import OrderStatus
 from stablegate.money import format_amount
 from stablegate.sweeper.commands import run_sweepers
-from stablegate.watcher.loop import WatcherOptions
+from stablegate.watcher.options import WatcherOptions
 from stablegate.watcher.runner import run_watchers
 from stablegate.webhooks.worker import WebhookWorker
 

@@ -46,7 +46,8 @@ from stablegate.models import Order
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
 from stablegate.orders.view import payment_uri
-from stablegate.watcher.loop import ChainWatcher, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Locator, Page

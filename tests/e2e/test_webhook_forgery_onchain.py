@@ -46,7 +46,9 @@ from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.db.migrate import upgrade
 from stablegate.merchants.service import create_merchant
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 

@@ -28,7 +28,9 @@ from stablegate.chain.evm.wallet import transact
 from stablegate.clock import SystemClock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order, Payment, WebhookEvent
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
 
 pytestmark = pytest.mark.anvil
 

@@ -27,7 +27,9 @@ from stablegate.merchants.service import create_merchant
 from stablegate.models import Merchant, Order, Payment, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, StepReport, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome, StepReport
 
 DECIMALS = {"USDT": 6, "USDC": 6, "USDT18": 18}
 

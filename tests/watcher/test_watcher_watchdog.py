@@ -14,7 +14,8 @@ from tests.watcher.conftest import WatchEnv
 
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.rpc import RpcClient
-from stablegate.watcher.loop import ChainWatcher, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
 
 pytestmark = pytest.mark.anvil
 
@@ -42,7 +43,7 @@ async def test_a_step_stuck_on_an_rpc_call_that_never_answers_is_abandoned(
             rpc,
             env.orders,
             options=WatcherOptions(step_timeout=1.0, poll_interval=0.05),
-            holder=env.watcher.holder,  # the fixture's watcher holds the lease (a fake clock)
+            holder=env.watcher.lease.holder,  # the fixture's watcher holds the lease (a fake clock)
         )
         stop = asyncio.Event()
         with capture_logs() as logs:
@@ -62,7 +63,7 @@ async def test_a_step_stuck_on_an_rpc_call_that_never_answers_is_abandoned(
     assert first["worker"] == "watcher" and first["chain_id"] == env.chain.id
     # Where it was stuck: the head query of the step, down to the HTTP request.
     functions = [line.rsplit(" in ", 1)[1] for line in first["stack"] if " in " in line]
-    assert functions[:2] == ["step", "_step"]
+    assert functions[:3] == ["step", "run_step", "_step"]
     assert "head" in functions and "_post" in functions
     assert proxy.methods["eth_blockNumber"] >= 2
     assert "watcher_stopped" in [e["event"] for e in logs]

@@ -16,6 +16,7 @@ from stablegate.chain.evm.rpc_errors import RpcError
 from stablegate.chain.evm.wallet import TransactionReceipt, to_int
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
+from stablegate.leases import LeaseGrant, fenced
 from stablegate.models import SweepTx
 from stablegate.models.sweep import SweepTxStatus
 from stablegate.money import format_amount
@@ -29,11 +30,9 @@ from stablegate.sweeper.batch import (
     sign_batch,
 )
 from stablegate.sweeper.fees import Fees, bumped_fees, market_fees, worst_case_cost
-from stablegate.sweeper.fencing import fenced
 from stablegate.sweeper.options import SweepOptions
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
 from stablegate.sweeper.state import TxTrigger
-from stablegate.watcher.lease import LeaseGrant
 
 log = structlog.get_logger("stablegate.sweeper")
 
