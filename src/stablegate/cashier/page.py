@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import structlog
-from eth_account import Account
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
@@ -36,11 +35,8 @@ from stablegate.api.security import request_ip
 from stablegate.cashier.endpoints import OrderIdPath, public_guard
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
-from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
-from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.rpc import RpcClient
-from stablegate.chain.evm.rpc_errors import RpcError
-from stablegate.chain.evm.wallet import TransactionReverted, transact
+from stablegate.chain.anvil import ANVIL_CHAIN_ID
+from stablegate.chain.dev_pay import DevPayFailed, pay_from_dev_account
 from stablegate.chain.registry import Chain
 from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound, RateLimited
@@ -58,8 +54,6 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _QR_MODES = ("address", "eip681")
 _NOTICES = ("dev_pay_sent", "dev_pay_failed")
 _STATUSES = frozenset(status.value for status in OrderStatus)
-# The dev-chain payer: anvil's default account #2 (account #1 is the demo's customer).
-DEV_PAYER_KEY = ANVIL_DEFAULT_KEYS[2]
 
 _templates = page_templates("stablegate.cashier")
 
@@ -278,13 +272,12 @@ async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> R
     due = order.amount - order.paid_amount - order.pending_amount
     notice = "dev_pay_sent"
     if order.status == OrderStatus.PENDING and due > 0:
-        payer = Account.from_key(DEV_PAYER_KEY)
-        call = tether_token().encode_call("transfer", order.to_address, due)
         try:
-            async with RpcClient(list(chain.rpc_urls)) as rpc:
-                receipt = await transact(rpc, payer, order.token_address, call, timeout=15)
-            log.info("dev_pay_sent", order_id=order.id, tx_hash=str(receipt["transactionHash"]))
-        except (RpcError, TransactionReverted, OSError, TimeoutError) as exc:
+            tx_hash = await pay_from_dev_account(
+                chain, token=order.token_address, to=order.to_address, amount=due
+            )
+            log.info("dev_pay_sent", order_id=order.id, tx_hash=tx_hash)
+        except DevPayFailed as exc:
             log.warning("dev_pay_failed", order_id=order.id, error=str(exc))
             notice = "dev_pay_failed"
     query = urlencode({"lang": language, "notice": notice})
