@@ -184,18 +184,20 @@ class ChainSweeper:
             )
         if not rows:
             return SweepReport(SweepOutcome.IDLE)
-        item_ids = {(r.deposit_address.lower(), r.token_address.lower()): r.id for r in rows}
+        item_ids = {
+            (row.deposit_address.lower(), row.token_address.lower()): row.id for row in rows
+        }
         items, mismatched = verified_items(
             self.factory,
             self.implementation,
             [
                 FlushItem(
-                    r.payout_address,
-                    bytes.fromhex(r.deposit_salt.removeprefix("0x")),
-                    r.token_address,
-                    r.deposit_address,
+                    payout_address=row.payout_address,
+                    deposit_salt=bytes.fromhex(row.deposit_salt.removeprefix("0x")),
+                    token_address=row.token_address,
+                    deposit_address=row.deposit_address,
                 )
-                for r in rows
+                for row in rows
             ],
         )
         if mismatched:
@@ -269,7 +271,7 @@ class ChainSweeper:
             max_fee_per_gas=fees.max_fee_per_gas,
         )
         await self.in_flight.broadcast(grant, tx)
-        return SweepReport(SweepOutcome.SENT, signed.tx_hash, len(items))
+        return SweepReport(SweepOutcome.SENT, tx_hash=signed.tx_hash, items=len(items))
 
     async def _refused(self, grant: LeaseGrant, ids: list[int], exc: RpcError) -> SweepReport:
         """Gas estimation reverted. An item alone exhausting the gas is dropped (stuck); anything

@@ -58,12 +58,12 @@ async def record_range(
     attributed = await attribute(session, chain_id=chain.id, watched=watched, transfers=transfers)
     observed = [
         payments.ObservedTransfer(
-            transfer=a.transfer,
-            log_position=positions[(a.transfer.tx_hash, a.transfer.log_index)],
-            block_time_ms=headers[a.transfer.block_number].time_ms,
-            order_id=a.order_id,
+            transfer=item.transfer,
+            log_position=positions[(item.transfer.tx_hash, item.transfer.log_index)],
+            block_time_ms=headers[item.transfer.block_number].time_ms,
+            order_id=item.order_id,
         )
-        for a in attributed
+        for item in attributed
     ]
     newly_seen = await payments.record_transfers(
         session, clock, chain, observed, final_height=processed_final

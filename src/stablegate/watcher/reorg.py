@@ -46,11 +46,13 @@ async def common_ancestor(rpc: RpcClient, chain_id: int, snap: CursorSnapshot) -
     """The highest stored block the chain still agrees with. Deeper than the stored hashes,
     or below the final height (then only on more than one node's word): an operator alert."""
     ancestor: BlockHeader | None = None
-    candidates = sorted((n for n in snap.stored if n < snap.cursor_number), reverse=True)
+    candidates = sorted(
+        (number for number in snap.stored if number < snap.cursor_number), reverse=True
+    )
     for start in range(0, len(candidates), WALK_BATCH):
         numbers = candidates[start : start + WALK_BATCH]
         answers = await rpc.batch_one_request(
-            [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+            [("eth_getBlockByNumber", [hex(number), False]) for number in numbers]
         )
         for number, raw in zip(numbers, answers, strict=True):
             if raw and str(raw["hash"]).lower() == snap.stored[number]:
@@ -71,7 +73,7 @@ async def common_ancestor(rpc: RpcClient, chain_id: int, snap: CursorSnapshot) -
             raise RpcError(-1, "cannot read the common ancestor")
     if ancestor.number < snap.final_number:
         # Rewinding below the final height: only on more than one node's word.
-        above = min((n for n in snap.stored if n > ancestor.number), default=None)
+        above = min((number for number in snap.stored if number > ancestor.number), default=None)
         if above is not None:
             await diverges(rpc, above, snap.stored[above])
         log.error(

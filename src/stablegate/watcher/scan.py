@@ -175,13 +175,13 @@ async def scan_range(
         last,
         [] if below_final else list(range(first, last + 1)),
         watched.addresses(),
-        [t.address for t in chain.tokens],
+        [token.address for token in chain.tokens],
         lookup=watched.lookup(),
         sources=watched.deposits(),
     )
     if below_final:
         # Blocks holding logs: their hashes must be the logs' (checked below).
-        missing = sorted({t.block_number for t in transfers} - set(headers))
+        missing = sorted({transfer.block_number for transfer in transfers} - set(headers))
         headers.update(await fetch_headers(rpc, missing))
     if headers[first].parent_hash != cursor_hash:
         raise InconsistentAnswer(f"block {first} does not follow the cursor")
@@ -189,9 +189,9 @@ async def scan_range(
         for number in range(first + 1, last + 1):
             if headers[number].parent_hash != headers[number - 1].hash:
                 raise InconsistentAnswer(f"block {number} does not follow {number - 1}")
-    for t in transfers:
-        if headers[t.block_number].hash != t.block_hash:
-            raise InconsistentAnswer(f"log in block {t.block_number} from another fork")
+    for transfer in transfers:
+        if headers[transfer.block_number].hash != transfer.block_hash:
+            raise InconsistentAnswer(f"log in block {transfer.block_number} from another fork")
     positions = await log_positions(rpc, transfers)
     return ScannedRange(
         first=first, last=last, headers=headers, transfers=transfers, positions=positions
