@@ -82,10 +82,13 @@ from stablegate.logs import configure_logging
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models import ChainBlock, ChainState, Order, Payment
+from stablegate.models.chain_state import FinalityMode
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order, new_order_id
 from stablegate.secret_box import SecretBox
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
 from stablegate.watcher.scan import ADDRESS_CHUNK, LARGE_SET
 
 ANVIL_ARGS = [
@@ -601,7 +604,7 @@ async def warm(watcher: ChainWatcher, db: Database) -> float:
     started = time.perf_counter()
     async with session_scope(db.sessions) as session:
         await watcher.watched.refresh(session, watcher.clock.now_ms())
-    watcher.finality_mode = "tag"
+    watcher.finality.mode = FinalityMode.TAG
     return time.perf_counter() - started
 
 

@@ -44,19 +44,6 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("cli",), "the stablegate command: uses everything"),
 ]
 
-# Names in LAYERS whose modules arrive with other branches of issue 8 (leases: the watcher's
-# lease made neutral; console: the new name of cli_support). The integrator empties this set.
-NOT_YET_MERGED = {"leases"}
-
-# Imports against the order that other branches of issue 8 remove (the sweeper stops importing
-# the watcher's lease once leases/ exists). The integrator empties this set after merging them;
-# an entry that no longer occurs fails the test, so the set can only shrink.
-KNOWN_UNTIL_MERGE = {
-    ("stablegate.sweeper.fencing", "stablegate.watcher.lease"),
-    ("stablegate.sweeper.inflight", "stablegate.watcher.lease"),
-    ("stablegate.sweeper.worker", "stablegate.watcher.lease"),
-}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -190,27 +177,15 @@ def test_every_top_level_package_has_a_place_in_the_order() -> None:
     listed = set(rank())
     present = top_levels()
     assert not present - listed, f"add {sorted(present - listed)} to LAYERS"
-    missing = listed - present - NOT_YET_MERGED
+    missing = listed - present
     assert not missing, f"LAYERS lists {sorted(missing)}, which do not exist"
-    merged = NOT_YET_MERGED & present
-    assert not merged, f"{sorted(merged)} exist now: take them out of NOT_YET_MERGED"
 
 
 def test_imports_follow_the_layer_order() -> None:
     imports = all_imports()
     assert len(imports) > 300, "the walk found too few imports to be looking at the code"
-    wrong = [
-        imp
-        for imp in against_the_order(imports)
-        if (imp.module, imp.target) not in KNOWN_UNTIL_MERGE
-    ]
+    wrong = against_the_order(imports)
     assert not wrong, "imports against the layer order:\n" + "\n".join(map(describe, wrong))
-
-
-def test_the_known_exceptions_still_occur() -> None:
-    seen = {(imp.module, imp.target) for imp in against_the_order(all_imports())}
-    stale = KNOWN_UNTIL_MERGE - seen
-    assert not stale, f"fixed: take {sorted(stale)} out of KNOWN_UNTIL_MERGE"
 
 
 def test_no_import_cycle_between_top_level_packages() -> None:

@@ -32,7 +32,8 @@ from stablegate.auth.signing import signing_string
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS
 from stablegate.chain.devchain import start_devchain
 from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.rpc import RpcClient, eth_call, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, transact
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.demo_receiver import receiver_app, wait_listening
@@ -41,7 +42,7 @@ from stablegate.merchants.service import NewMerchant, create_merchant
 from stablegate.models.order import OrderStatus
 from stablegate.money import format_amount
 from stablegate.sweeper.commands import run_sweepers
-from stablegate.watcher.loop import WatcherOptions
+from stablegate.watcher.options import WatcherOptions
 from stablegate.watcher.runner import run_watchers
 from stablegate.webhooks.worker import WebhookWorker
 

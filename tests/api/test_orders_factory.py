@@ -20,7 +20,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory
-from stablegate.chain.evm.rpc import RpcClient, eth_call, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, transact
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 

@@ -33,7 +33,8 @@ from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.blocks import fetch_header
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import RpcClient, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
 from stablegate.chain.registry import load_registry
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
@@ -45,7 +46,8 @@ from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
 from stablegate.orders.view import payment_uri
 from stablegate.secret_box import load_secret_box
-from stablegate.watcher.loop import ChainWatcher, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Locator, Page

@@ -20,7 +20,8 @@ from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS
 from stablegate.chain.devchain import FINALIZED_LAG, DevChain, start_devchain
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import standard_token
-from stablegate.chain.evm.rpc import RpcClient, get_code, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import get_code, to_int
 from stablegate.chain.registry import load_registry
 
 # Async tests run on the session loop (asyncio auto mode, session default loop scope).

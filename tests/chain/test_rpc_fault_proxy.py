@@ -14,7 +14,8 @@ from eth_account.signers.local import LocalAccount
 from tests.rpc_fault_proxy import FaultProxy, start_diverged_fork
 
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS, AnvilNode
-from stablegate.chain.evm.rpc import RpcClient, send_transaction, wait_receipt
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import send_transaction, wait_receipt
 
 pytestmark = [pytest.mark.anvil, pytest.mark.asyncio(loop_scope="session")]
 

@@ -26,14 +26,8 @@ from tests.clients.live_gateway import Gateway, StartGateway
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import (
-    RpcClient,
-    eth_call,
-    get_balance,
-    to_int,
-    transact,
-    wait_receipt,
-)
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, get_balance, to_int, transact, wait_receipt
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 

@@ -24,7 +24,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.contracts import forwarder, forwarder_factory, tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import RpcClient, eth_call, get_code, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, get_code, transact
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope

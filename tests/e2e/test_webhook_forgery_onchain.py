@@ -39,13 +39,16 @@ from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.blocks import fetch_header
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import RpcClient, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 

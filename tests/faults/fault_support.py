@@ -36,7 +36,8 @@ from tests import chain_files
 from tests.conftest import _truncate
 
 from stablegate.chain.evm.contracts import standard_token, tether_token
-from stablegate.chain.evm.rpc import RpcClient, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
 from stablegate.chain.registry import Chain, ChainRegistry, load_registry
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker, read_scope, session_scope

@@ -23,11 +23,14 @@ from tests.rpc_fault_proxy import start_diverged_fork
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import RpcClient, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
 from stablegate.clock import SystemClock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order, Payment, WebhookEvent
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
 
 pytestmark = pytest.mark.anvil
 

@@ -176,7 +176,7 @@ async def test_clean_shutdown_hands_the_lease_over_at_once(harness: FaultHarness
     at once instead of after the TTL (15 s by default).
 
     BUG: ``ChainWatcher.run_forever`` (watcher/loop.py) returns on ``stop`` without calling
-    ``watcher.lease.release``; the released row (expires_at_ms = 0) never happens, so every
+    ``leases.release``; the released row (expires_at_ms = 0) never happens, so every
     rolling restart leaves the chain unwatched for up to the TTL."""
     env = harness.env()  # the default lease TTL
     harness.driver.start_miner(0.1)

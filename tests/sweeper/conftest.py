@@ -18,8 +18,8 @@ from sqlalchemy import select
 from tests.watcher.conftest import DECIMALS, WatchEnv, env  # noqa: F401 (env: the fixture)
 
 from stablegate.chain.evm.contracts import forwarder_factory, standard_token, tether_token
-from stablegate.chain.evm.rpc import eth_call, get_balance, transact
 from stablegate.chain.evm.transfers import address_topic
+from stablegate.chain.evm.wallet import eth_call, get_balance, transact
 from stablegate.db.engine import session_scope
 from stablegate.models import Order, SweepItem, SweepTx
 from stablegate.money import format_amount

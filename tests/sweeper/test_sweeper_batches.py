@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 from tests.sweeper.conftest import SweepEnv
 
-from stablegate.chain.evm.rpc import to_int
+from stablegate.chain.evm.wallet import to_int
 from stablegate.db.engine import session_scope
 from stablegate.sweeper import service
 from stablegate.sweeper.reports import SweepOutcome
@@ -115,7 +115,7 @@ async def test_balances_below_the_minimum_wait(sweep_env: SweepEnv) -> None:
     await sweep_env.sweep(first)  # default minimum: one whole token
     assert await sweep_env.items() == []
     token = sweep_env.watch.tokens["USDT18"]
-    await sweep_env.sweep(sweep_env.sweeper(first.holder, min_sweep={token: 10**17}))
+    await sweep_env.sweep(sweep_env.sweeper(first.lease.holder, min_sweep={token: 10**17}))
     [item] = await sweep_env.items()
     assert item.deposit_address == orders[0].to_address and item.swept_amount == 5 * 10**17
 

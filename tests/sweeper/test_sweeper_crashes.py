@@ -150,7 +150,7 @@ async def test_no_fee_bump_beyond_the_cap(sweep_env: SweepEnv) -> None:
     sweeper = sweep_env.sweeper()
     assert (await sweeper.step()).outcome is SweepOutcome.SENT
     [tx] = await sweep_env.txs()
-    capped = sweep_env.sweeper(sweeper.holder, max_fee_per_gas=tx.max_fee_per_gas)
+    capped = sweep_env.sweeper(sweeper.lease.holder, max_fee_per_gas=tx.max_fee_per_gas)
     sweep_env.watch.clock.advance(61)
     with capture_logs() as logs:
         assert (await capped.step()).outcome is SweepOutcome.WAITING
@@ -171,7 +171,7 @@ async def test_gas_cap_budget_and_relayer_balance_hold_back_a_batch(sweep_env: S
 
     await watch.rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
     await watch.mine()
-    tight = sweep_env.sweeper(sweeper.holder, budget_wei=10**12)
+    tight = sweep_env.sweeper(sweeper.lease.holder, budget_wei=10**12)
     report = await tight.step()
     assert report.outcome is SweepOutcome.BLOCKED and report.detail == "budget exhausted"
 

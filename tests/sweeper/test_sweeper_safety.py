@@ -15,11 +15,11 @@ from tests.sweeper.conftest import SweepEnv, fresh_account
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory
-from stablegate.chain.evm.rpc import transact
+from stablegate.chain.evm.wallet import transact
 from stablegate.db.engine import session_scope
+from stablegate.leases import Fenced
 from stablegate.models import Order
 from stablegate.sweeper.batch import FlushItem, decode_reason, encode_batch, item_outcomes
-from stablegate.sweeper.fencing import Fenced
 from stablegate.sweeper.reports import SweepOutcome
 
 pytestmark = pytest.mark.anvil
@@ -96,13 +96,13 @@ async def test_one_sweeper_per_chain_and_a_deposed_one_writes_nothing(
     first, second = sweep_env.sweeper(), sweep_env.sweeper()
     assert (await first.step()).outcome is SweepOutcome.SENT
     assert (await second.step()).outcome is SweepOutcome.STANDBY
-    stale = first.grant
+    stale = first.lease.grant
     assert stale is not None
     sweep_env.watch.clock.advance(31)  # the first one paused past its lease
     await sweep_env.sweep(second)  # takes over and settles the first one's transaction
     await sweep_env.final_orders([("USDC", 2_000_000)])
-    assert second.grant is not None
-    assert await second.discover(second.grant) == 1  # a new item is due
+    assert second.lease.grant is not None
+    assert await second.discover(second.lease.grant) == 1  # a new item is due
     with pytest.raises(Fenced):
         await first.send_batch(stale)  # signed in memory, refused at the store: never sent
     assert [tx.status for tx in await sweep_env.txs()] == ["mined"]

@@ -57,7 +57,7 @@ async def test_a_sweeper_step_stuck_on_an_unanswered_call_is_abandoned(
     first = stalled()[0]
     assert first["worker"] == "sweeper" and first["chain_id"] == w.chain.id
     functions = [line.rsplit(" in ", 1)[1] for line in first["stack"] if " in " in line]
-    assert functions[:3] == ["step", "_step", "chain_id"]
+    assert functions[:4] == ["step", "run_step", "_step", "chain_id"]
     assert "_post" in functions
     assert proxy.methods["eth_chainId"] >= 2
     assert "sweeper_stopped" in [e["event"] for e in logs]

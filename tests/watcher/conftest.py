@@ -16,7 +16,8 @@ from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.blocks import fetch_header
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import DeployedContracts
-from stablegate.chain.evm.rpc import RpcClient, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
 from stablegate.chain.registry import Chain, ChainRegistry, Token
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
@@ -26,7 +27,9 @@ from stablegate.models import Merchant, Order, Payment, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext, create_order
 from stablegate.secret_box import SecretBox
-from stablegate.watcher.loop import ChainWatcher, StepOutcome, StepReport, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome, StepReport
 
 DECIMALS = {"USDT": 6, "USDC": 6, "USDT18": 18}
 

@@ -17,7 +17,7 @@ from tests.watcher.conftest import WatchEnv
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory, standard_token
-from stablegate.chain.evm.rpc import eth_call, transact
+from stablegate.chain.evm.wallet import eth_call, transact
 from stablegate.chain.registry import ChainRegistry
 from stablegate.orders.service import OrderContext
 

@@ -9,7 +9,7 @@ from eth_account.signers.local import LocalAccount
 from tests.watcher.conftest import WatchEnv
 
 from stablegate.chain.evm.contracts import standard_token
-from stablegate.chain.evm.rpc import transact
+from stablegate.chain.evm.wallet import transact
 
 pytestmark = pytest.mark.anvil
 

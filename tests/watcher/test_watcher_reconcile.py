@@ -13,7 +13,7 @@ from tests.watcher.conftest import WatchEnv
 from tests.watcher.test_watcher_unique_amount import use_unique_amount
 
 from stablegate.chain.evm.contracts import forwarder
-from stablegate.chain.evm.rpc import transact
+from stablegate.chain.evm.wallet import transact
 from stablegate.db.engine import session_scope
 from stablegate.models import ChainState, Payment, SweepItem
 from stablegate.models.payment import PaymentKind

@@ -8,7 +8,7 @@ from hexbytes import HexBytes
 from tests.watcher.conftest import WatchEnv
 
 from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.rpc import to_int, wait_receipt
+from stablegate.chain.evm.wallet import to_int, wait_receipt
 
 pytestmark = pytest.mark.anvil
 

@@ -7,7 +7,7 @@ from eth_account import Account
 from tests.watcher.conftest import WatchEnv
 
 from stablegate.chain.evm.contracts import forwarder_factory
-from stablegate.chain.evm.rpc import transact
+from stablegate.chain.evm.wallet import transact
 from stablegate.db.engine import session_scope
 from stablegate.errors import Conflict
 from stablegate.models import Merchant

@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import structlog
-from eth_account import Account
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
@@ -33,9 +32,8 @@ from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
 from stablegate.cashier.live import app_live_orders
 from stablegate.cashier.public_api import ERRORS, OrderIdPath, find_public_order
 from stablegate.cashier.stream_slots import app_stream_slots
-from stablegate.chain.anvil import ANVIL_CHAIN_ID, ANVIL_DEFAULT_KEYS
-from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReverted, transact
+from stablegate.chain.anvil import ANVIL_CHAIN_ID
+from stablegate.chain.dev_pay import DevPayFailed, pay_from_dev_account
 from stablegate.chain.registry import Chain
 from stablegate.errors import NotFound, RateLimited
 from stablegate.models import Order
@@ -53,8 +51,6 @@ router = APIRouter()
 
 _NOTICES = ("dev_pay_sent", "dev_pay_failed")
 _STATUSES = frozenset(status.value for status in OrderStatus)
-# The dev-chain payer: anvil's default account #2 (account #1 is the demo's customer).
-DEV_PAYER_KEY = ANVIL_DEFAULT_KEYS[2]
 
 _templates = page_templates("stablegate.cashier")
 
@@ -264,13 +260,12 @@ async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> R
     due = order.amount - order.paid_amount - order.pending_amount
     notice = "dev_pay_sent"
     if order.status == OrderStatus.PENDING and due > 0:
-        payer = Account.from_key(DEV_PAYER_KEY)
-        call = tether_token().encode_call("transfer", order.to_address, due)
         try:
-            async with RpcClient(list(chain.rpc_urls)) as rpc:
-                receipt = await transact(rpc, payer, order.token_address, call, timeout=15)
-            log.info("dev_pay_sent", order_id=order.id, tx_hash=str(receipt["transactionHash"]))
-        except (RpcError, TransactionReverted, OSError, TimeoutError) as exc:
+            tx_hash = await pay_from_dev_account(
+                chain, token=order.token_address, to=order.to_address, amount=due
+            )
+            log.info("dev_pay_sent", order_id=order.id, tx_hash=tx_hash)
+        except DevPayFailed as exc:
             log.warning("dev_pay_failed", order_id=order.id, error=str(exc))
             notice = "dev_pay_failed"
     query = urlencode({"lang": language, "notice": notice})

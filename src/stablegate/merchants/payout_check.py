@@ -28,7 +28,9 @@ async def code_presence(
     """Asks each chain's RPC whether ``address`` has code there."""
     # Imported here: the RPC client pulls in eth_account, which every CLI command would
     # otherwise load at start-up through the merchants service.
-    from stablegate.chain.evm.rpc import RpcClient, RpcError, get_code
+    from stablegate.chain.evm.rpc import RpcClient
+    from stablegate.chain.evm.rpc_errors import RpcError
+    from stablegate.chain.evm.wallet import get_code
 
     async def one(chain_id: int) -> tuple[int, bool | None]:
         chain = registry.get(chain_id)

@@ -14,8 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.errors import Conflict
-from stablegate.models import AmountOffset, Order
-from stablegate.models.merchant import DepositStrategy
+from stablegate.models import AmountOffset
 
 RESERVATION_MS = 30 * 86_400_000
 MAX_OFFSET = 9999
@@ -116,31 +115,3 @@ async def _try(
     except IntegrityError:
         return False  # reserved concurrently by another request
     return True
-
-
-async def is_deposit_contract(session: AsyncSession, chain_id: int, address: str) -> bool:
-    """Transfers out of our own deposit contracts (sweeps to a payout) are not payments."""
-    found = await session.scalar(
-        select(Order.id)
-        .where(
-            Order.chain_id == chain_id,
-            Order.to_address == address,
-            Order.deposit_strategy == DepositStrategy.FORWARDER,
-        )
-        .limit(1)
-    )
-    return found is not None
-
-
-async def order_for_transfer(
-    session: AsyncSession, *, chain_id: int, token: str, address: str, amount: int
-) -> str | None:
-    """The order whose reserved amount a transfer to a pooled payout address matches."""
-    return await session.scalar(
-        select(AmountOffset.order_id).where(
-            AmountOffset.chain_id == chain_id,
-            AmountOffset.token_address == token,
-            AmountOffset.address == address,
-            AmountOffset.amount == amount,
-        )
-    )

@@ -26,7 +26,7 @@ from stablegate.chain.evm.contracts import (
     standard_token,
     tether_token,
 )
-from stablegate.chain.evm.rpc import TransactionReceipt, to_int
+from stablegate.chain.evm.wallet import TransactionReceipt, to_int
 from stablegate.sweeper.fees import Fees
 
 NATIVE = "0x0000000000000000000000000000000000000000"

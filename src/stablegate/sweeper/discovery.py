@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from stablegate.chain.evm.contracts import standard_token
-from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
 from stablegate.chain.registry import Chain
 from stablegate.sweeper.batch import NATIVE
 from stablegate.sweeper.options import SweepOptions

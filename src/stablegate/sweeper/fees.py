@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stablegate.chain.evm.rpc import RpcClient, RpcError, RpcUnavailable, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError, RpcUnavailable
+from stablegate.chain.evm.wallet import to_int
 
 # Nodes (geth, erigon, reth) accept a replacement for the same nonce only when both the max fee
 # and the priority fee rise by at least 10%; some pools ask 12.5%. We always ask 12.5%.

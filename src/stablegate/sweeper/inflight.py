@@ -11,9 +11,12 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stablegate.chain.evm.rpc import RpcClient, RpcError, TransactionReceipt, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import TransactionReceipt, to_int
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
+from stablegate.leases import LeaseGrant, fenced
 from stablegate.models import SweepTx
 from stablegate.models.sweep import SweepTxStatus
 from stablegate.money import format_amount
@@ -27,11 +30,9 @@ from stablegate.sweeper.batch import (
     sign_batch,
 )
 from stablegate.sweeper.fees import Fees, bumped_fees, market_fees, worst_case_cost
-from stablegate.sweeper.fencing import fenced
 from stablegate.sweeper.options import SweepOptions
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
 from stablegate.sweeper.state import TxTrigger
-from stablegate.watcher.lease import LeaseGrant
 
 log = structlog.get_logger("stablegate.sweeper")
 
@@ -67,7 +68,7 @@ class InFlight:
         # Nonce first: if it was consumed before the receipts are read, the receipt is there.
         used = to_int(await self.rpc.call("eth_getTransactionCount", [tx.sender, "latest"]))
         receipts = await self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-        mined: TransactionReceipt | None = next((r for r in receipts if r), None)
+        mined: TransactionReceipt | None = next((receipt for receipt in receipts if receipt), None)
         if mined is not None:
             return await self._settle(grant, tx, mined)
         if used > tx.nonce:
@@ -78,9 +79,9 @@ class InFlight:
             bumped = await self._bump(grant, tx)
             if bumped is not None:
                 await self.broadcast(grant, bumped)
-                return SweepReport(SweepOutcome.BUMPED, bumped.tx_hash)
+                return SweepReport(SweepOutcome.BUMPED, tx_hash=bumped.tx_hash)
         await self.broadcast(grant, tx)
-        return SweepReport(SweepOutcome.WAITING, tx.tx_hash)
+        return SweepReport(SweepOutcome.WAITING, tx_hash=tx.tx_hash)
 
     async def broadcast(self, grant: LeaseGrant, tx: SweepTx) -> None:
         """Send the stored raw transaction; sending it again is harmless."""
@@ -105,7 +106,9 @@ class InFlight:
         seen = self._foreign_nonce_seen.get(tx.id, 0) + 1
         self._foreign_nonce_seen[tx.id] = seen
         if seen < self.options.foreign_nonce_checks:
-            return SweepReport(SweepOutcome.WAITING, tx.tx_hash, detail="nonce used, no receipt")
+            return SweepReport(
+                SweepOutcome.WAITING, tx_hash=tx.tx_hash, detail="nonce used, no receipt"
+            )
         log.error(
             "operator_alert",
             alert="relayer nonce used by a transaction the sweeper did not sign",
@@ -145,9 +148,9 @@ class InFlight:
             )
         self._foreign_nonce_seen.pop(tx.id, None)
         swept: dict[str, int] = {}
-        for r in results:
-            if r.amount:
-                swept[r.token_address] = swept.get(r.token_address, 0) + r.amount
+        for result in results:
+            if result.amount:
+                swept[result.token_address] = swept.get(result.token_address, 0) + result.amount
         log.info(
             "sweep_batch",
             chain_id=self.chain.id,
@@ -155,15 +158,20 @@ class InFlight:
             nonce=tx.nonce,
             status=SweepTxStatus.MINED if succeeded else "reverted",
             items=len(results),
-            done=sum(r.verdict is Verdict.DONE for r in results),
-            retry=sum(r.verdict is Verdict.RETRY for r in results),
-            stuck=sum(r.verdict is Verdict.STUCK for r in results),
-            swept={self._symbol(t): self._amount(t, a) for t, a in swept.items()},
+            done=sum(result.verdict is Verdict.DONE for result in results),
+            retry=sum(result.verdict is Verdict.RETRY for result in results),
+            stuck=sum(result.verdict is Verdict.STUCK for result in results),
+            swept={
+                self._symbol(token): self._amount(token, units) for token, units in swept.items()
+            },
             gas_used=to_int(receipt["gasUsed"]),
             fee_paid=format_amount(fee, 18),
         )
         return SweepReport(
-            SweepOutcome.IDLE, receipt["transactionHash"], len(results), settled=results
+            SweepOutcome.IDLE,
+            tx_hash=receipt["transactionHash"],
+            items=len(results),
+            settled=results,
         )
 
     async def _bump(self, grant: LeaseGrant, tx: SweepTx) -> SweepTx | None:

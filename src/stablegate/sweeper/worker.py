@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 
 import structlog
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.evm import create2
-from stablegate.chain.evm.rpc import RpcClient, RpcError, RpcUnavailable, chain_id, to_int
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError, RpcUnavailable
+from stablegate.chain.evm.wallet import chain_id, to_int
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
+from stablegate.leases import ChainLease, LeaseGrant, StepHalt, fenced
 from stablegate.money import format_amount
 from stablegate.sweeper import service, transactions
 from stablegate.sweeper.batch import (
@@ -40,12 +41,10 @@ from stablegate.sweeper.batch import (
 )
 from stablegate.sweeper.discovery import worth_sweeping
 from stablegate.sweeper.fees import initial_fees, market_fees, worst_case_cost
-from stablegate.sweeper.fencing import Fenced, fenced
 from stablegate.sweeper.inflight import InFlight
 from stablegate.sweeper.options import SweepOptions, default_options
 from stablegate.sweeper.reports import SweepOutcome, SweepReport
 from stablegate.watchdog import StepStalled, Watchdog
-from stablegate.watcher.lease import LeaseGrant, acquire_or_renew, release
 
 log = structlog.get_logger("stablegate.sweeper")
 
@@ -72,13 +71,18 @@ class ChainSweeper:
         self.relayer = relayer
         self.sender = str(relayer.address)
         self.options = options or default_options(chain)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.lease_name = f"sweeper:{chain.id}"
+        self.lease = ChainLease(
+            sessions,
+            clock,
+            worker="sweeper",
+            chain_id=chain.id,
+            ttl_ms=self.options.lease_ttl_ms,
+            holder=holder,
+        )
         self.factory, self.implementation = create2.deposit_contracts(
             chain.factory, chain.implementation
         )
         self.in_flight = InFlight(chain, sessions, clock, rpc, relayer, self.options, self.factory)
-        self.grant: LeaseGrant | None = None
         self.step_timeout = step_timeout  # a step taking longer is abandoned (watchdog)
         self._chain_checked = False
         self._last_discovery_ms: int | None = None
@@ -106,7 +110,7 @@ class ChainSweeper:
                 delay = min(delay, max(self.chain.block_time / 2, 0.2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-        await self.release()
+        await self.lease.release()
         log.info("sweeper_stopped", chain_id=self.chain.id)
 
     async def run_until_idle(self, max_steps: int = 1000) -> list[SweepReport]:
@@ -126,34 +130,12 @@ class ChainSweeper:
             if report.settled and report.outcome is SweepOutcome.IDLE:
                 continue  # a batch just settled: look for more before stopping
             break
-        await self.release()
+        await self.lease.release()
         return reports
 
-    async def release(self) -> None:
-        """Hand the lease over at a clean stop, so a successor need not wait for it to expire."""
-        if self.grant is not None:
-            with contextlib.suppress(Exception):  # it expires on its own anyway
-                await release(self.sessions, self.grant)
-            self.grant = None
-
     async def step(self) -> SweepReport:
-        self.grant = await acquire_or_renew(
-            self.sessions,
-            self.clock,
-            name=self.lease_name,
-            holder=self.holder,
-            ttl_ms=self.options.lease_ttl_ms,
-        )
-        if self.grant is None:
-            return SweepReport(SweepOutcome.STANDBY)
-        try:
-            return await self._step(self.grant)
-        except Fenced as exc:
-            log.warning("sweeper_fenced", chain_id=self.chain.id, detail=str(exc))
-            return SweepReport(SweepOutcome.FENCED, detail=str(exc))
-        except (RpcError, OSError, TimeoutError) as exc:
-            log.warning("sweeper_rpc_retry", chain_id=self.chain.id, error=str(exc))
-            return SweepReport(SweepOutcome.RETRY, detail=str(exc))
+        """One step under the lease ``sweeper:<chain id>`` (standby while another holds it)."""
+        return await self.lease.run_step(self._step, _halted)
 
     async def _step(self, grant: LeaseGrant) -> SweepReport:
         if not self._chain_checked:
@@ -202,18 +184,20 @@ class ChainSweeper:
             )
         if not rows:
             return SweepReport(SweepOutcome.IDLE)
-        item_ids = {(r.deposit_address.lower(), r.token_address.lower()): r.id for r in rows}
+        item_ids = {
+            (row.deposit_address.lower(), row.token_address.lower()): row.id for row in rows
+        }
         items, mismatched = verified_items(
             self.factory,
             self.implementation,
             [
                 FlushItem(
-                    r.payout_address,
-                    bytes.fromhex(r.deposit_salt.removeprefix("0x")),
-                    r.token_address,
-                    r.deposit_address,
+                    payout_address=row.payout_address,
+                    deposit_salt=bytes.fromhex(row.deposit_salt.removeprefix("0x")),
+                    token_address=row.token_address,
+                    deposit_address=row.deposit_address,
                 )
-                for r in rows
+                for row in rows
             ],
         )
         if mismatched:
@@ -287,7 +271,7 @@ class ChainSweeper:
             max_fee_per_gas=fees.max_fee_per_gas,
         )
         await self.in_flight.broadcast(grant, tx)
-        return SweepReport(SweepOutcome.SENT, signed.tx_hash, len(items))
+        return SweepReport(SweepOutcome.SENT, tx_hash=signed.tx_hash, items=len(items))
 
     async def _refused(self, grant: LeaseGrant, ids: list[int], exc: RpcError) -> SweepReport:
         """Gas estimation reverted. An item alone exhausting the gas is dropped (stuck); anything
@@ -301,3 +285,12 @@ class ChainSweeper:
         async with fenced(self.sessions, grant) as session:
             await service.fail_items(session, self.clock, self.options, ids, verdict, reason)
         return SweepReport(SweepOutcome.IDLE, detail=reason)
+
+
+def _halted(why: StepHalt, detail: str) -> SweepReport:
+    outcome = {
+        StepHalt.STANDBY: SweepOutcome.STANDBY,
+        StepHalt.FENCED: SweepOutcome.FENCED,
+        StepHalt.RETRY: SweepOutcome.RETRY,
+    }[why]
+    return SweepReport(outcome, detail=detail)

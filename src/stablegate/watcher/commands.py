@@ -77,7 +77,8 @@ def deploy_contracts(
     from eth_account import Account
 
     from stablegate.chain.evm.deploy import DeployError, deploy_gateway_contracts
-    from stablegate.chain.evm.rpc import RpcClient, RpcError
+    from stablegate.chain.evm.rpc import RpcClient
+    from stablegate.chain.evm.rpc_errors import RpcError
 
     settings = Settings()
     target = load_registry(settings.chains_file).get(chain)

@@ -12,7 +12,8 @@ from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
 from stablegate.orders.service import OrderContext
-from stablegate.watcher.loop import ChainWatcher, WatcherOptions
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
 
 log = structlog.get_logger("stablegate.watcher")
 

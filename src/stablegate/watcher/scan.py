@@ -12,16 +12,20 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 
 from stablegate.chain.evm.blocks import BlockHeader, BlockUnavailable, fetch_headers, parse_header
-from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
 from stablegate.chain.evm.transfers import (
     TRANSFER_TOPIC,
     TransferLog,
     address_topic,
     decode_transfer,
 )
+from stablegate.chain.registry import Chain
+from stablegate.watcher.watched import WatchedAddresses
 
 ADDRESS_CHUNK = 1000
 LARGE_SET = 5000
@@ -138,6 +142,60 @@ async def fetch_range(
     rest = [n for n in header_numbers if n not in headers]
     headers.update(await fetch_headers(rpc, rest))
     return transfers, headers
+
+
+@dataclass(frozen=True)
+class ScannedRange:
+    """The blocks a step read: their headers (every one above the final height, else those
+    holding logs and the last), the transfers in them and each log's position in its receipt."""
+
+    first: int
+    last: int
+    headers: dict[int, BlockHeader]
+    transfers: list[TransferLog]
+    positions: dict[tuple[str, int], int]
+
+
+async def scan_range(
+    rpc: RpcClient,
+    chain: Chain,
+    watched: WatchedAddresses,
+    *,
+    cursor_hash: str,
+    first: int,
+    last: int,
+    below_final: bool,
+) -> ScannedRange:
+    """Headers and transfers of blocks ``first``..``last``, checked to follow the cursor
+    (``cursor_hash``) and each other. Below the final height only the headers of blocks
+    holding logs are read; above it every one, each checked against its parent."""
+    transfers, headers = await fetch_range(
+        rpc,
+        first,
+        last,
+        [] if below_final else list(range(first, last + 1)),
+        watched.addresses(),
+        [token.address for token in chain.tokens],
+        lookup=watched.lookup(),
+        sources=watched.deposits(),
+    )
+    if below_final:
+        # Blocks holding logs: their hashes must be the logs' (checked below).
+        missing = sorted({transfer.block_number for transfer in transfers} - set(headers))
+        headers.update(await fetch_headers(rpc, missing))
+    if headers[first].parent_hash != cursor_hash:
+        raise InconsistentAnswer(f"block {first} does not follow the cursor")
+    if not below_final:
+        for number in range(first + 1, last + 1):
+            if headers[number].parent_hash != headers[number - 1].hash:
+                raise InconsistentAnswer(f"block {number} does not follow {number - 1}")
+    for transfer in transfers:
+        if headers[transfer.block_number].hash != transfer.block_hash:
+            raise InconsistentAnswer(f"log in block {transfer.block_number} from another fork")
+    positions = await log_positions(rpc, transfers)
+    return ScannedRange(
+        first=first, last=last, headers=headers, transfers=transfers, positions=positions
+    )
 
 
 def _has(ordered: Sequence[str], value: str | None) -> bool:

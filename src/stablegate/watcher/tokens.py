@@ -12,7 +12,9 @@ from eth_abi.abi import decode
 
 from stablegate.chain.evm.contracts import standard_token
 from stablegate.chain.evm.factory_check import factory_mismatch
-from stablegate.chain.evm.rpc import RpcClient, RpcError, eth_call
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import eth_call
 from stablegate.chain.registry import Chain
 
 

@@ -29,9 +29,9 @@ from stablegate.chain.evm.deploy import (
     DeployError,
     deploy_gateway_contracts,
 )
-from stablegate.chain.evm.rpc import (
-    RpcClient,
-    RpcError,
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import (
     TransactionReceipt,
     eth_call,
     get_balance,

@@ -15,17 +15,9 @@ from tests.rpc_fault_proxy import FaultProxy
 
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS, AnvilNode
 from stablegate.chain.evm import create2
-from stablegate.chain.evm.rpc import (
-    RpcClient,
-    RpcError,
-    RpcRangeTooLarge,
-    RpcUnavailable,
-    _classify,
-    _EndpointFailure,
-    redact_url,
-    to_int,
-    wait_receipt,
-)
+from stablegate.chain.evm.rpc import RpcClient, redact_url
+from stablegate.chain.evm.rpc_errors import RpcError, RpcRangeTooLarge, RpcUnavailable
+from stablegate.chain.evm.wallet import to_int, wait_receipt
 from stablegate.clock import FakeClock
 
 SENDER: LocalAccount = Account.from_key(ANVIL_DEFAULT_KEYS[7])
@@ -286,37 +278,6 @@ async def test_failover_waits_read_the_injected_clock() -> None:
         assert not any(row["healthy"] for row in client.status())
         clock.advance(client.cooldown)  # past the last failure's cooldown
         assert all(row["healthy"] for row in client.status())
-
-
-@pytest.mark.parametrize(
-    ("method", "code", "message", "kind"),
-    [
-        ("eth_call", 3, "execution reverted", RpcError),
-        ("eth_call", -32000, "execution reverted: paused", RpcError),
-        ("eth_getBalance", -32602, "invalid params", RpcError),
-        ("eth_sendRawTransaction", -32000, "nonce too low", RpcError),
-        ("eth_sendRawTransaction", -32000, "already known", RpcError),
-        ("eth_blockNumber", -32603, "internal error", _EndpointFailure),
-        ("eth_getBlockByNumber", -32000, "header not found", _EndpointFailure),
-        ("eth_call", -32000, "missing trie node abc", _EndpointFailure),
-        ("eth_chainId", -32005, "project ID request rate exceeded", _EndpointFailure),
-        (
-            "eth_getLogs",
-            -32005,
-            "daily request count exceeded, request rate limited",
-            _EndpointFailure,
-        ),
-        ("eth_getLogs", 429, "Too Many Requests", _EndpointFailure),
-        ("eth_getLogs", -32005, "query returned more than 10000 results", RpcRangeTooLarge),
-        ("eth_getLogs", -32005, "limit exceeded", RpcRangeTooLarge),
-        ("eth_getLogs", -32602, "Log response size exceeded.", RpcRangeTooLarge),
-        ("eth_getLogs", -32614, "eth_getLogs is limited to a 10,000 range", RpcRangeTooLarge),
-        ("eth_getLogs", -32000, "exceed maximum block range: 5000", RpcRangeTooLarge),
-        ("eth_getLogs", -32602, "invalid address", RpcError),
-    ],
-)
-def test_error_classes(method: str, code: int, message: str, kind: type[Exception]) -> None:
-    assert _classify(method, code, message) is kind
 
 
 def test_redact_url() -> None:

@@ -6,7 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from stablegate.chain.evm.rpc import RpcClient, RpcError
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from eth_utils.address import to_checksum_address
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory, standard_token, tether_token
-from stablegate.chain.evm.rpc import RpcClient, eth_call, get_code, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, get_code, transact
 
 
 class DeployError(RuntimeError):

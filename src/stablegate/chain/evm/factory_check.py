@@ -18,7 +18,9 @@ from eth_utils.crypto import keccak
 
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory
-from stablegate.chain.evm.rpc import RpcClient, RpcError, eth_call, get_code
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.rpc_errors import RpcError
+from stablegate.chain.evm.wallet import eth_call, get_code
 from stablegate.chain.registry import Chain
 from stablegate.errors import ChainUnavailable
 

@@ -1,21 +1,7 @@
-"""A small async Ethereum JSON-RPC client with failover, and sending locally signed EIP-1559
-transactions.
+"""A small async Ethereum JSON-RPC client over HTTP with failover between several URLs.
 
-Raw RPC data stays raw (hex strings in TypedDicts); callers convert what they use.
-
-Errors, all raised by :class:`RpcClient`:
-
-- :class:`RpcError`: a call failed. Raised as such when the node rejected the call itself (a
-  revert, invalid params, an unknown method): the same call would fail anywhere, so it is never
-  retried on another URL.
-- :class:`RpcRangeTooLarge` (an ``RpcError``): ``eth_getLogs`` asked for more than the provider
-  serves (-32005, "query returned more than 10000 results", "block range", "response size"...);
-  ask again with a smaller block range. Not retried elsewhere and not counted against the URL.
-- :class:`RpcUnavailable` (an ``RpcError``): no URL gave a usable answer: transport errors,
-  timeouts, HTTP errors (5xx, 429...), malformed or truncated JSON, provider-side JSON-RPC errors
-  (-32603 internal, rate limits, "header not found"...). Reads were tried on the other URLs
-  first; writes were sent once, so their outcome is unknown (re-sending the same raw transaction
-  is harmless).
+What its errors mean (the call, its range or the provider failed) is in :mod:`rpc_errors`;
+reading and sending transactions on top of it in :mod:`wallet`.
 """
 
 from __future__ import annotations
@@ -25,27 +11,26 @@ import contextlib
 import contextvars
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from eth_account.signers.local import LocalAccount
-from eth_utils.address import to_checksum_address
 
+from stablegate.chain.evm.rpc_errors import (
+    EndpointFailure,
+    RpcError,
+    RpcUnavailable,
+    preview,
+    unwrap,
+)
 from stablegate.clock import Clock, SystemClock
 
 log = structlog.get_logger("stablegate.rpc")
 
 T = TypeVar("T")
-
-# Fee cap when the node does not answer eth_maxPriorityFeePerGas.
-DEFAULT_PRIORITY_FEE = 1_000_000_000
-# eth_estimateGas finds the least gas that does not revert; a margin covers state drift.
-GAS_MARGIN_PERCENT = 20
 
 # Methods that change nothing: safe to send again, to another URL, after any failure.
 READ_METHODS = frozenset(
@@ -76,98 +61,6 @@ READ_METHODS = frozenset(
 # Providers stay well under these: ~2 MB request bodies, 100-1000 calls per batch.
 MAX_BATCH_CALLS = 100
 MAX_REQUEST_BYTES = 1_000_000
-
-# JSON-RPC errors that say the provider, not the call, failed: worth another URL.
-_PROVIDER_CODES = frozenset({-32603, -32005, -32002, -32001, 429})
-_PROVIDER_HINTS = (
-    "header not found",
-    "missing trie node",
-    "unknown block",
-    "not synced",
-    "syncing",
-    "timeout",
-    "timed out",
-    "internal error",
-    "unavailable",
-    "try again",
-    "busy",
-    "overloaded",
-    "capacity",
-)
-_RATE_LIMIT_HINTS = ("rate limit", "too many requests", "rate exceeded", "request rate")
-_RANGE_HINTS = ("more than", "range", "limit", "response size", "too many", "exceed", "too large")
-
-
-class RpcError(Exception):
-    """A JSON-RPC call failed; ``data`` holds revert data when there is some."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.data = data
-
-    @property
-    def revert_data(self) -> bytes | None:
-        """The revert payload of a failed eth_call/eth_estimateGas, if the node returned it."""
-        data = self.data
-        if isinstance(data, dict):  # some nodes nest it: {"data": "0x..."}
-            data = data.get("data")
-        if isinstance(data, str) and data.startswith("0x"):
-            try:
-                return bytes.fromhex(data[2:])
-            except ValueError:
-                return None
-        return None
-
-
-class RpcRangeTooLarge(RpcError):
-    """``eth_getLogs`` covered more blocks or results than the provider serves: halve the range."""
-
-
-class RpcUnavailable(RpcError):
-    """No URL gave a usable answer; ``failures`` lists (redacted URL, reason) per attempt."""
-
-    def __init__(self, what: str, failures: Sequence[tuple[str, str]]) -> None:
-        detail = "; ".join(f"{url}: {reason}" for url, reason in failures)
-        super().__init__(-32603, f"{what}: no RPC endpoint answered ({detail})")
-        self.failures = list(failures)
-
-
-class TransactionReverted(Exception):
-    def __init__(self, receipt: TransactionReceipt) -> None:
-        super().__init__(f"transaction {receipt['transactionHash']} reverted")
-        self.receipt = receipt
-
-
-class Log(TypedDict):
-    address: str
-    topics: list[str]
-    data: str
-    blockNumber: str
-    blockHash: str
-    transactionHash: str
-    logIndex: str
-    removed: NotRequired[bool]
-
-
-class TransactionReceipt(TypedDict):
-    transactionHash: str
-    blockNumber: str
-    blockHash: str
-    status: str  # "0x1" success, "0x0" reverted
-    gasUsed: str
-    effectiveGasPrice: str
-    contractAddress: str | None
-    logs: list[Log]
-
-
-class _EndpointFailure(Exception):
-    """This URL failed (not the call): try another one if the call may be repeated."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def redact_url(url: str) -> str:
@@ -254,7 +147,7 @@ class RpcClient:
     # -- public calls -------------------------------------------------------------------------
 
     async def call(self, method: str, params: Sequence[Any]) -> Any:
-        """One call; its ``result``, or :class:`RpcError` (see the module docstring)."""
+        """One call; its ``result``, or :class:`RpcError` (see :mod:`rpc_errors`)."""
         return await self._with_failover(
             method,
             method in READ_METHODS,
@@ -392,7 +285,7 @@ class RpcClient:
         for endpoint in others:
             try:
                 result = await self._call_on(endpoint, method, params)
-            except _EndpointFailure as failure:
+            except EndpointFailure as failure:
                 self._failed(endpoint, method, failure.reason)
                 failures.append((endpoint.label, failure.reason))
                 continue
@@ -437,7 +330,7 @@ class RpcClient:
                 await self._sleep(min(self.retry_delay * number, 1.0))
             try:
                 result = await attempt(endpoint)
-            except _EndpointFailure as failure:
+            except EndpointFailure as failure:
                 self._failed(endpoint, what, failure.reason)
                 failures.append((endpoint.label, failure.reason))
                 continue
@@ -465,17 +358,17 @@ class RpcClient:
         request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         body = await self._post(endpoint, request, calls=1)
         if not isinstance(body, dict) or body.get("id") != request_id:
-            raise _EndpointFailure(f"{method}: unexpected answer {_preview(body)}")
-        return _unwrap(method, body)
+            raise EndpointFailure(f"{method}: unexpected answer {preview(body)}")
+        return unwrap(method, body)
 
     async def _block_number(self, endpoint: _Endpoint) -> int:
         """eth_blockNumber on this URL only, recording its health."""
         try:
             answer = await self._call_on(endpoint, "eth_blockNumber", [])
             if not isinstance(answer, str):
-                raise _EndpointFailure(f"eth_blockNumber: unexpected result {_preview(answer)}")
-            number = to_int(answer)
-        except (_EndpointFailure, ValueError) as failure:
+                raise EndpointFailure(f"eth_blockNumber: unexpected result {preview(answer)}")
+            number = int(answer, 16)
+        except (EndpointFailure, ValueError) as failure:
             reason = str(failure)
             self._failed(endpoint, "eth_blockNumber", reason)
             raise RpcUnavailable("eth_blockNumber", [(endpoint.label, reason)]) from None
@@ -484,7 +377,7 @@ class RpcClient:
         return number
 
     async def _post(self, endpoint: _Endpoint, payload: object, *, calls: int) -> Any:
-        """Sends one HTTP request; its parsed JSON body, or :class:`_EndpointFailure`."""
+        """Sends one HTTP request; its parsed JSON body, or :class:`EndpointFailure`."""
         body = json.dumps(payload, separators=(",", ":")).encode()
         self.calls_made += calls
         self.http_requests += 1
@@ -494,18 +387,18 @@ class RpcClient:
                 endpoint.url, content=body, headers={"content-type": "application/json"}
             )
         except httpx.TimeoutException:
-            raise _EndpointFailure(f"timed out after {self.timeout:g}s") from None
+            raise EndpointFailure(f"timed out after {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
-            raise _EndpointFailure(f"{type(exc).__name__}: {exc}") from None
+            raise EndpointFailure(f"{type(exc).__name__}: {exc}") from None
         try:
             parsed = json.loads(response.content)
         except ValueError:
             parsed = None
         status = response.status_code
         if status == 429 or status >= 500 or (status >= 400 and not _is_error_answer(parsed)):
-            raise _EndpointFailure(f"HTTP {status}")
+            raise EndpointFailure(f"HTTP {status}")
         if parsed is None:
-            raise _EndpointFailure(f"HTTP {response.status_code}: body is not JSON")
+            raise EndpointFailure(f"HTTP {response.status_code}: body is not JSON")
         return parsed
 
     # -- batches ------------------------------------------------------------------------------
@@ -539,20 +432,20 @@ class RpcClient:
             ]
             body = await self._post(endpoint, request, calls=len(calls))
             if not isinstance(body, list):
-                raise _EndpointFailure(f"batch answered with {_preview(body)}")
+                raise EndpointFailure(f"batch answered with {preview(body)}")
             by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
             missing = [i for i in ids if i not in by_id]
             if missing:
-                raise _EndpointFailure(f"batch answer lacks {len(missing)} of {len(ids)} ids")
+                raise EndpointFailure(f"batch answer lacks {len(missing)} of {len(ids)} ids")
             results: list[Any] = []
             refused: RpcError | None = None
             for i, (method, _) in zip(ids, calls, strict=True):
                 try:
-                    results.append(_unwrap(method, by_id[i]))
+                    results.append(unwrap(method, by_id[i]))
                 except RpcError as exc:
                     results.append(exc)
                     refused = refused or exc
-            # Provider-side item errors raised _EndpointFailure above and repeat the batch.
+            # Provider-side item errors raised EndpointFailure above and repeat the batch.
             if refused is not None and not return_exceptions:
                 raise refused
             return results
@@ -565,158 +458,3 @@ class RpcClient:
 def _is_error_answer(parsed: Any) -> bool:
     """A JSON-RPC error object (some providers send those with HTTP 4xx/5xx)."""
     return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _unwrap(method: str, answer: dict[str, Any]) -> Any:
-    """The result of one JSON-RPC answer; :class:`RpcError` if the node refused the call,
-    :class:`_EndpointFailure` if the answer is malformed or the provider failed."""
-    error = answer.get("error")
-    if error is None:
-        if "result" not in answer:
-            raise _EndpointFailure(f"{method}: answer without result {_preview(answer)}")
-        return answer["result"]
-    if not isinstance(error, dict):
-        raise _EndpointFailure(f"{method}: malformed error {_preview(error)}")
-    try:
-        code = int(error.get("code", -32603))
-    except (TypeError, ValueError):
-        code = -32603
-    message = str(error.get("message", ""))
-    kind = _classify(method, code, message)
-    if kind is _EndpointFailure:
-        raise _EndpointFailure(f"{method}: {code} {message}")
-    raise kind(code, message, error.get("data"))
-
-
-def _classify(method: str, code: int, message: str) -> type[Exception]:
-    """Who failed: the call (:class:`RpcError`), its range (:class:`RpcRangeTooLarge`) or the
-    provider (:class:`_EndpointFailure`)."""
-    text = message.lower()
-    if code == 3 or "revert" in text:
-        return RpcError
-    if any(hint in text for hint in _RATE_LIMIT_HINTS):
-        return _EndpointFailure
-    if method == "eth_getLogs" and (code == -32005 or any(hint in text for hint in _RANGE_HINTS)):
-        return RpcRangeTooLarge
-    if code in _PROVIDER_CODES or any(hint in text for hint in _PROVIDER_HINTS):
-        return _EndpointFailure
-    return RpcError
-
-
-def to_int(value: str) -> int:
-    return int(value, 16)
-
-
-async def chain_id(rpc: RpcClient) -> int:
-    return to_int(await rpc.call("eth_chainId", []))
-
-
-async def get_code(rpc: RpcClient, address: str, block: str = "latest") -> bytes:
-    return bytes.fromhex((await rpc.call("eth_getCode", [address, block]))[2:])
-
-
-async def get_balance(rpc: RpcClient, address: str, block: str = "latest") -> int:
-    return to_int(await rpc.call("eth_getBalance", [address, block]))
-
-
-async def eth_call(
-    rpc: RpcClient, to: str, data: bytes, *, sender: str | None = None, block: str = "latest"
-) -> bytes:
-    """Runs a call without a transaction; a revert raises :class:`RpcError` with revert data."""
-    call: dict[str, str] = {"to": to, "data": "0x" + data.hex()}
-    if sender is not None:
-        call["from"] = sender
-    return bytes.fromhex((await rpc.call("eth_call", [call, block]))[2:])
-
-
-async def send_transaction(
-    rpc: RpcClient,
-    account: LocalAccount,
-    to: str | None,
-    data: bytes = b"",
-    *,
-    value: int = 0,
-    gas: int | None = None,
-) -> str:
-    """Signs an EIP-1559 transaction locally and broadcasts it; returns its hash.
-
-    ``to=None`` creates a contract. Nonce (pending), chain id, fees and, unless ``gas`` is given,
-    the gas limit come from the node; an estimate that reverts raises :class:`RpcError`.
-    """
-    sender = account.address
-    tx_fields: dict[str, Any] = {"from": sender, "data": "0x" + data.hex(), "value": hex(value)}
-    if to is not None:
-        tx_fields["to"] = to_checksum_address(to)
-    nonce, cid, block, tip = await asyncio.gather(
-        rpc.call("eth_getTransactionCount", [sender, "pending"]),
-        rpc.call("eth_chainId", []),
-        rpc.call("eth_getBlockByNumber", ["latest", False]),
-        _priority_fee(rpc),
-    )
-    if gas is None:
-        estimate = to_int(await rpc.call("eth_estimateGas", [tx_fields]))
-        gas = estimate * (100 + GAS_MARGIN_PERCENT) // 100
-    base_fee = to_int(block.get("baseFeePerGas") or "0x0")
-    tx: dict[str, Any] = {
-        "type": 2,
-        "chainId": to_int(cid),
-        "nonce": to_int(nonce),
-        "gas": gas,
-        "maxPriorityFeePerGas": tip,
-        "maxFeePerGas": 2 * base_fee + tip,
-        "value": value,
-        "data": data,
-    }
-    if to is not None:
-        tx["to"] = to_checksum_address(to)
-    signed = account.sign_transaction(tx)
-    return str(await rpc.call("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()]))
-
-
-async def wait_receipt(
-    rpc: RpcClient,
-    tx_hash: str,
-    timeout: float = 30,  # noqa: ASYNC109 (a deadline for the receipt, not for one await)
-    poll_interval: float = 0.05,
-) -> TransactionReceipt:
-    """Polls until the transaction is mined; raises :class:`TimeoutError` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        receipt: TransactionReceipt | None = await rpc.call("eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            return receipt
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"no receipt for {tx_hash} after {timeout}s")
-        await asyncio.sleep(poll_interval)
-
-
-async def transact(
-    rpc: RpcClient,
-    account: LocalAccount,
-    to: str | None,
-    data: bytes = b"",
-    *,
-    value: int = 0,
-    gas: int | None = None,
-    timeout: float = 30,  # noqa: ASYNC109 (a deadline for the receipt, not for one await)
-) -> TransactionReceipt:
-    """Sends, waits, and raises :class:`TransactionReverted` unless the receipt says success."""
-    tx_hash = await send_transaction(rpc, account, to, data, value=value, gas=gas)
-    receipt = await wait_receipt(rpc, tx_hash, timeout=timeout)
-    if to_int(receipt["status"]) != 1:
-        raise TransactionReverted(receipt)
-    return receipt
-
-
-async def _priority_fee(rpc: RpcClient) -> int:
-    try:
-        return to_int(await rpc.call("eth_maxPriorityFeePerGas", []))
-    except RpcUnavailable:
-        raise
-    except RpcError:  # the node does not know the method
-        return DEFAULT_PRIORITY_FEE
