@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
-from stablegate.db.migrate import upgrade
+from stablegate.migrations import upgrade
 from tests.conftest import _truncate, copy_migrated_sqlite
 
 from stablegate.chain.evm.transfers import TransferLog
