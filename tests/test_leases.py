@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from stablegate.migrations import upgrade
 from tests.conftest import _truncate, copy_migrated_sqlite
 
 from stablegate.chain.evm.rpc_errors import RpcUnavailable
 from stablegate.clock import FakeClock
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.leases import ChainLease, LeaseGrant, StepHalt, fenced
+from stablegate.migrations import upgrade
 
 TTL_MS = 10_000
 

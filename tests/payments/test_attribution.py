@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
-from stablegate.migrations import upgrade
 from tests.conftest import _truncate, copy_migrated_sqlite
 
 from stablegate.chain.evm.transfers import TransferLog
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
+from stablegate.migrations import upgrade
 from stablegate.payments.attribution import attribute
 
 DEPOSIT = "0x" + "d1" * 20

@@ -169,7 +169,9 @@ class Order:
         token = (str(data["tokenAddress"]), str(data["symbol"]), int(data["decimals"]))
         amount = _decimal(data["amount"])
         paid, pending = _decimal(data["paidAmount"]), _decimal(data["pendingAmount"])
+        # Older gateways send no dueAmount: the same rule, from the amounts.
         due = data.get("dueAmount")
+        due_amount = _decimal(due) if due is not None else max(amount - paid - pending, Decimal(0))
         return cls(
             order_id=str(data["orderId"]),
             order_no=str(data["orderNo"]),
@@ -204,8 +206,7 @@ class Order:
             ),
             qr_code_data_url=_opt_str(data.get("qrCodeDataUrl")),
             raw=dict(data),
-            # Older gateways send no dueAmount: the same rule, from the amounts.
-            due_amount=_decimal(due) if due is not None else max(amount - paid - pending, Decimal(0)),
+            due_amount=due_amount,
             payment_qr_code=_opt_str(data.get("paymentQrCode")),
             payment_qr_data_url=_opt_str(data.get("paymentQrDataUrl")),
         )
