@@ -18,7 +18,6 @@ from stablegate.models import Merchant
 DISPLAY_NAME_MAX = 80
 LOGO_URL_MAX = 512
 SUPPORT_CONTACT_MAX = 200
-BRANDING_ERROR = "invalid_branding"
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,11 @@ def _text(field: str, value: str, limit: int) -> str | None:
     if not value:
         return None
     if len(value) > limit:
-        raise InvalidRequest(f"{field}: at most {limit} characters", code=BRANDING_ERROR)
+        raise InvalidRequest(f"{field}: at most {limit} characters", code="invalid_branding")
     if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
-        raise InvalidRequest(f"{field}: must not contain control characters", code=BRANDING_ERROR)
+        raise InvalidRequest(
+            f"{field}: must not contain control characters", code="invalid_branding"
+        )
     return value
 
 
@@ -63,10 +64,10 @@ def checked_logo_url(value: str) -> str | None:
     if url is None:
         return None
     if any(ch.isspace() for ch in url):
-        raise InvalidRequest("logo URL: must not contain whitespace", code=BRANDING_ERROR)
+        raise InvalidRequest("logo URL: must not contain whitespace", code="invalid_branding")
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise InvalidRequest("logo URL: must be an absolute https URL", code=BRANDING_ERROR)
+        raise InvalidRequest("logo URL: must be an absolute https URL", code="invalid_branding")
     if parts.username is not None or parts.password is not None:
-        raise InvalidRequest("logo URL: must not carry credentials", code=BRANDING_ERROR)
+        raise InvalidRequest("logo URL: must not carry credentials", code="invalid_branding")
     return url
