@@ -394,3 +394,36 @@ async def test_nul_characters_are_refused_not_stored(
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_body"
     query = await get(client, signer, QUERY, "orderNo=a%00b")
     assert query.status_code == 400 and query.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"notify_url": "https://shop.example/hook"}, "notify_url"),
+        ({"order_no": "A-9"}, "order_no"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_unknown_fields_are_refused_naming_the_field(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext, extra: Any, field: str
+) -> None:
+    body = {"chainId": "31337", "symbol": "USDT", "amount": "1", **extra}
+    response = await post(client, signer, CREATE, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_field" and error["message"].startswith(f"{field}:")
+    assert await count_orders(gateway) == 0
+    # It wins over other problems: a misspelt name is the likelier cause.
+    response = await post(client, signer, CREATE, {"chainId": "31337", "amount": "x", **extra})
+    assert response.json()["error"]["code"] == "unknown_field"
+
+
+async def test_every_json_body_refuses_unknown_fields(
+    client: httpx.AsyncClient, signer: Signer
+) -> None:
+    cancel = await post(client, signer, CANCEL, {"orderNo": "A-1", "reason": "changed my mind"})
+    assert cancel.status_code == 400 and cancel.json()["error"]["code"] == "unknown_field"
+    resend_path = "/api/v1/webhook/resend"
+    resend = await post(client, signer, resend_path, {"failed": True, "event_id": "e1"})
+    assert resend.status_code == 400 and resend.json()["error"]["code"] == "unknown_field"
+    assert "event_id" in resend.json()["error"]["message"]

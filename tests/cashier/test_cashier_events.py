@@ -23,10 +23,12 @@ from stablegate.cashier.events import StreamTiming, order_event_stream
 from stablegate.cashier.live import LiveOrders
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
-from stablegate.models import Order
+from stablegate.merchants.branding import MerchantBranding
+from stablegate.models import Merchant, Order
+from stablegate.orders import queries
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
-from stablegate.orders.view import public_order_view
+from stablegate.orders.view import PublicOrderParts, public_order_view
 
 
 class SseClient:
@@ -182,7 +184,13 @@ async def test_stream_sends_the_view_on_each_change_and_ends_when_terminal(
         async with session_scope(gateway.sessions) as session:
             loaded = await session.get(Order, order.id)
             assert loaded is not None
-            full = public_order_view(loaded, gateway.registry, "https://pay.example.com", 0)
+            merchant = await session.get(Merchant, loaded.merchant_id)
+            assert merchant is not None
+            parts = PublicOrderParts(
+                merchant=MerchantBranding.of(merchant),
+                payments=await queries.order_payments(session, order.id),
+            )
+            full = public_order_view(loaded, gateway.registry, "https://pay.example.com", 0, parts)
         assert {**second, "serverTime": 0} == full
 
         await set_order(gateway, order.id, confirmations=2)

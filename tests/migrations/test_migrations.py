@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support import MerchantKeys
@@ -16,7 +16,7 @@ from stablegate.clock import FakeClock
 from stablegate.db.base import Base
 from stablegate.db.engine import make_engine, session_scope
 from stablegate.migrations import alembic_config, current_revision, upgrade
-from stablegate.models import WebhookDelivery, WebhookEvent
+from stablegate.models import Merchant, WebhookDelivery, WebhookEvent
 
 
 async def test_migrations_match_the_models(database_url: str) -> None:
@@ -95,3 +95,28 @@ async def test_0005_backfills_the_deliverable_flag_by_the_ordering_rule(
     ]
     expected += [[False, False, True, True], [True, True, False, True], [False] * 4]
     assert [[flags[i] for i in ids] for ids in orders] == expected
+
+
+async def test_0007_adds_and_drops_the_branding_columns(
+    gateway: GatewayContext, merchant: MerchantKeys
+) -> None:
+    """Down to 0006 and up again on a database with a merchant (whose rows other tables point
+    at): the merchant stays, the branding starts empty."""
+    async with session_scope(gateway.sessions) as session:
+        row = await session.get(Merchant, merchant.merchant_id)
+        assert row is not None
+        row.display_name, row.logo_url = "Shop", "https://cdn.shop.example/l.png"
+    try:
+        await _downgrade(gateway.engine, "0006")
+        assert await current_revision(gateway.engine) == "0006"
+        async with gateway.engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("merchants")}
+            )
+        assert not columns & {"display_name", "logo_url", "support_contact"}
+    finally:
+        await upgrade(gateway.engine)
+    async with session_scope(gateway.sessions) as session:
+        row = await session.get(Merchant, merchant.merchant_id)
+        assert row is not None and row.name == "Test Shop"
+        assert (row.display_name, row.logo_url, row.support_contact) == (None, None, None)

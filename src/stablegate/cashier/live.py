@@ -1,8 +1,9 @@
 """One shared poll per process for every order someone is watching live.
 
 Each live-status stream subscribes to its order. A single background task, started with the
-first subscriber and stopped when none remain, loads the row of every watched order in ONE
-query per tick (plain columns, no ORM objects). Only a row that differs from the previous tick's,
+first subscriber and stopped when none remain, loads the rows of every watched order (the order,
+its payments, its merchant's branding, its chain's head) in four queries per tick whatever the
+number of orders (plain columns, no ORM objects). Only rows that differ from the previous tick's,
 or an order with a new subscriber, is rendered into its public view and offered to that order's
 subscribers; a subscriber wakes only when the view differs from the one its stream last sent
 (``serverTime`` aside). Database load therefore grows with the poll rate, not with the number of
@@ -20,15 +21,14 @@ from typing import Any
 
 import structlog
 from fastapi import Request
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.db.engine import read_scope
-from stablegate.models import Order
 from stablegate.orders import queries
-from stablegate.orders.view import public_order_view
+from stablegate.orders.queries import PublicOrderRows
+from stablegate.orders.view import detached, public_order_view
 
 log = structlog.get_logger("stablegate.cashier")
 
@@ -183,15 +183,15 @@ def database_views(
     public_url: str,
     clock: Clock,
 ) -> tuple[RowsLoader, Render]:
-    """How the gateway polls: the watched orders' rows in one read-only query, and their public
-    views rendered from a detached ``Order`` built from the row."""
+    """How the gateway polls: the watched orders' rows in one read-only transaction, and their
+    public views rendered from detached ORM objects built from the rows."""
 
-    async def load(order_ids: Collection[str]) -> dict[str, Row[Any]]:
+    async def load(order_ids: Collection[str]) -> dict[str, PublicOrderRows]:
         async with read_scope(sessions) as session:
             return await queries.public_order_rows(session, order_ids)
 
-    def render(row: Row[Any]) -> View:
-        order = Order(**row._asdict())
-        return public_order_view(order, registry, public_url, clock.now_ms())
+    def render(rows: PublicOrderRows) -> View:
+        order, parts = detached(rows)
+        return public_order_view(order, registry, public_url, clock.now_ms(), parts)
 
     return load, render

@@ -30,7 +30,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
 from stablegate.cashier.live import app_live_orders
-from stablegate.cashier.public_api import ERRORS, OrderIdPath, find_public_order
+from stablegate.cashier.public_api import (
+    ERRORS,
+    OrderIdPath,
+    find_public_order,
+    find_public_view,
+)
 from stablegate.cashier.stream_slots import app_stream_slots
 from stablegate.chain.anvil import ANVIL_CHAIN_ID
 from stablegate.chain.dev_pay import DevPayFailed, pay_from_dev_account
@@ -40,7 +45,7 @@ from stablegate.models import Order
 from stablegate.money import format_amount
 from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
-from stablegate.orders.view import public_order_view
+from stablegate.orders.view import PublicOrderParts, public_order_view
 from stablegate.web.context import WebContext
 from stablegate.web.pages import page_headers, page_templates
 from stablegate.web.security import public_request, request_ip
@@ -148,11 +153,16 @@ def _status_text(t: Translator, status: str) -> str:
 
 
 def cashier_context(
-    ctx: WebContext, order: Order, t: Translator, qr_mode: str, notice: str | None
+    ctx: WebContext,
+    order: Order,
+    parts: PublicOrderParts,
+    t: Translator,
+    qr_mode: str,
+    notice: str | None,
 ) -> dict[str, Any]:
     """Everything the cashier template shows, computed once here (the template only lays out)."""
     now_ms = ctx.clock.now_ms()
-    view = public_order_view(order, ctx.registry, ctx.settings.public_url, now_ms)
+    view = public_order_view(order, ctx.registry, ctx.settings.public_url, now_ms, parts)
     chain = ctx.registry.get(order.chain_id)
     received = order.paid_amount + order.pending_amount
     due = max(order.amount - received, 0)
@@ -237,12 +247,15 @@ async def cashier_page(
         ctx = await public_request(request)
     except RateLimited as exc:
         return _message_page(language, "rate_limited", exc.status, exc.headers)
-    order = await find_public_order(ctx, order_id)
-    if order is None:
+    found = await find_public_view(ctx, order_id)
+    if found is None:
         return _message_page(language, "not_found", 404)
+    order, parts = found
     qr_mode = qr if qr in QR_FORMATS else "address"
     t = Translator(language)
-    return _render("cashier.html", language, **cashier_context(ctx, order, t, qr_mode, notice))
+    return _render(
+        "cashier.html", language, **cashier_context(ctx, order, parts, t, qr_mode, notice)
+    )
 
 
 @router.post("/cashier/{order_id}/dev-pay", include_in_schema=False)
@@ -304,13 +317,14 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
     # Refused before any database work when too many streams are open (429 too_many_streams).
     slot = app_stream_slots(request).acquire(request_ip(request, ctx))
     try:
-        order = await find_public_order(ctx, order_id)
+        found = await find_public_view(ctx, order_id)
     except BaseException:
         slot.release()
         raise
-    if order is None:
+    if found is None:
         slot.release()
         raise NotFound("order not found")
+    order, parts = found
     # Every poll offers the current view and the stream sends what differs from its last event,
     # so a change committed after this read still reaches it on the next poll.
     live_orders = app_live_orders(request)
@@ -322,7 +336,9 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
 
     try:
         subscription.offer(
-            public_order_view(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
+            public_order_view(
+                order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms(), parts
+            )
         )
     except BaseException:
         close()  # a failure before the stream starts must not keep its slot

@@ -3,7 +3,8 @@
 The chains this gateway accepts, the cashier's view of an order and its QR code, and the
 gateway's webhook public key. The order's live status (server-sent events) is served beside the
 cashier page (:mod:`stablegate.cashier.page`). Every public read of an order goes through
-:func:`find_public_order`.
+:func:`find_public_order` (the order alone) or :func:`find_public_view` (with what its view
+shows beside it: payments, the merchant's branding, the chain's head).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from stablegate.db.engine import read_scope
 from stablegate.errors import NotFound
 from stablegate.models import Order
 from stablegate.orders import queries
-from stablegate.orders.payment_request import qr_content, qr_png
+from stablegate.orders.payment_request import due_amount, qr_content, qr_png
 from stablegate.orders.schemas import PublicOrderOut
-from stablegate.orders.view import public_order_out
+from stablegate.orders.view import PublicOrderParts, detached, public_order_out
 from stablegate.watcher.status import chain_statuses
 from stablegate.web.context import WebContext
 from stablegate.web.errors import error_responses
@@ -42,6 +43,16 @@ async def find_public_order(ctx: WebContext, order_id: str) -> Order | None:
         return None
     async with read_scope(ctx.sessions) as session:
         return await queries.public_order(session, order_id)
+
+
+async def find_public_view(ctx: WebContext, order_id: str) -> tuple[Order, PublicOrderParts] | None:
+    """The order a customer's link names with the parts of its public view, or None; detached
+    objects, as the live poll renders them."""
+    if not _ORDER_ID.fullmatch(order_id):
+        return None
+    async with read_scope(ctx.sessions) as session:
+        rows = (await queries.public_order_rows(session, [order_id])).get(order_id)
+    return None if rows is None else detached(rows)
 
 
 async def _require_order(ctx: WebContext, order_id: str) -> Order:
@@ -94,28 +105,43 @@ async def public_order(
     request: Request, response: Response, order_id: OrderIdPath
 ) -> PublicOrderOut:
     ctx = await public_request(request)
-    order = await _require_order(ctx, order_id)
+    found = await find_public_view(ctx, order_id)
+    if found is None:
+        raise NotFound("order not found")
+    order, parts = found
     response.headers["Cache-Control"] = "no-store"
-    return public_order_out(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms())
+    return public_order_out(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms(), parts)
 
 
 @router.get(
     "/orders/{order_id}/qr.png",
     responses={200: {"content": {"image/png": {}}}, **ERRORS},
     response_class=Response,
-    summary="QR code: the deposit address, or the EIP-681 URI with format=eip681",
+    summary="QR code: the deposit address, or with format=eip681 the EIP-681 request for the "
+    "amount still due",
 )
 async def order_qr(
     request: Request,
     order_id: OrderIdPath,
     qr_format: Annotated[str, Query(alias="format", pattern="^(address|eip681)$")] = "address",
+    due: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9]{1,80}$",
+            description="The due amount (base units) the image is asked for, as in "
+            "`paymentQrCode`; the image always shows the amount due now",
+        ),
+    ] = None,
 ) -> Response:
     ctx = await public_request(request)
     order = await _require_order(ctx, order_id)
+    # The address never changes; the EIP-681 request changes with the amount due, so only its
+    # image for the due amount the URL names may be cached.
+    fixed = qr_format == "address" or (due is not None and int(due) == due_amount(order))
     return Response(
         qr_png(qr_content(order, qr_format)),
         media_type="image/png",
-        headers={"Cache-Control": "public, max-age=86400, immutable"},
+        headers={"Cache-Control": "public, max-age=86400, immutable" if fixed else "no-store"},
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_utils.address import is_address, to_checksum_address
 
@@ -45,10 +46,22 @@ class Chain:
     implementation: str | None = None
     multicall3: str | None = None
     tokens: tuple[Token, ...] = field(default_factory=tuple)
+    # Block explorer base URL (EIP-3091 paths); None where there is none (the dev chain).
+    explorer_url: str | None = None
 
     @property
     def has_rpc(self) -> bool:
         return bool(self.rpc_urls)
+
+    def tx_url(self, tx_hash: str | None) -> str | None:
+        """The explorer's page of a transaction (EIP-3091 ``/tx/<hash>``), or None."""
+        if not self.explorer_url or not tx_hash:
+            return None
+        return f"{self.explorer_url}/tx/{tx_hash}"
+
+    def address_url(self, address: str) -> str | None:
+        """The explorer's page of an address (EIP-3091 ``/address/<addr>``), or None."""
+        return f"{self.explorer_url}/address/{address}" if self.explorer_url else None
 
     def token_by_symbol(self, symbol: str) -> Token | None:
         wanted = symbol.upper()
@@ -135,6 +148,15 @@ def _address(value: Any, where: str) -> str:
     return str(to_checksum_address(value))
 
 
+def _explorer_url(value: Any, where: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise RegistryError(f"{where}: explorer_url {value!r} is not an http(s) base URL")
+    return str(value).rstrip("/")
+
+
 def _build_chain(key: str, entry: dict[str, Any]) -> Chain:
     try:
         chain_id = int(key)
@@ -173,6 +195,7 @@ def _build_chain(key: str, entry: dict[str, Any]) -> Chain:
                 else None
             ),
             tokens=tokens,
+            explorer_url=_explorer_url(entry.get("explorer_url"), f"chain {key}"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, RegistryError):

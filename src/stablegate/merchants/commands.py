@@ -84,9 +84,19 @@ def set_policy(
         str | None, typer.Option(help="forwarder | unique_amount (new orders only).")
     ] = None,
     notify_url: Annotated[str | None, typer.Option(help="Default webhook URL.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="Name the cashier shows the customer ('' clears it).")
+    ] = None,
+    logo_url: Annotated[
+        str | None, typer.Option(help="https URL of the logo the cashier shows ('' clears it).")
+    ] = None,
+    support_contact: Annotated[
+        str | None,
+        typer.Option(help="Email, URL or text the cashier offers for help ('' clears it)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a merchant's payment policy (audited)."""
+    """Change a merchant's payment policy and cashier branding (audited)."""
 
     async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
         return await service.set_policy(
@@ -97,6 +107,9 @@ def set_policy(
             underpay_tolerance=underpay_tolerance,
             deposit_strategy=deposit_strategy,
             notify_url=notify_url,
+            display_name=display_name,
+            logo_url=logo_url,
+            support_contact=support_contact,
         )
 
     print_record(with_session(work), as_json)

@@ -15,6 +15,11 @@ from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import signed_reads_required
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
+from stablegate.merchants.branding import (
+    checked_display_name,
+    checked_logo_url,
+    checked_support_contact,
+)
 from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
@@ -261,8 +266,13 @@ async def set_policy(
     underpay_tolerance: str | None = None,
     deposit_strategy: str | None = None,
     notify_url: str | None = None,
+    display_name: str | None = None,
+    logo_url: str | None = None,
+    support_contact: str | None = None,
     actor: str = "cli",
 ) -> dict[str, object]:
+    """Change what is given (None keeps it); an empty string clears a branding field. A bad
+    value raises, and the caller's transaction then writes nothing."""
     merchant = await session.get(Merchant, merchant_id)
     if merchant is None:
         raise NotFound(f"merchant {merchant_id} not found")
@@ -293,6 +303,14 @@ async def set_policy(
         merchant.deposit_strategy = changes["depositStrategy"] = DepositStrategy(deposit_strategy)
     if notify_url is not None:
         merchant.notify_url = changes["notifyUrl"] = checked_notify_url(notify_url)
+    if display_name is not None:
+        merchant.display_name = changes["displayName"] = checked_display_name(display_name)
+    if logo_url is not None:
+        merchant.logo_url = changes["logoUrl"] = checked_logo_url(logo_url)
+    if support_contact is not None:
+        merchant.support_contact = changes["supportContact"] = checked_support_contact(
+            support_contact
+        )
     session.add(
         AuditEntry(
             at_ms=clock.now_ms(),

@@ -40,6 +40,11 @@ class Merchant(Base):
         StrEnumColumn(DepositStrategy, 20), default=DepositStrategy.FORWARDER
     )
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # What the cashier shows the paying customer (merchants/branding.py bounds them); the
+    # display name falls back to ``name``.
+    display_name: Mapped[str | None] = mapped_column(String(80))
+    logo_url: Mapped[str | None] = mapped_column(String(512))
+    support_contact: Mapped[str | None] = mapped_column(String(200))
 
 
 class PayoutAddress(Base):

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from stablegate.auth.json_body import parse_json_object
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.orders import service
-from stablegate.orders.payment_request import qr_data_url
+from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
 from stablegate.orders.service import OrderContext
 from stablegate.orders.view import order_out
@@ -21,7 +21,8 @@ from stablegate.web.errors import error_responses, validated
 from stablegate.web.security import merchant_request
 
 # Sent with json.dumps like every other answer; only the fields that were set (a page's
-# orders have no ``payments``, an order without ``inlineQr`` no ``qrCodeDataUrl``).
+# orders have no ``payments``, an order without ``inlineQr`` no ``qrCodeDataUrl`` and
+# ``paymentQrDataUrl``).
 router = APIRouter(prefix="/api/v1/payment", tags=["payment"], default_response_class=JSONResponse)
 _ERRORS = error_responses(400, 401, 404, 409, 413, 418, 429, 503)
 
@@ -64,6 +65,7 @@ async def create_qr_order(request: Request, response: Response) -> OrderOut:
         ctx.metrics.orders_created.labels(str(order.chain_id)).inc()
     if req.inline_qr:
         view.qrCodeDataUrl = qr_data_url(order.to_address)
+        view.paymentQrDataUrl = qr_data_url(payment_uri(order))
     response.headers.update(auth.rate_headers)
     return view
 
@@ -94,7 +96,7 @@ async def contract_payment(
                 session, auth.merchant_id, order_id=order_id, order_no=order_no
             )
             view = order_out(order, ctx.registry, ctx.settings.public_url)
-            view.payments = await service.payments_of(session, order)
+            view.payments = await service.payments_of(session, order, ctx.registry)
             return view
         orders, next_cursor = await service.list_orders(
             session, auth.merchant_id, status=status, since_ms=since, limit=limit, cursor=cursor

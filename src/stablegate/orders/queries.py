@@ -9,12 +9,13 @@ the operator lock one order by id.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.models import Order, Payment
+from stablegate.models import ChainState, Merchant, Order, Payment
 from stablegate.models.payment import PaymentKind
 
 
@@ -64,14 +65,71 @@ async def order_payments(session: AsyncSession, order_id: str) -> list[Payment]:
     return list(rows.all())
 
 
-# Every mapped column of an order, by attribute name, so a row can stand in for the ORM object.
+# Every mapped column of a table, by attribute name, so a row can stand in for the ORM object.
 _ORDER_COLUMNS = [getattr(Order, column.key) for column in inspect(Order).column_attrs]
+_PAYMENT_COLUMNS = [getattr(Payment, column.key) for column in inspect(Payment).column_attrs]
+_BRANDING_COLUMNS: list[Any] = [
+    Merchant.id,
+    Merchant.name,
+    Merchant.display_name,
+    Merchant.logo_url,
+    Merchant.support_contact,
+]
+
+
+@dataclass(frozen=True)
+class PublicOrderRows:
+    """Everything the public view of one order shows, as plain rows: equal snapshots render
+    equal views, so the live poll compares these to find what changed."""
+
+    order: Row[Any]
+    merchant: Row[Any] | None  # the branding columns of its merchant
+    payments: tuple[Row[Any], ...]  # its transfers but flushes, oldest first
+    head: int | None  # the newest block its chain's watcher has seen
 
 
 async def public_order_rows(
     session: AsyncSession, order_ids: Collection[str]
-) -> dict[str, Row[Any]]:
-    """The rows of the given orders in one query, as plain columns (no ORM objects to track):
-    the live-status poll's public lookup. An unknown id is left out."""
-    statement = select(*_ORDER_COLUMNS).where(Order.id.in_(order_ids))
-    return {row.id: row for row in (await session.execute(statement)).all()}
+) -> dict[str, PublicOrderRows]:
+    """The public view's rows of the given orders, in four queries whatever their number (no
+    ORM objects to track): the live-status poll's and the cashier's lookup. An unknown id is
+    left out."""
+    orders = (await session.execute(select(*_ORDER_COLUMNS).where(Order.id.in_(order_ids)))).all()
+    if not orders:
+        return {}
+    payments: dict[str, list[Row[Any]]] = {}
+    for row in (
+        await session.execute(
+            select(*_PAYMENT_COLUMNS)
+            .where(Payment.order_id.in_([o.id for o in orders]), Payment.kind != PaymentKind.FLUSH)
+            .order_by(Payment.block_number, Payment.log_index, Payment.id)
+        )
+    ).all():
+        payments.setdefault(row.order_id, []).append(row)
+    merchants: dict[str, Row[Any]] = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(*_BRANDING_COLUMNS).where(Merchant.id.in_({o.merchant_id for o in orders}))
+            )
+        ).all()
+    }
+    heads: dict[int, int] = {
+        chain_id: head
+        for chain_id, head in (
+            await session.execute(
+                select(ChainState.chain_id, ChainState.head_number).where(
+                    ChainState.chain_id.in_({o.chain_id for o in orders})
+                )
+            )
+        ).all()
+    }
+    return {
+        o.id: PublicOrderRows(
+            order=o,
+            merchant=merchants.get(o.merchant_id),
+            payments=tuple(payments.get(o.id, ())),
+            head=heads.get(o.chain_id),
+        )
+        for o in orders
+    }

@@ -42,7 +42,9 @@ def _notify_url(value: str | None) -> str | None:
 
 
 class CreateOrderRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Only the wire's camelCase names: any other field (``notify_url`` for ``notifyUrl``) is
+    # refused with ``unknown_field``, never silently dropped (web/errors.py).
+    model_config = ConfigDict(extra="forbid")
 
     chain_id: Annotated[StrictStr | StrictInt, Field(alias="chainId")]
     symbol: Annotated[StrictStr, Field(min_length=1, max_length=20)]
@@ -70,7 +72,7 @@ class CreateOrderRequest(BaseModel):
 class OrderRef(BaseModel):
     """Identifies one order by the gateway's id or the merchant's number."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     order_id: Annotated[StrictStr | None, Field(alias="orderId", max_length=64)] = None
     order_no: Annotated[StrictStr | None, Field(alias="orderNo", max_length=64)] = None
@@ -83,12 +85,16 @@ class PaymentOut(BaseModel):
     logIndex: int
     from_: str = Field(alias="from")
     tokenAddress: str
-    amount: str  # in the order's token units; base units for any other token
+    # In the units of the token that arrived when the registry knows it (symbol and decimals
+    # set); in base units for any other token (symbol and decimals null).
+    amount: str
+    symbol: str | None = None
+    decimals: int | None = None
     blockNumber: int
     blockHash: str
     blockTime: int
     status: str  # seen | final | orphaned
-    kind: str  # credit | below_min | wrong_token | unsupported_token | unattributed
+    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
     late: bool
 
 
@@ -108,13 +114,15 @@ class OrderOut(BaseModel):
     amount: str
     paidAmount: str
     pendingAmount: str
+    dueAmount: str  # amount - paidAmount - pendingAmount, at least 0
     toAddress: str
     payoutAddress: str
     factory: str | None
     depositSalt: str | None
     cashierUrl: str
-    paymentUri: str
-    qrCode: str
+    paymentUri: str  # EIP-681 request for dueAmount
+    qrCode: str  # QR image of the bare deposit address
+    paymentQrCode: str  # QR image of paymentUri
     expireTime: int
     createTime: int
     completeTime: int | None
@@ -124,7 +132,8 @@ class OrderOut(BaseModel):
     metadata: dict[str, Any] | None = None
     redirectUrl: str | None = None
     payments: list[PaymentOut] | None = None
-    qrCodeDataUrl: str | None = None
+    qrCodeDataUrl: str | None = None  # with inlineQr: the address QR as a data: URL
+    paymentQrDataUrl: str | None = None  # with inlineQr: the EIP-681 QR as a data: URL
 
 
 class OrderPage(BaseModel):
@@ -132,11 +141,39 @@ class OrderPage(BaseModel):
     nextCursor: str | None
 
 
+class MerchantOut(BaseModel):
+    """Who the customer pays, as the merchant set it (``merchant set-policy``)."""
+
+    name: str  # the display name, else the merchant's name
+    logoUrl: str | None  # an https URL
+    supportContact: str | None  # an email address, a URL or free text
+
+
+class PublicPaymentOut(BaseModel):
+    """A transfer to the order's address as the customer sees it, whatever token it was."""
+
+    txId: str
+    logIndex: int
+    # In the units of the token that arrived when the registry knows it, else base units
+    # (symbol and decimals null).
+    amount: str
+    symbol: str | None
+    decimals: int | None
+    tokenAddress: str
+    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
+    late: bool  # its block came after the order's expireTime
+    status: str  # seen (on chain, not final) | final | orphaned (dropped by a reorg)
+    confirmations: int  # counted up to requiredConfirmations; final ones show that number
+    explorerTxUrl: str | None
+    time: int  # the block's time, ms
+
+
 class PublicOrderOut(BaseModel):
     """The cashier's view: nothing the customer should not see (no orderNo, custNo, metadata)."""
 
     orderId: str
     status: str
+    exceptions: list[str]
     chainId: str
     network: str
     symbol: str
@@ -145,12 +182,20 @@ class PublicOrderOut(BaseModel):
     amount: str
     paidAmount: str
     pendingAmount: str
+    dueAmount: str  # amount - paidAmount - pendingAmount, at least 0
     toAddress: str
-    paymentUri: str
-    qrCode: str
+    paymentUri: str  # EIP-681 request for dueAmount
+    qrCode: str  # QR image of the bare deposit address
+    paymentQrCode: str  # QR image of paymentUri
+    paymentQrDataUrl: str  # the same image as a data: URL
     confirmations: int
     requiredConfirmations: int
     expireTime: int
     serverTime: int
+    completeTime: int | None
+    txId: str | None  # the transaction that completed the order
+    explorerTxUrl: str | None  # its page on the chain's block explorer, if the chain has one
     redirectUrl: str | None
     description: str | None
+    merchant: MerchantOut
+    payments: list[PublicPaymentOut]

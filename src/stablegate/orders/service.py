@@ -271,9 +271,13 @@ async def cancel_order(
     return order
 
 
-async def payments_of(session: AsyncSession, order: Order) -> list[PaymentOut]:
+async def payments_of(
+    session: AsyncSession, order: Order, registry: ChainRegistry
+) -> list[PaymentOut]:
     """Every transfer seen for the order, credited or not, oldest first (not its flushes)."""
-    return [payment_out(p, order) for p in await queries.order_payments(session, order.id)]
+    return [
+        payment_out(p, order, registry) for p in await queries.order_payments(session, order.id)
+    ]
 
 
 async def mark_completed(

@@ -33,6 +33,8 @@ _HTTP_CODES = {
 
 # Fields whose problems have their own code (the rest are invalid_request).
 _FIELD_CODES = {"amount": "invalid_amount", "notifyUrl": "invalid_notify_url"}
+# Problems with their own code whatever the field: a field the model does not know.
+_TYPE_CODES = {"extra_forbidden": "unknown_field"}
 
 
 class ErrorBody(BaseModel):
@@ -58,13 +60,19 @@ def error_response(
 
 
 def validation_message(exc: ValidationError | RequestValidationError) -> tuple[str, str]:
-    """(code, message) for the first validation problem, naming the field as the client sent it."""
+    """(code, message) for the first validation problem, naming the field as the client sent it.
+    A field the model does not know comes first (``unknown_field``): a misspelt name is the
+    likelier cause of any other problem, such as a required field missing."""
     errors = exc.errors()
     if not errors:
         return "invalid_request", "request is not valid"
-    first = errors[0]
+    unknown = [e for e in errors if e.get("type") in _TYPE_CODES]
+    first = unknown[0] if unknown else errors[0]
     location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     field = ".".join(location) or "request"
+    if unknown:
+        code = _TYPE_CODES[str(first["type"])]
+        return code, f"{field}: unknown field (field names are camelCase)"
     code = _FIELD_CODES.get(location[0] if location else "", "invalid_request")
     return code, f"{field}: {first.get('msg', 'invalid value')}"
 

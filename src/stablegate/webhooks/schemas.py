@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 class ResendRequest(BaseModel):
     """Exactly one of: ``eventId`` (one event), ``failed: true`` (every failed event)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     event_id: Annotated[StrictStr | None, Field(alias="eventId", min_length=1, max_length=64)] = (
         None

@@ -28,6 +28,17 @@ class PaymentStatus(StrEnum):
     ORPHANED = "orphaned"
 
 
+class PaymentKind(StrEnum):
+    """What a transfer to the order's address is; only ``credit`` counts towards the order."""
+
+    CREDIT = "credit"  # the order's token
+    BELOW_MIN = "below_min"  # the order's token, below the gateway's minimum
+    WRONG_TOKEN = "wrong_token"  # another token the gateway knows: not credited
+    UNSUPPORTED_TOKEN = "unsupported_token"  # a token the gateway does not know
+    NATIVE = "native"  # the chain's own coin
+    UNATTRIBUTED = "unattributed"
+
+
 def _status(value: str, kind: type[StrEnum]) -> str:
     """The enum member when known; an unknown status from a newer gateway stays a plain str."""
     try:
@@ -58,7 +69,12 @@ def _opt_str(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Payment:
-    """One transfer to the order's deposit address."""
+    """One transfer to the order's deposit address, in whatever token it came.
+
+    ``amount`` is in units of the token that arrived (``symbol``, ``decimals``) when the gateway
+    knows that token; for any other token ``decimals`` is None and ``amount`` is in base units.
+    Only ``kind == PaymentKind.CREDIT`` counts towards the order.
+    """
 
     tx_id: str
     log_index: int
@@ -66,11 +82,30 @@ class Payment:
     amount: Decimal
     block_number: int
     block_hash: str
-    block_time: int  # Unix seconds, the block's timestamp
+    block_time: int  # Unix milliseconds, the block's timestamp
     status: str  # PaymentStatus: seen | final | orphaned
+    kind: str = PaymentKind.CREDIT  # PaymentKind; an unknown kind stays a plain str
+    token_address: str | None = None
+    late: bool = False  # its block came after the order's expiry
+    symbol: str | None = None
+    decimals: int | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Payment:
+    def from_json(
+        cls, data: Mapping[str, Any], order_token: tuple[str, str, int] | None = None
+    ) -> Payment:
+        """``order_token``: the order's (address, symbol, decimals), which gateways before
+        ``symbol``/``decimals`` on payments leave implied for payments in the order's token."""
+        token_address = _opt_str(data.get("tokenAddress"))
+        symbol = _opt_str(data.get("symbol"))
+        decimals = _opt_int(data.get("decimals"))
+        same_token = (
+            order_token is not None
+            and token_address is not None
+            and token_address.lower() == order_token[0].lower()
+        )
+        if "decimals" not in data and same_token and order_token is not None:
+            symbol, decimals = order_token[1], order_token[2]
         return cls(
             tx_id=str(data["txId"]),
             log_index=int(data["logIndex"]),
@@ -80,6 +115,11 @@ class Payment:
             block_hash=str(data["blockHash"]),
             block_time=int(data["blockTime"]),
             status=_status(str(data["status"]), PaymentStatus),
+            kind=_status(str(data.get("kind") or PaymentKind.CREDIT), PaymentKind),
+            token_address=token_address,
+            late=bool(data.get("late", False)),
+            symbol=symbol,
+            decimals=decimals,
         )
 
 
@@ -118,10 +158,20 @@ class Order:
     payments: tuple[Payment, ...] | None = None  # only on the one-order read
     qr_code_data_url: str | None = None  # only when created with inline_qr=True
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # amount - paid_amount - pending_amount, at least 0: what payment_uri asks for
+    due_amount: Decimal | None = None
+    payment_qr_code: str | None = None  # QR image of payment_uri (qr_code: the bare address)
+    payment_qr_data_url: str | None = None  # only when created with inline_qr=True
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Order:
         payments = data.get("payments")
+        token = (str(data["tokenAddress"]), str(data["symbol"]), int(data["decimals"]))
+        amount = _decimal(data["amount"])
+        paid, pending = _decimal(data["paidAmount"]), _decimal(data["pendingAmount"])
+        # Older gateways send no dueAmount: the same rule, from the amounts.
+        due = data.get("dueAmount")
+        due_amount = _decimal(due) if due is not None else max(amount - paid - pending, Decimal(0))
         return cls(
             order_id=str(data["orderId"]),
             order_no=str(data["orderNo"]),
@@ -133,9 +183,9 @@ class Order:
             symbol=str(data["symbol"]),
             token_address=str(data["tokenAddress"]),
             decimals=int(data["decimals"]),
-            amount=_decimal(data["amount"]),
-            paid_amount=_decimal(data["paidAmount"]),
-            pending_amount=_decimal(data["pendingAmount"]),
+            amount=amount,
+            paid_amount=paid,
+            pending_amount=pending,
             to_address=str(data["toAddress"]),
             payout_address=str(data["payoutAddress"]),
             factory=_opt_str(data.get("factory")),
@@ -151,9 +201,14 @@ class Order:
             description=_opt_str(data.get("description")),
             metadata=data.get("metadata"),
             redirect_url=_opt_str(data.get("redirectUrl")),
-            payments=(None if payments is None else tuple(Payment.from_json(p) for p in payments)),
+            payments=(
+                None if payments is None else tuple(Payment.from_json(p, token) for p in payments)
+            ),
             qr_code_data_url=_opt_str(data.get("qrCodeDataUrl")),
             raw=dict(data),
+            due_amount=due_amount,
+            payment_qr_code=_opt_str(data.get("paymentQrCode")),
+            payment_qr_data_url=_opt_str(data.get("paymentQrDataUrl")),
         )
 
 
