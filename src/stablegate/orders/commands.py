@@ -84,11 +84,10 @@ def payment_fields(payment: Payment, order: Order, chain: Chain | None) -> list[
 
 KIND_MEANING = {
     PaymentKind.CREDIT: "the order's token, counts towards the order",
-    PaymentKind.BELOW_MIN: "below the token's minimum, recorded but not counted",
-    PaymentKind.WRONG_TOKEN: "another token than the order's {order.symbol}, not counted;"
-    " the customer needs it returned",
-    PaymentKind.UNSUPPORTED_TOKEN: "a token outside the chain registry, not counted",
-    PaymentKind.NATIVE: "the chain's native coin, not counted",
+    PaymentKind.BELOW_MIN: "below the token's minimum; not counted",
+    PaymentKind.WRONG_TOKEN: "not the order's {order.symbol}; not counted, to be returned",
+    PaymentKind.UNSUPPORTED_TOKEN: "a token outside the chain registry; not counted",
+    PaymentKind.NATIVE: "the chain's native coin; not counted",
     PaymentKind.UNATTRIBUTED: "not attributed to an order",
     PaymentKind.IGNORED: "ignored",
     PaymentKind.FLUSH: "moved out of the deposit to the payout address",
