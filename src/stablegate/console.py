@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -96,13 +97,16 @@ def print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) ->
         return
     widths = [max(len(column), *(len(row[i]) for row in cells)) for i, column in enumerate(columns)]
     # A box table spends one character per border and one of padding either side per column.
-    if sum(widths) + 3 * len(columns) + 1 <= output.width:
+    # COLUMNS, else the terminal's width, else (piped) 80; read per call, not once per process.
+    room = shutil.get_terminal_size().columns
+    if sum(widths) + 3 * len(columns) + 1 <= room:
         table = Table(box=box.SQUARE)
         for column, width in zip(columns, widths, strict=True):
             table.add_column(column, min_width=width, no_wrap=True, overflow="fold")
         for row in cells:
             table.add_row(*(Text(cell) for cell in row))
-        output.print(table)
+        # A console of this width: ``output``'s own was fixed when the process started.
+        Console(width=room).print(table)
         return
     for index, row in enumerate(cells):
         if index:

@@ -24,7 +24,8 @@ from tests.docs_support import tool_env
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS, AnvilNode
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.deploy import deploy_dev_tokens, deploy_gateway_contracts
-from stablegate.chain.evm.rpc import RpcClient, eth_call, transact
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import eth_call, transact
 
 GUIDE_CHAIN_ID = 56
 # anvil's default accounts: 0 deploys, 3 pays orders, 2 pays gas for flushes (1 is the
