@@ -31,6 +31,7 @@ def test_every_command_keeps_its_name() -> None:
         "merchant",
         "merchant add-public-key",
         "merchant create",
+        "merchant list",
         "merchant rotate-webhook-secret",
         "merchant set-key-policy",
         "merchant set-payout",

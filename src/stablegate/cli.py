@@ -40,6 +40,9 @@ def _configure() -> None:
     configure_logging(settings.log_format, settings.log_level)
 
 
+# stablegate.chain.devchain.DEFAULT_BLOCK_TIME, not imported: it loads eth_account, half a
+# second for every other command.
+DEVCHAIN_BLOCK_TIME = 1.0
 HostOption = Annotated[str, typer.Option(help="Interface to bind.")]
 PortOption = Annotated[int, typer.Option(help="Port to bind.")]
 
@@ -91,11 +94,18 @@ def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
 def devchain(
     port: Annotated[int | None, typer.Option(help="anvil port (default: a free one).")] = None,
     block_time: Annotated[
-        float | None, typer.Option(help="Seconds per block (default: one block per tx).")
-    ] = None,
+        float,
+        typer.Option(
+            help="Seconds per block. Blocks keep coming without transactions, so a payment"
+            " becomes final (2 blocks later) on its own.",
+            min=0.001,
+        ),
+    ] = DEVCHAIN_BLOCK_TIME,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start a local dev chain with the gateway contracts and the dev tokens; runs until stopped."""
+    """Start a local dev chain with the gateway contracts and the dev tokens; runs until stopped.
+
+    Writes the chains file to point STABLEGATE_CHAINS_FILE at (data dir/devchain)."""
     from stablegate.chain.devchain import run_devchain_forever
 
     settings = Settings()

@@ -17,12 +17,18 @@ import pytest_asyncio
 from eth_account import Account
 
 from stablegate.chain.anvil import ANVIL_DEFAULT_KEYS
-from stablegate.chain.devchain import FINALIZED_LAG, DevChain, start_devchain
+from stablegate.chain.devchain import (
+    DEFAULT_BLOCK_TIME,
+    FINALIZED_LAG,
+    DevChain,
+    start_devchain,
+)
 from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import standard_token
 from stablegate.chain.evm.rpc import RpcClient
-from stablegate.chain.evm.wallet import get_code, to_int
+from stablegate.chain.evm.wallet import get_code, to_int, transact
 from stablegate.chain.registry import load_registry
+from stablegate.cli import DEVCHAIN_BLOCK_TIME
 
 # Async tests run on the session loop (asyncio auto mode, session default loop scope).
 pytestmark = pytest.mark.anvil
@@ -166,3 +172,59 @@ async def test_fractional_block_time_is_given_at_launch(tmp_path: Path) -> None:
         first = to_int(await rpc.call("eth_blockNumber", []))
         await asyncio.sleep(0.35)
         assert to_int(await rpc.call("eth_blockNumber", [])) >= first + 2
+
+
+async def test_the_command_finalises_a_payment_without_further_transactions(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, item 7: `stablegate devchain` as started by hand mines a block every second, as
+    its chains file says, so a lone transfer becomes final (2 blocks) with nothing else sent."""
+    assert DEVCHAIN_BLOCK_TIME == DEFAULT_BLOCK_TIME == 1
+    env = {**os.environ, "PYTHONPATH": "src", "STABLEGATE_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "stablegate.cli", "devchain", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        info = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        assert info["chainsFile"] == str(tmp_path / "devchain" / "devchain-chains.toml")
+        chain = load_registry(Path(info["chainsFile"])).get(31337)
+        assert chain is not None and (chain.block_time, chain.confirmations) == (1, 2)
+        async with RpcClient([info["rpcUrl"]]) as rpc:
+            assert await rpc.call("anvil_getAutomine", []) is False
+            payer = Account.from_key(ANVIL_DEFAULT_KEYS[1])
+            call = TOKEN.encode_call("transfer", HOLDERS[5], 1_000_000)
+            receipt = await transact(rpc, payer, info["tokens"]["USDT"], call)
+            mined = to_int(receipt["blockNumber"])
+            for _ in range(100):
+                final = await rpc.call("eth_getBlockByNumber", ["finalized", False])
+                if to_int(final["number"]) >= mined:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"block {mined} not final after 10 s")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+def test_the_readable_lines_say_how_blocks_come(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": "src", "STABLEGATE_DATA_DIR": str(tmp_path)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "stablegate.cli", "devchain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(7)]
+            assert lines[0].startswith("dev chain 31337 at http://127.0.0.1:")
+            assert "a block every 1 s, payments final 2 blocks later" in "".join(lines)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0

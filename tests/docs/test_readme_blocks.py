@@ -50,6 +50,8 @@ RUN = {
         "import base64, binascii, hashlib, hmac, json, time": "webhook verifiers",
         "# chains.toml, pointed to by STABLEGATE_CHAINS_FILE": "chains file",
         "export STABLEGATE_DATABASE_URL": "postgres and redis",
+        "stablegate devchain": "devchain",
+        "export STABLEGATE_CHAINS_FILE=.stablegate/devchain": "on the devchain",
     },
     SDK_README: {
         "stablegate-client keygen": "keygen",
@@ -308,3 +310,65 @@ def test_the_postgres_and_redis_steps_start_a_serving_gateway(
         process.wait(timeout=30)
         log.close()
     assert "database is at the latest migration" in (tmp_path / "serve.log").read_text()
+
+
+def test_the_devchain_steps_give_a_gateway_whose_chain_keeps_finalising(tmp_path: Path) -> None:
+    """Issue 9, item 7: the two terminals of "A local dev chain", as written."""
+    b = named_blocks(README)
+    env = tool_env({"STABLEGATE_LOG_LEVEL": "WARNING"})
+    port = free_port()
+    logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("devchain", "gateway")}
+    devchain = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", b["devchain"].text],
+        cwd=tmp_path,
+        env=env,
+        stdout=logs["devchain"],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        chains_file = tmp_path / ".stablegate" / "devchain" / "devchain-chains.toml"
+        deadline = time.monotonic() + 60
+        while not chains_file.exists():
+            assert devchain.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "devchain.log"
+            ).read_text()
+            time.sleep(0.2)
+        chain = load_registry(chains_file).get(31337)
+        assert chain is not None and (chain.block_time, chain.confirmations) == (1, 2)
+        script = fill(
+            b["on the devchain"],
+            {"0xYourSafeOrWallet": PAYOUT, "--port 8000": f"--port {port}"},
+        )
+        gateway = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            stdout=logs["gateway"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        final: list[int] = []
+        while len(set(final)) < 2:  # the watcher sees the final height move on its own
+            assert gateway.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "gateway.log"
+            ).read_text()
+            try:
+                chains = httpx.get(url + "/api/v1/public/chains", timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+                continue
+            final += [c["finalizedBlock"] for c in chains["chains"] if c["finalizedBlock"]]
+            time.sleep(0.5)
+        merchant = json.loads((tmp_path / "gateway.log").read_text().splitlines()[0])
+        assert merchant["merchantId"].startswith("mch_")
+    finally:
+        for process in (gateway, devchain):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+        for log in logs.values():
+            log.close()

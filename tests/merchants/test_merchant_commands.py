@@ -19,6 +19,7 @@ from tests.webhooks.test_webhook_urls import BAD_URLS
 from stablegate.chain.registry import ChainRegistry
 from stablegate.cli import app
 from stablegate.config import Settings
+from stablegate.console import iso_time
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.merchants import payout_check
 from stablegate.merchants.payout_check import CodePresence
@@ -275,3 +276,91 @@ def test_a_payout_address_with_code_on_some_chains_needs_force(
     assert refused_again.exit_code == 2 and "payout_code_mismatch" in refused_again.output
     assert asked[-1] == ([56, 31337], PAYOUT)
     assert _stored(cli_env.effective_database_url, name)[1] == [other, PAYOUT]
+
+
+def test_merchant_list_at_80_columns_and_as_json(
+    cli_env: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 9, item 11: the ids `orders list` needs are listed, whole, at 80 columns."""
+    name = f"Listed Shop {uuid.uuid4()}"  # PostgreSQL keeps other tests' merchants
+    create = ["merchant", "create", "--name", name, "--payout-address", PAYOUT, "--json"]
+    created = json.loads(runner.invoke(app, [*create, "--chain", "31337", "--chain", "56"]).stdout)
+    listed = runner.invoke(app, ["merchant", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [mine] = [m for m in json.loads(listed.stdout) if m["merchantId"] == created["merchantId"]]
+    assert mine["name"] == name and mine["chains"] == [56, 31337]
+    assert set(mine) == {"merchantId", "name", "chains", "createTime"}
+    assert isinstance(mine["createTime"], int)
+
+    monkeypatch.setenv("COLUMNS", "80")
+    shown = runner.invoke(app, ["merchant", "list"])
+    assert shown.exit_code == 0, shown.output
+    assert "\u2026" not in shown.stdout
+    assert created["merchantId"] in shown.stdout and name in shown.stdout
+    assert iso_time(mine["createTime"]) in shown.stdout and "56, 31337" in shown.stdout
+
+
+def test_create_prints_whole_secrets_at_80_columns(
+    cli_env: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(
+        app, ["merchant", "create", "--name", "Wide", "--payout-address", PAYOUT]
+    )
+    assert result.exit_code == 0, result.output
+    fields = dict(line.split(maxsplit=1) for line in result.stdout.splitlines())
+    assert set(fields) == {"merchantId", "apiKey", "secretKey", "webhookSecret"}
+    assert fields["secretKey"].startswith("sk_") and len(fields["secretKey"]) > 40
+    assert "\u2026" not in result.stdout
+
+
+def test_a_chain_outside_the_registry_is_refused(cli_env: Settings) -> None:  # noqa: F811
+    name = f"Chainless {uuid.uuid4()}"
+    create = ["merchant", "create", "--name", name, "--payout-address", PAYOUT]
+    refused = runner.invoke(app, [*create, "--chain", "31337", "--chain", "999999"])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "unknown_chain" in said and "[999999]" in said
+    assert "31337" in said  # the chains it does know
+    assert _stored(cli_env.effective_database_url, name) == ([], [])
+
+    merchant_id = json.loads(runner.invoke(app, [*create, "--json"]).stdout)["merchantId"]
+    moved = runner.invoke(
+        app,
+        [
+            "merchant",
+            "set-payout",
+            "--merchant-id",
+            merchant_id,
+            "--chain",
+            "999999",
+            "--address",
+            PAYOUT,
+        ],
+    )
+    assert moved.exit_code == 2 and "unknown_chain" in moved.output
+
+
+def test_a_merchant_id_that_does_not_exist_is_an_error(cli_env: Settings) -> None:  # noqa: F811
+    """Every command taking --merchant-id (the orders' and webhooks' are in their tests)."""
+    for command in (
+        ["merchant", "set-policy", "--merchant-id", "mch_nope", "--late-payment", "complete"],
+        [
+            "merchant",
+            "set-payout",
+            "--merchant-id",
+            "mch_nope",
+            "--address",
+            PAYOUT,
+            "--chain",
+            "1",
+        ],
+        ["merchant", "rotate-webhook-secret", "--merchant-id", "mch_nope"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "merchant mch_nope not found" in result.stderr, command
+        assert result.stdout == "", command
+    unknown_key = runner.invoke(app, ["merchant", "set-key-policy", "--api-key", "ak_nope", "--v2"])
+    assert unknown_key.exit_code == 2 and "not_found" in unknown_key.stderr

@@ -8,7 +8,11 @@ one slot per epoch, so ``finalized`` trails ``latest`` by exactly :data:`FINALIZ
 (checked on anvil 1.7.1; the default of 32 slots would hold it at block 0 for 64 blocks) and
 the chains file's ``confirmations = 2`` says the same for count-based finality.
 
-Blocks: without ``block_time`` anvil mines one block per transaction. With it, the contracts and
+Blocks: ``stablegate devchain`` mines a block every :data:`DEFAULT_BLOCK_TIME` second, as its
+chains file says (``block_time = 1``), so a payment becomes final two blocks (seconds) later
+without any further transaction. Without ``block_time`` (the tests' chains, which mine on demand)
+anvil mines one block per transaction, and ``finalized`` only moves when two more transactions
+or ``anvil_mine`` calls follow a payment. With ``block_time``, the contracts and
 tokens are still deployed on instant mining and interval mining is switched on afterwards when
 ``block_time`` is a whole number of seconds (anvil's ``evm_setIntervalMining`` takes whole
 seconds); a fractional ``block_time`` is given to anvil at launch, so deploying then takes about
@@ -35,6 +39,8 @@ from stablegate.chain.evm.rpc import RpcClient
 SLOTS_PER_EPOCH = 1
 FINALIZED_LAG = 2 * SLOTS_PER_EPOCH
 CONFIRMATIONS = 2
+# Seconds per block of the dev chain started by hand: blocks keep coming, so payments finalise.
+DEFAULT_BLOCK_TIME = 1.0
 CHAINS_FILE_NAME = "devchain-chains.toml"
 # Whole tokens minted to each of anvil's ten default accounts, per dev token.
 MINT_WHOLE_TOKENS = 1_000_000
@@ -160,12 +166,13 @@ async def run_devchain_forever(
     data_dir: Path,
     *,
     port: int | None = None,
-    block_time: float | None = None,
+    block_time: float | None = DEFAULT_BLOCK_TIME,
     as_json: bool = True,
     out: TextIO | None = None,
 ) -> None:
-    """Starts the dev chain, prints its :meth:`DevChain.info` (one JSON line, or readable lines
-    without ``as_json``), and runs until SIGINT or SIGTERM, then stops anvil."""
+    """Starts the dev chain (a block every ``block_time`` seconds), prints its
+    :meth:`DevChain.info` (one JSON line, or readable lines without ``as_json``), and runs
+    until SIGINT or SIGTERM, then stops anvil."""
     out = out or sys.stdout
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -183,6 +190,8 @@ async def run_devchain_forever(
                 out.write(f"factory: {info['factory']}\n")
                 for symbol, address in info["tokens"].items():
                     out.write(f"{symbol}: {address}\n")
+                out.write(f"a block every {block_time:g} s" if block_time else "a block per tx")
+                out.write(f", payments final {FINALIZED_LAG} blocks later\n")
                 out.write("anvil's first ten default accounts hold the tokens; Ctrl-C stops\n")
             out.flush()
             await stop.wait()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.chain.registry import load_registry
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
-from stablegate.console import JsonFlag, error_console, print_record, with_session
+from stablegate.console import JsonFlag, error_console, print_record, print_rows, with_session
 from stablegate.merchants import service
 from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.secret_box import load_secret_box
@@ -45,13 +45,15 @@ def create(
 
     async def work(session: AsyncSession, settings: Settings) -> service.NewMerchant:
         registry = load_registry(settings.chains_file)
+        chain_ids = chain or [known.id for known in registry]
+        service.check_known_chains(registry, chain_ids)
         return await service.create_merchant(
             session,
             load_secret_box(settings),
             SystemClock(),
             name=name,
             payout_address=payout_address,
-            chain_ids=chain or [known.id for known in registry],
+            chain_ids=chain_ids,
             notify_url=notify_url,
             payout_code=PayoutCodeCheck.through(registry, force=force),
         )
@@ -69,6 +71,25 @@ def create(
     )
     if not as_json:
         error_console.print("Store these now: the secrets are not shown again.")
+
+
+@merchant_app.command("list")
+def list_merchants(as_json: JsonFlag = False) -> None:
+    """Every merchant: id, name, the chains it is paid out on, when it was created."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> list[service.MerchantSummary]:
+        return await service.list_merchants(session)
+
+    rows = [
+        {
+            "merchantId": merchant.merchant_id,
+            "name": merchant.name,
+            "chains": merchant.chain_ids,
+            "createTime": merchant.created_at_ms,
+        }
+        for merchant in with_session(work)
+    ]
+    print_rows(rows, ["merchantId", "name", "chains", "createTime"], as_json)
 
 
 @merchant_app.command("set-policy")
@@ -171,13 +192,15 @@ def set_payout(
     """Change the payout address of one chain (new orders only; audited)."""
 
     async def work(session: AsyncSession, settings: Settings) -> service.PayoutAddressSet:
+        registry = load_registry(settings.chains_file)
+        service.check_known_chains(registry, [chain])
         return await service.set_payout_address(
             session,
             SystemClock(),
             merchant_id=merchant_id,
             chain_id=chain,
             address=address,
-            payout_code=PayoutCodeCheck.through(load_registry(settings.chains_file), force=force),
+            payout_code=PayoutCodeCheck.through(registry, force=force),
         )
 
     payout = with_session(work)

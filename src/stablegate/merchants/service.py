@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import signed_reads_required
+from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.branding import (
@@ -160,6 +161,55 @@ async def find_api_key(session: AsyncSession, api_key: str) -> ApiKey:
     return row
 
 
+async def get_merchant(session: AsyncSession, merchant_id: str) -> Merchant:
+    """The merchant, or ``not_found``: a mistyped id is an error, never an empty answer."""
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound(f"merchant {merchant_id} not found")
+    return merchant
+
+
+@dataclass(frozen=True)
+class MerchantSummary:
+    merchant_id: str
+    name: str
+    chain_ids: list[int]  # where it has a payout address
+    created_at_ms: int
+
+
+async def list_merchants(session: AsyncSession) -> list[MerchantSummary]:
+    """Every merchant, oldest first, with the chains it is paid out on."""
+    merchants = (await session.scalars(select(Merchant).order_by(Merchant.created_at_ms))).all()
+    payouts = await session.execute(
+        select(PayoutAddress.merchant_id, PayoutAddress.chain_id).order_by(PayoutAddress.chain_id)
+    )
+    chains: dict[str, list[int]] = {}
+    for merchant_id, chain_id in payouts.all():
+        chains.setdefault(merchant_id, []).append(chain_id)
+    return [
+        MerchantSummary(
+            merchant_id=m.id,
+            name=m.name,
+            chain_ids=chains.get(m.id, []),
+            created_at_ms=m.created_at_ms,
+        )
+        for m in merchants
+    ]
+
+
+def check_known_chains(registry: ChainRegistry, chain_ids: list[int]) -> None:
+    """A payout address only for chains the registry (built-in plus chains file) knows: an
+    unknown id is a typo, and orders could never be created on it."""
+    unknown = sorted({chain_id for chain_id in chain_ids if registry.get(chain_id) is None})
+    if unknown:
+        known = ", ".join(str(chain.id) for chain in registry)
+        raise InvalidRequest(
+            f"chain(s) {unknown} are not in the chain registry (known: {known});"
+            " add them to the chains file first",
+            code="unknown_chain",
+        )
+
+
 async def add_public_key(
     session: AsyncSession, clock: Clock, *, api_key: str, pem: bytes, actor: str = "cli"
 ) -> str:
@@ -215,10 +265,9 @@ async def set_payout_address(
     check covers this chain and every other chain where the merchant already pays out to
     the same address."""
     checksummed = checksum_address(address)
+    await get_merchant(session, merchant_id)  # before asking any chain
     others = await payout_chains(session, merchant_id, checksummed)
     warning = await payout_code.run(sorted({chain_id, *others}), checksummed)
-    if await session.get(Merchant, merchant_id) is None:
-        raise NotFound(f"merchant {merchant_id} not found")
     row = await session.get(PayoutAddress, (merchant_id, chain_id))
     previous = row.address if row else None
     if row is None:

@@ -5,14 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.chain.registry import load_registry
+from stablegate.chain.registry import Chain, load_registry
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
-from stablegate.console import JsonFlag, output, print_json, print_record, with_session
-from stablegate.orders import service
+from stablegate.console import (
+    JsonFlag,
+    iso_time,
+    print_fields,
+    print_json,
+    print_record,
+    print_rows,
+    with_session,
+)
+from stablegate.merchants.service import get_merchant
+from stablegate.models import Order, Payment
+from stablegate.models.payment import PaymentKind
+from stablegate.money import format_amount
+from stablegate.orders import queries, service
 from stablegate.orders.view import order_view
 
 orders_app = typer.Typer(help="Inspect orders.")
@@ -27,13 +38,60 @@ def show_order(
     order_no: Annotated[str | None, typer.Option(help="Merchant order number.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show one order."""
+    """Show one order and, without --json, every transfer seen for it and what it counted as."""
 
-    async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
+    async def work(
+        session: AsyncSession, settings: Settings
+    ) -> tuple[dict[str, Any], list[list[tuple[str, str]]]]:
+        await get_merchant(session, merchant_id)
         order = await service.get_order(session, merchant_id, order_id=order_id, order_no=order_no)
-        return order_view(order, load_registry(settings.chains_file), settings.public_url)
+        registry = load_registry(settings.chains_file)
+        payments = await queries.order_payments(session, order.id)
+        shown_payments = [payment_fields(p, order, registry.get(order.chain_id)) for p in payments]
+        return order_view(order, registry, settings.public_url), shown_payments
 
-    print_record(with_session(work), as_json)
+    view, payments = with_session(work)
+    print_record(view, as_json)
+    if as_json:
+        return
+    for number, fields in enumerate(payments, 1):
+        typer.echo(f"\npayment {number} of {len(payments)}")
+        print_fields(fields)
+
+
+def payment_fields(payment: Payment, order: Order, chain: Chain | None) -> list[tuple[str, str]]:
+    """One transfer for people: its amount in its own token, and what it counted as, so a
+    transfer of the wrong token reads as such rather than as nothing paid."""
+    token = chain.token_by_address(payment.token_address) if chain else None
+    if int(payment.token_address, 16) == 0:
+        amount = f"{payment.amount} wei of the native coin"
+    elif token is None:
+        amount = f"{payment.amount} base units of token {payment.token_address}"
+    else:
+        amount = f"{format_amount(payment.amount, token.decimals)} {token.symbol}"
+    return [
+        ("txId", payment.tx_hash),
+        ("logIndex", str(payment.log_index)),
+        ("kind", f"{payment.kind.value}: {KIND_MEANING[payment.kind].format(order=order)}"),
+        ("amount", amount),
+        ("status", payment.status.value),
+        ("late", "yes" if payment.late else "no"),
+        ("blockNumber", str(payment.block_number)),
+        ("blockTime", iso_time(payment.block_time_ms)),
+        ("from", payment.from_address),
+    ]
+
+
+KIND_MEANING = {
+    PaymentKind.CREDIT: "the order's token, counts towards the order",
+    PaymentKind.BELOW_MIN: "below the token's minimum; not counted",
+    PaymentKind.WRONG_TOKEN: "not the order's {order.symbol}; not counted, to be returned",
+    PaymentKind.UNSUPPORTED_TOKEN: "a token outside the chain registry; not counted",
+    PaymentKind.NATIVE: "the chain's native coin; not counted",
+    PaymentKind.UNATTRIBUTED: "not attributed to an order",
+    PaymentKind.IGNORED: "ignored",
+    PaymentKind.FLUSH: "moved out of the deposit to the payout address",
+}
 
 
 @orders_app.command("list")
@@ -46,6 +104,7 @@ def list_orders(
     """List a merchant's newest orders."""
 
     async def work(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
+        await get_merchant(session, merchant_id)
         orders, _ = await service.list_orders(
             session, merchant_id, status=status, since_ms=None, limit=limit, cursor=None
         )
@@ -56,17 +115,10 @@ def list_orders(
     if as_json:
         print_json(views)
         return
-    table = Table("orderId", "orderNo", "status", "amount", "symbol", "chain")
-    for view in views:
-        table.add_row(
-            view["orderId"],
-            view["orderNo"],
-            view["status"],
-            view["amount"],
-            view["symbol"],
-            view["chainId"],
-        )
-    output.print(table)
+    columns = ["orderId", "orderNo", "status", "exceptions", "amount", "paid", "symbol"]
+    columns += ["chain", "createTime"]
+    rows = [{**view, "paid": view["paidAmount"], "chain": view["chainId"]} for view in views]
+    print_rows(rows, columns, as_json=False)
 
 
 @orders_app.command("mark-completed")

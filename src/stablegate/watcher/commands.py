@@ -11,7 +11,6 @@ import os
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import load_registry
@@ -19,10 +18,12 @@ from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.console import (
     JsonFlag,
+    error_console,
     fail,
     output,
     print_json,
     print_record,
+    print_rows,
     stop_on_signals,
     with_session,
 )
@@ -116,22 +117,28 @@ def chain_status(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("chain", "head", "final", "cursor", "lag", "finality", "watcher", "mismatches")
-    for row in rows:
-        # str(): a chain the watcher has not reached yet shows None in each column
-        table.add_row(
-            *(
-                str(row[key])
-                for key in (
-                    "chainId",
-                    "head",
-                    "final",
-                    "cursor",
-                    "lag",
-                    "finalityMode",
-                    "watcher",
-                    "reconcileMismatches",
-                )
-            )
+    if not rows:
+        error_console.print(
+            "no chain has an RPC URL yet: set rpc_urls in the chains file (STABLEGATE_CHAINS_FILE)"
         )
-    output.print(table)
+        return
+    columns = ["chain", "name", "head", "final", "cursor", "lag", "finality", "watcher"]
+    columns += ["mismatches", "reconciledAt"]
+    print_rows([_status_for_people(row) for row in rows], columns, as_json=False)
+
+
+def _status_for_people(row: dict[str, Any]) -> dict[str, Any]:
+    """A chain no watcher has reached yet says so, rather than None in every column."""
+    started = row["head"] is not None
+    return {
+        "chain": row["chainId"],
+        "name": row["name"],
+        "head": row["head"] if started else "not started",
+        "final": row["final"],
+        "cursor": row["cursor"],
+        "lag": row["lag"],
+        "finality": row["finalityMode"],
+        "watcher": row["watcher"],
+        "mismatches": row["reconcileMismatches"],
+        "reconciledAt": row["reconciledAt"],
+    }

@@ -28,6 +28,7 @@ from stablegate.console import (
 )
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.logs import configure_logging
+from stablegate.merchants.service import get_merchant
 from stablegate.migrations import upgrade
 from stablegate.secret_box import SecretKeyMissing, load_secret_box
 from stablegate.webhooks import service
@@ -52,6 +53,7 @@ def webhooks_list(
     """List webhook events, newest first."""
 
     async def work(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
+        await _known_merchant(session, merchant_id)
         events = await service.list_events(
             session, merchant_id=merchant_id, status=status, order_id=order_id, limit=limit
         )
@@ -72,6 +74,7 @@ def webhooks_deliveries(
     """Show the delivery log (one row per attempt), newest first."""
 
     async def work(session: AsyncSession, _settings: Settings) -> list[dict[str, Any]]:
+        await _known_merchant(session, merchant_id)
         items, _ = await service.list_deliveries(
             session, merchant_id=merchant_id, order_id=order_id, event_id=event_id, limit=limit
         )
@@ -97,6 +100,7 @@ def webhooks_resend(
         raise fail("--failed needs --merchant-id")
 
     async def work(session: AsyncSession, _settings: Settings) -> int:
+        await _known_merchant(session, merchant_id)
         return await service.resend(
             session,
             SystemClock(),
@@ -111,6 +115,12 @@ def webhooks_resend(
         print_json({"count": count})
     else:
         output.print(f"{count} event(s) queued for redelivery")
+
+
+async def _known_merchant(session: AsyncSession, merchant_id: str | None) -> None:
+    """A mistyped --merchant-id is an error, not an empty list."""
+    if merchant_id is not None:
+        await get_merchant(session, merchant_id)
 
 
 def rotate_webhook_secret_command(
