@@ -8,6 +8,7 @@ import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -35,7 +36,23 @@ pytest_plugins = ["tests.chain_fixtures"]
 POSTGRES_ADMIN_URL = os.environ.get(
     "STABLEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _worker_redis_url(url: str, worker: str | None) -> str:
+    """Under pytest-xdist each worker (gw0, gw1, …) uses its own Redis database, the one after
+    the configured one plus its number, so workers never count each other's requests."""
+    if worker is None:
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + 1 + int(worker.removeprefix("gw"))
+    return parts._replace(path=f"/{database % 16}").geturl()
+
+
+# Set in the environment, so conftests and tests that read the variable get the worker's database.
+REDIS_URL = os.environ["STABLEGATE_TEST_REDIS_URL"] = _worker_redis_url(
+    os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    os.environ.get("PYTEST_XDIST_WORKER"),
+)
 SERVICES_REQUIRED = (
     os.environ.get("CI") == "true" or os.environ.get("STABLEGATE_REQUIRE_SERVICES") == "1"
 )
