@@ -4,8 +4,14 @@
 #   make check     the same without the tests marked slow (faults, crashes, fuzzing, the demo):
 #                  the quick loop while working; run make test before pushing
 #   make demo      the gateway with a local dev chain and an end-to-end payment
+# test and check spread the tests over TEST_WORKERS processes (pytest-xdist, one per CPU by
+# default), each with its own PostgreSQL database, Redis database and anvil node;
+# TEST_WORKERS=0 runs them in this process. Plain `pytest` runs serially.
 
 PYTHON ?= python3
+TEST_WORKERS ?= auto
+# A whole test file per worker: module fixtures (the browser, a live gateway) start once.
+XDIST := -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -35,10 +41,10 @@ lint: install
 	$(BIN)/mypy clients/python/src
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 check: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" $(XDIST)
 
 # DEMO_ARGS, e.g. "--exit-when-done --port 8100" (the e2e test uses it).
 demo: install
