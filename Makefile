@@ -4,9 +4,10 @@
 #   make check     the same without the tests marked slow (faults, crashes, fuzzing, the demo):
 #                  the quick loop while working; run make test before pushing
 #   make demo      the gateway with a local dev chain and an end-to-end payment
-# test and check spread the tests over TEST_WORKERS processes (pytest-xdist, one per CPU by
-# default), each with its own PostgreSQL database, Redis database and anvil node;
-# TEST_WORKERS=0 runs them in this process. Plain `pytest` runs serially.
+# check spreads the tests over TEST_WORKERS processes (pytest-xdist, one per CPU by default),
+# each with its own PostgreSQL database, Redis database and anvil node; TEST_WORKERS=0 runs them
+# in one process. make test (and plain `pytest`) stays serial: the fault tests time real
+# processes against each other and want the machine to themselves.
 
 PYTHON ?= python3
 TEST_WORKERS ?= auto
@@ -41,7 +42,7 @@ lint: install
 	$(BIN)/mypy clients/python/src
 
 test: lint
-	$(BIN)/pytest $(XDIST)
+	$(BIN)/pytest
 
 check: lint
 	$(BIN)/pytest -m "not slow" $(XDIST)
