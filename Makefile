@@ -4,8 +4,15 @@
 #   make check     the same without the tests marked slow (faults, crashes, fuzzing, the demo):
 #                  the quick loop while working; run make test before pushing
 #   make demo      the gateway with a local dev chain and an end-to-end payment
+# check spreads the tests over TEST_WORKERS processes (pytest-xdist, one per CPU by default),
+# each with its own PostgreSQL database, Redis database and anvil node; TEST_WORKERS=0 runs them
+# in one process. make test (and plain `pytest`) stays serial: the fault tests time real
+# processes against each other and want the machine to themselves.
 
 PYTHON ?= python3
+TEST_WORKERS ?= auto
+# A whole test file per worker: module fixtures (the browser, a live gateway) start once.
+XDIST := -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -38,7 +45,7 @@ test: lint
 	$(BIN)/pytest
 
 check: lint
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" $(XDIST)
 
 # DEMO_ARGS, e.g. "--exit-when-done --port 8100" (the e2e test uses it).
 demo: install

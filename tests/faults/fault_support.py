@@ -33,7 +33,7 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tests import chain_files
-from tests.conftest import _truncate
+from tests.conftest import empty_tables
 
 from stablegate.chain.evm.contracts import standard_token, tether_token
 from stablegate.chain.evm.rpc import RpcClient
@@ -425,7 +425,7 @@ class GatewayDb:
         engine = make_engine(url)
         await upgrade(engine)
         if not url.startswith("sqlite"):
-            await _truncate(engine)
+            await empty_tables(engine)
         db = cls(engine, chains_file)
         async with session_scope(db.sessions) as session:
             created = await create_merchant(

@@ -10,7 +10,7 @@ import pytest_asyncio
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tests.conftest import _truncate, copy_migrated_sqlite
+from tests.conftest import copy_migrated_sqlite, empty_tables
 
 from stablegate.chain.anvil import AnvilNode
 from stablegate.chain.evm.blocks import fetch_header
@@ -164,7 +164,7 @@ async def env(
     if not copied:
         await upgrade(engine)
     if not database_url.startswith("sqlite"):
-        await _truncate(engine)
+        await empty_tables(engine)
     sessions = make_sessionmaker(engine)
     chain = Chain(
         id=31337,
