@@ -256,12 +256,13 @@ class LiveCashier:
         await transact(self.rpc, customer, token or self.usdt, call)
 
     async def expire(self, order: Order) -> None:
-        """Moves chain time past the order's expiry (the watcher expires it)."""
+        """Moves chain time past the order's expiry and finalises it (the watcher expires the
+        order once a finalized block is past its expireTime)."""
         header = await fetch_header(self.rpc, "latest")
         assert header is not None
         seconds = (order.expire_time_ms - header.time_ms) // 1000 + 5
         await self.rpc.call("evm_increaseTime", [seconds])
-        await self.mine(1)
+        await self.mine(70)
 
     async def mine(self, blocks: int) -> None:
         await self.rpc.call("anvil_mine", [hex(blocks)])

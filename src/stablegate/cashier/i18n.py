@@ -163,7 +163,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "powered_by": "由 stablegate 提供非托管支付",
         "heading_paid": "已支付",
         "amount_due": "应付金额",
-        "of_amount": "（共 {amount} {symbol}）",
+        "of_amount": "共 {amount} {symbol}",
         "send_remaining": "请在 {network} 上向以下地址转账剩余的 {due} {symbol}。",
         "state_paid_over": "您比订单金额 {amount} {symbol} 多付了 {over} {symbol}。订单已支付；"
         "请联系商户退还多付部分。",
