@@ -255,6 +255,19 @@ class LiveCashier:
         call = tether_token().encode_call("transfer", order.to_address, units)
         await transact(self.rpc, customer, token or self.usdt, call)
 
+    async def wait_status(self, order: Order, status: str, seconds: float = 60) -> None:
+        """Until the gateway's public view of the order has the status (the watcher is slower
+        when the machine is busy)."""
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            for _ in range(int(seconds * 5)):
+                answer = await client.get(f"{self.url}/api/v1/public/orders/{order.id}")
+                if answer.json()["status"] == status:
+                    return
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"order {order.id} never became {status}")
+
     async def expire(self, order: Order) -> None:
         """Moves chain time past the order's expiry and finalises it (the watcher expires the
         order once a finalized block is past its expireTime)."""

@@ -162,7 +162,7 @@ async def test_wrong_token_says_what_arrived_and_what_to_do(
     page = watch.page
     try:
         lines = page.locator("#wrong-token-lines li")
-        for _ in range(30):  # the page renders it once the watcher has recorded the transfer
+        for _ in range(120):  # rendered once the watcher has recorded the transfer
             if await lines.count():
                 break
             await page.wait_for_timeout(500)
@@ -204,12 +204,13 @@ async def test_late_payment_is_explained_with_the_way_back(
     page = watch.page
     try:
         await live.expire(order)
+        await live.wait_status(order, "expired")
         await expect(page.locator("#status-text")).to_have_text(
-            "This order has expired", timeout=15_000
+            "This order has expired", timeout=30_000
         )
         await live.pay(order, order.amount, customer_accounts[2])
         await live.mine(70)
-        for _ in range(30):  # recorded once final
+        for _ in range(120):  # recorded once final
             if await page.locator("#cashier").get_attribute("data-state") == "late":
                 break
             await page.wait_for_timeout(500)
@@ -239,6 +240,8 @@ async def test_overpaid_and_completed_pages(
     await live.pay(exact, exact.amount, customer_accounts[0])
     await live.pay(over, 2 * over.amount, customer_accounts[0])
     await live.mine(70)  # past anvil's finalized tag
+    await live.wait_status(exact, "completed")
+    await live.wait_status(over, "completed")
     context, watch = await open_page(browser, f"{live.url}/cashier/{over.id}")
     page = watch.page
     try:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.models import Merchant, Order, Payment
+from stablegate.models.order import OrderException, OrderStatus
 from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.money import format_amount
 from stablegate.orders.payment_request import qr_data_url
@@ -122,13 +123,14 @@ def checkout_state(view: dict[str, Any]) -> str:
     received = received_units(view)
     exceptions = set(view.get("exceptions") or [])
     status = view["status"]
-    if status == "completed":
-        return "paid_over" if received > amount or "overpaid" in exceptions else "paid"
-    if status in ("expired", "cancelled"):
-        if "paid_late" in exceptions or (received >= amount > 0):
+    if status == OrderStatus.COMPLETED:
+        over = received > amount or OrderException.OVERPAID in exceptions
+        return "paid_over" if over else "paid"
+    if status in (OrderStatus.EXPIRED, OrderStatus.CANCELLED):
+        if OrderException.PAID_LATE in exceptions or (received >= amount > 0):
             return "late"
-        return "expired_partial" if received > 0 else status
-    if status == "pending" and received > 0:
+        return "expired_partial" if received > 0 else str(status)
+    if status == OrderStatus.PENDING and received > 0:
         return "partial"
     return str(status)
 
