@@ -66,6 +66,49 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rate_limited_title": "Too many requests",
         "rate_limited_text": "Please wait a minute and reload this page.",
         "powered_by": "Non-custodial payment by stablegate",
+        "heading_paid": "Paid",
+        "amount_due": "Amount due",
+        "of_amount": "of {amount} {symbol}",
+        "send_remaining": "Send the remaining {due} {symbol} on {network} to the address below.",
+        "state_paid_over": "You sent {over} {symbol} more than the order's {amount} {symbol}. "
+        "The order is paid; contact the merchant to get the extra back.",
+        "state_late": "Your payment of {received} {symbol} arrived after this order expired, so "
+        "it was not accepted automatically. Do not send more: contact the merchant, who can "
+        "complete the order or refund you.",
+        "state_expired_partial": "This order expired with {received} of {amount} {symbol} "
+        "received. Do not send the rest: contact the merchant to complete the order or get a "
+        "refund.",
+        "wrong_token_line": "We received {amount} {symbol} at this address, but this order "
+        "expects {expected}.",
+        "wrong_token_unknown": "We received a transfer of token {token} ({amount} base units) at "
+        "this address, but this order expects {expected}.",
+        "wrong_token_what": "It does not count towards this order and is not refunded "
+        "automatically. Do not send it again: contact the merchant to get it back.",
+        "support": "Contact {merchant}:",
+        "support_none": "Contact {merchant} about this payment and give them the order ID "
+        "{order_id}.",
+        "support_label": "Support",
+        "merchant_label": "Paying",
+        "merchant_logo": "{merchant} logo",
+        "transaction": "Transaction",
+        "view_on_explorer": "View on block explorer",
+        "paid_at": "Paid at",
+        "pay_with_wallet": "Pay with wallet",
+        "pay_with_named": "Pay with {wallet}",
+        "wallet_apps": "Open in a wallet app",
+        "wallet_apps_hint": "Opens this page in your wallet's browser, where Pay with wallet "
+        "works.",
+        "eip681_link": "Open the payment request (EIP-681)",
+        "wallet_connecting": "Confirm in your wallet…",
+        "wallet_switching": "Switch your wallet to {network}…",
+        "wallet_confirm": "Confirm the transfer of {due} {symbol} in your wallet…",
+        "wallet_sent": "Transaction sent: {hash}. This page updates when the network confirms it.",
+        "wallet_rejected": "You cancelled in your wallet. Nothing was sent; you can try again.",
+        "wallet_no_chain": "Your wallet does not know {network} (chain ID {chain_id}). Add "
+        "the network in your wallet, then try again, or pay by address and QR code.",
+        "wallet_error": "Your wallet could not send the payment: {error}. Nothing was sent; "
+        "you can try again or pay by address and QR code.",
+        "wallet_no_account": "Your wallet gave no account: unlock it and try again.",
     },
     "zh-CN": {
         "page_title": "支付 {amount} {symbol}",
@@ -118,6 +161,43 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rate_limited_title": "请求过多",
         "rate_limited_text": "请稍等一分钟后刷新本页面。",
         "powered_by": "由 stablegate 提供非托管支付",
+        "heading_paid": "已支付",
+        "amount_due": "应付金额",
+        "of_amount": "共 {amount} {symbol}",
+        "send_remaining": "请在 {network} 上向以下地址转账剩余的 {due} {symbol}。",
+        "state_paid_over": "您比订单金额 {amount} {symbol} 多付了 {over} {symbol}。订单已支付；"
+        "请联系商户退还多付部分。",
+        "state_late": "您支付的 {received} {symbol} 在订单过期后才到账，因此未被自动接受。"
+        "请勿再转账：请联系商户，商户可以完成订单或为您退款。",
+        "state_expired_partial": "订单已过期，已收到 {received} / {amount} {symbol}。"
+        "请勿再转账剩余金额：请联系商户完成订单或退款。",
+        "wrong_token_line": "此地址收到了 {amount} {symbol}，但本订单需要的是 {expected}。",
+        "wrong_token_unknown": "此地址收到了代币 {token} 的转账（{amount} 最小单位），"
+        "但本订单需要的是 {expected}。",
+        "wrong_token_what": "这笔转账不计入本订单，也不会自动退回。请勿再次发送：请联系商户取回。",
+        "support": "联系 {merchant}：",
+        "support_none": "请就此付款联系 {merchant}，并提供订单号 {order_id}。",
+        "support_label": "客服",
+        "merchant_label": "收款方",
+        "merchant_logo": "{merchant} 标志",
+        "transaction": "交易",
+        "view_on_explorer": "在区块浏览器中查看",
+        "paid_at": "支付时间",
+        "pay_with_wallet": "使用钱包支付",
+        "pay_with_named": "使用 {wallet} 支付",
+        "wallet_apps": "在钱包应用中打开",
+        "wallet_apps_hint": "在钱包内置浏览器中打开本页面，即可使用“使用钱包支付”。",
+        "eip681_link": "打开付款请求 (EIP-681)",
+        "wallet_connecting": "请在钱包中确认…",
+        "wallet_switching": "请将钱包切换到 {network}…",
+        "wallet_confirm": "请在钱包中确认转账 {due} {symbol}…",
+        "wallet_sent": "交易已发送：{hash}。网络确认后本页面会自动更新。",
+        "wallet_rejected": "您已在钱包中取消，未发送任何资金；可以重试。",
+        "wallet_no_chain": "您的钱包中没有 {network}（链 ID {chain_id}）。"
+        "请先在钱包中添加该网络后重试，或使用地址和二维码付款。",
+        "wallet_error": "钱包未能发送付款：{error}。未发送任何资金；"
+        "可以重试，或使用地址和二维码付款。",
+        "wallet_no_account": "钱包没有提供账户：请解锁钱包后重试。",
     },
 }
 
@@ -138,6 +218,29 @@ SCRIPT_MESSAGES = (
     "qr_alt_eip681",
     "qr_hint_address",
     "qr_hint_eip681",
+    "heading",
+    "heading_paid",
+    "amount",
+    "amount_due",
+    "of_amount",
+    "send_exactly",
+    "send_remaining",
+    "do_not_pay",
+    "state_paid_over",
+    "state_late",
+    "state_expired_partial",
+    "wrong_token_line",
+    "wrong_token_unknown",
+    "pay_with_wallet",
+    "pay_with_named",
+    "wallet_connecting",
+    "wallet_switching",
+    "wallet_confirm",
+    "wallet_sent",
+    "wallet_rejected",
+    "wallet_no_chain",
+    "wallet_error",
+    "wallet_no_account",
 )
 
 

@@ -27,6 +27,15 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from stablegate.cashier.checkout import (
+    checkout_state,
+    logo_origin,
+    logo_source,
+    received_units,
+    support_link,
+    to_units,
+    wrong_payments,
+)
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
 from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
 from stablegate.cashier.live import app_live_orders
@@ -37,6 +46,7 @@ from stablegate.cashier.public_api import (
     find_public_view,
 )
 from stablegate.cashier.stream_slots import app_stream_slots
+from stablegate.cashier.wallet_links import wallet_links
 from stablegate.chain.anvil import ANVIL_CHAIN_ID
 from stablegate.chain.dev_pay import DevPayFailed, pay_from_dev_account
 from stablegate.chain.registry import Chain
@@ -47,7 +57,7 @@ from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
 from stablegate.orders.view import PublicOrderParts, public_order_view
 from stablegate.web.context import WebContext
-from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.pages import content_security_policy, page_headers, page_templates
 from stablegate.web.security import public_request, request_ip
 
 log = structlog.get_logger("stablegate.cashier")
@@ -55,6 +65,7 @@ log = structlog.get_logger("stablegate.cashier")
 router = APIRouter()
 
 _NOTICES = ("dev_pay_sent", "dev_pay_failed")
+RETURN_STATES = ("late", "expired_partial")
 _STATUSES = frozenset(status.value for status in OrderStatus)
 
 _templates = page_templates("stablegate.cashier")
@@ -71,7 +82,9 @@ def _load_static() -> dict[str, StaticFile]:
     folder = resources.files("stablegate.cashier").joinpath("static")
     types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
     files = {}
-    for name, media_type in (("cashier.css", types["css"]), ("cashier.js", types["js"])):
+    named = (("cashier.css", "css"), ("cashier.js", "js"), ("wallet.js", "js"))
+    for name, kind in named:
+        media_type = types[kind]
         content = folder.joinpath(name).read_bytes()
         files[name] = StaticFile(content, media_type, hashlib.sha256(content).hexdigest()[:12])
     return files
@@ -152,6 +165,56 @@ def _status_text(t: Translator, status: str) -> str:
     return t(f"status_{status}") if status in _STATUSES else status
 
 
+def address_groups(address: str) -> list[str]:
+    """``0x1234``, then groups of four: the address breaks between groups, never inside one."""
+    return [address[:6]] + [address[i : i + 4] for i in range(6, len(address), 4)]
+
+
+def _state_text(t: Translator, view: dict[str, Any], state: str) -> str:
+    d = int(view["decimals"])
+    amount, received = to_units(view["amount"], d), received_units(view)
+    fields = {
+        "amount": view["amount"],
+        "symbol": view["symbol"],
+        "received": format_amount(received, d),
+        "over": format_amount(max(received - amount, 0), d),
+    }
+    if state in ("paid_over", "late", "expired_partial"):
+        return t(f"state_{state}", **fields)
+    return t("do_not_pay") if state in ("expired", "cancelled") else ""
+
+
+def _wrong_token_lines(t: Translator, view: dict[str, Any]) -> list[str]:
+    lines = []
+    for payment in wrong_payments(view):
+        if payment.get("symbol"):
+            lines.append(
+                t(
+                    "wrong_token_line",
+                    amount=payment["amount"],
+                    symbol=payment["symbol"],
+                    expected=view["symbol"],
+                )
+            )
+        else:
+            lines.append(
+                t(
+                    "wrong_token_unknown",
+                    amount=payment["amount"],
+                    token=payment["tokenAddress"],
+                    expected=view["symbol"],
+                )
+            )
+    return lines
+
+
+def _time_text(ms: int | None) -> tuple[str, str]:
+    if ms is None:
+        return "", ""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def cashier_context(
     ctx: WebContext,
     order: Order,
@@ -164,8 +227,10 @@ def cashier_context(
     now_ms = ctx.clock.now_ms()
     view = public_order_view(order, ctx.registry, ctx.settings.public_url, now_ms, parts)
     chain = ctx.registry.get(order.chain_id)
-    received = order.paid_amount + order.pending_amount
-    due = max(order.amount - received, 0)
+    chain_name = chain.name if chain else view["network"]
+    state = checkout_state(view)
+    received = received_units(view)
+    due = view["dueAmount"]
     received_text = (
         t(
             "received",
@@ -185,42 +250,69 @@ def cashier_context(
             if count < required
             else t("confirmations", count=count)
         )
-    expire = datetime.fromtimestamp(order.expire_time_ms / 1000, tz=UTC)
-    fields = {"address": order.to_address, "amount": view["amount"], "symbol": order.symbol}
+    expire_iso, expire_text = _time_text(order.expire_time_ms)
+    paid_iso, paid_text = _time_text(view["completeTime"])
+    fields = {"address": order.to_address, "amount": due, "symbol": order.symbol}
     qr_modes = [
         {
             "mode": mode,
             "label": t(f"qr_{mode}"),
             "href": f"/cashier/{order.id}?{urlencode({'lang': t.language, 'qr': mode})}",
-            "src": qr_path(order.id, mode),
+            # The EIP-681 code asks for the amount still due, so it is drawn for this view.
+            "src": qr_path(order.id, mode) if mode == "address" else view["paymentQrDataUrl"],
             "alt": t(f"qr_alt_{mode}", **fields),
             "hint": t(f"qr_hint_{mode}"),
             "current": mode == qr_mode,
         }
         for mode in QR_FORMATS
     ]
+    merchant = view["merchant"]
+    page_url = f"{ctx.settings.public_url}/cashier/{order.id}?{urlencode({'lang': t.language})}"
+    instruction_key = "send_remaining" if state == "partial" else "send_exactly"
     return {
         "view": view,
         "order_id": order.id,
         "order_status": order.status,
+        "state": state,
+        "heading": t("heading_paid")
+        if state in ("paid", "paid_over")
+        else t("heading", symbol=view["symbol"]),
         "status_text": _status_text(t, order.status),
+        "state_text": _state_text(t, view, state),
+        "instruction": t(
+            instruction_key, amount=due, due=due, symbol=view["symbol"], network=chain_name
+        ),
+        "wrong_token_lines": _wrong_token_lines(t, view),
+        "merchant_name": merchant.get("name") or "",
+        "logo": logo_source(merchant.get("logoUrl")),
+        "support": support_link(merchant.get("supportContact")),
+        "show_support": state in ("late", "expired_partial", "paid_over")
+        or bool(wrong_payments(view)),
         "terminal": order.status in TERMINAL_STATUSES,
-        "chain_name": chain.name if chain else view["network"],
+        "chain_name": chain_name,
+        "address_groups": address_groups(order.to_address),
         "received_text": received_text,
         "confirmations_text": confirmations_text,
-        "redirect_url": safe_redirect(view["redirectUrl"]),
-        "expire_iso": expire.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "expire_text": expire.strftime("%Y-%m-%d %H:%M UTC"),
+        # Kept after a late or partial payment too: the customer settles it with the merchant.
+        "redirect_url": safe_redirect(
+            view["redirectUrl"] or (order.redirect_url if state in RETURN_STATES else None)
+        ),
+        "expire_iso": expire_iso,
+        "expire_text": expire_text,
+        "paid_iso": paid_iso,
+        "paid_text": paid_text,
         "time_left": format_time_left(order.expire_time_ms - now_ms),
         "qr": next(mode for mode in qr_modes if mode["current"]),
         "qr_modes": qr_modes,
-        "dev_pay": dev_pay_enabled(chain) and order.status == OrderStatus.PENDING and due > 0,
+        "wallet_links": wallet_links(page_url),
+        "dev_pay": dev_pay_enabled(chain) and order.status == OrderStatus.PENDING and due != "0",
         "dev_pay_action": f"/cashier/{order.id}/dev-pay?{urlencode({'lang': t.language})}",
         "notice": t(notice) if notice in _NOTICES else "",
         "notice_failed": notice == "dev_pay_failed",
         "languages": _languages(order.id, qr_mode, t.language),
         "script_view": json.dumps(view, separators=(",", ":")),
         "script_messages": json.dumps(t.script_messages(), ensure_ascii=False),
+        "script_chain": json.dumps({"name": chain_name}, ensure_ascii=False),
     }
 
 
@@ -253,9 +345,11 @@ async def cashier_page(
     order, parts = found
     qr_mode = qr if qr in QR_FORMATS else "address"
     t = Translator(language)
-    return _render(
-        "cashier.html", language, **cashier_context(ctx, order, parts, t, qr_mode, notice)
-    )
+    context = cashier_context(ctx, order, parts, t, qr_mode, notice)
+    # A merchant's https logo is the one image from elsewhere: its origin alone is allowed.
+    origin = logo_origin(context["view"]["merchant"].get("logoUrl"))
+    headers = {"Content-Security-Policy": content_security_policy(origin)} if origin else None
+    return _render("cashier.html", language, headers=headers, **context)
 
 
 @router.post("/cashier/{order_id}/dev-pay", include_in_schema=False)

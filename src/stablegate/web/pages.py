@@ -14,6 +14,15 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def content_security_policy(image_origin: str | None = None) -> str:
+    """The policy, allowing images from one more https origin (a merchant's logo) if given."""
+    if image_origin is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "img-src 'self' data:", f"img-src 'self' data: {image_origin}"
+    )
+
+
 def page_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,

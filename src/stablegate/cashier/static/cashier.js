@@ -9,6 +9,7 @@
   var lang = root.getAttribute("data-lang") || "en";
   var messages = JSON.parse(root.getAttribute("data-messages") || "{}");
   var view = JSON.parse(root.getAttribute("data-view") || "{}");
+  var chain = JSON.parse(root.getAttribute("data-chain") || "{}");
   var apiBase = "/api/v1/public/orders/" + encodeURIComponent(orderId);
   var TERMINAL = { completed: true, expired: true, cancelled: true };
   var clockOffset = 0; // server time minus this browser's time, in ms
@@ -40,14 +41,71 @@
     if (element) element.hidden = !visible;
   }
 
+  // The case the page explains; mirrors checkout_state() in cashier/checkout.py.
+  function checkoutState(v, received, amount) {
+    var exceptions = v.exceptions || [];
+    if (v.status === "completed") {
+      return received > amount || exceptions.indexOf("overpaid") >= 0 ? "paid_over" : "paid";
+    }
+    if (v.status === "expired" || v.status === "cancelled") {
+      if (exceptions.indexOf("paid_late") >= 0 || (amount > BigInt(0) && received >= amount)) {
+        return "late";
+      }
+      return received > BigInt(0) ? "expired_partial" : v.status;
+    }
+    if (v.status === "pending" && received > BigInt(0)) return "partial";
+    return v.status;
+  }
+
+  function text(id, value) {
+    var element = $(id);
+    if (element) element.textContent = value;
+    return element;
+  }
+
+  function renderWrongTokens() {
+    var list = $("wrong-token-lines");
+    if (!list || !Array.isArray(view.payments)) return;
+    var lines = [];
+    view.payments.forEach(function (p) {
+      if (p.kind !== "wrong_token" && p.kind !== "unsupported_token") return;
+      lines.push(p.symbol
+        ? msg("wrong_token_line", { amount: p.amount, symbol: p.symbol, expected: view.symbol })
+        : msg("wrong_token_unknown", {
+          amount: p.amount, token: p.tokenAddress, expected: view.symbol
+        }));
+    });
+    list.textContent = "";
+    lines.forEach(function (line) {
+      var item = document.createElement("li");
+      item.textContent = line;
+      list.appendChild(item);
+    });
+    show($("wrong-token"), lines.length > 0);
+  }
+
   function render(next) {
+    // Fields the live view does not carry keep their last value (see checkout.py).
+    ["merchant", "payments", "exceptions", "txId", "explorerTxUrl", "completeTime"].forEach(
+      function (key) { if (!(key in next) && key in view) next[key] = view[key]; }
+    );
     view = next;
     if (typeof view.serverTime === "number") clockOffset = view.serverTime - Date.now();
-    root.setAttribute("data-status", view.status);
-    $("status-text").textContent = messages["status_" + view.status] || view.status;
-
     var decimals = Number(view.decimals) || 0;
+    var amount = toUnits(view.amount, decimals);
     var received = toUnits(view.paidAmount, decimals) + toUnits(view.pendingAmount, decimals);
+    var dueUnits = amount > received ? amount - received : BigInt(0);
+    var carriesDue = typeof view.dueAmount === "string";
+    var due = carriesDue ? view.dueAmount : formatUnits(dueUnits, decimals);
+    view.dueAmount = due;
+    var state = checkoutState(view, received, amount);
+    var paying = state === "pending" || state === "partial";
+    root.setAttribute("data-status", view.status);
+    root.setAttribute("data-state", state);
+    $("status-text").textContent = messages["status_" + view.status] || view.status;
+    text("heading", state === "paid" || state === "paid_over"
+      ? msg("heading_paid") : msg("heading", { symbol: view.symbol }));
+
     var receivedLine = $("received");
     if (received > BigInt(0)) {
       receivedLine.textContent = msg("received", {
@@ -55,6 +113,41 @@
       });
     }
     show(receivedLine, received > BigInt(0));
+
+    var over = received > amount ? received - amount : BigInt(0);
+    var stateFields = {
+      amount: view.amount, symbol: view.symbol, received: formatUnits(received, decimals),
+      over: formatUnits(over, decimals)
+    };
+    var stateLine = "";
+    if (state === "paid_over" || state === "late" || state === "expired_partial") {
+      stateLine = msg("state_" + state, stateFields);
+    } else if (state === "expired" || state === "cancelled") {
+      stateLine = msg("do_not_pay");
+    }
+    show(text("state-text", stateLine), stateLine !== "");
+    renderWrongTokens();
+    var wrong = $("wrong-token");
+    show($("support"), state === "paid_over" || state === "late" ||
+      state === "expired_partial" || (wrong && !wrong.hidden));
+
+    if (paying) {
+      var network = chain.name || view.network;
+      text("instruction", state === "partial"
+        ? msg("send_remaining", { due: due, symbol: view.symbol, network: network })
+        : msg("send_exactly", { amount: due, symbol: view.symbol, network: network }));
+      text("amount", due);
+      var copyAmount = $("copy-amount");
+      if (copyAmount) copyAmount.setAttribute("data-copy", due);
+      show($("of-amount"), state === "partial");
+      updatePaymentQr(view);
+    } else {
+      text("amount", view.amount);
+    }
+    var eip681 = $("eip681-link");
+    if (eip681 && typeof view.paymentUri === "string" && carriesDue) {
+      eip681.setAttribute("href", view.paymentUri);
+    }
 
     var confirmations = $("confirmations");
     if (view.status === "confirming") {
@@ -66,12 +159,46 @@
     }
     show(confirmations, view.status === "confirming");
 
+    var paid = $("paid");
+    if (view.status === "completed" && view.txId) {
+      text("tx-hash", view.txId);
+      var link = $("tx-link");
+      var explorer = typeof view.explorerTxUrl === "string" &&
+        /^https:\/\/[^\s]/i.test(view.explorerTxUrl);
+      if (explorer) link.setAttribute("href", view.explorerTxUrl);
+      show(link, explorer);
+      if (typeof view.completeTime === "number") localTime($("paid-time"), view.completeTime);
+    }
+    show(paid, view.status === "completed" && Boolean(view.txId));
+
     var redirect = $("redirect");
     var url = view.status === "completed" ? view.redirectUrl : null;
     var safe = typeof url === "string" && /^https?:\/\/[^\s]/i.test(url);
     if (safe) redirect.setAttribute("href", url);
-    show($("redirect-wrap"), safe);
+    // After a late or partial payment the page keeps the server's link back to the merchant.
+    var keep = (state === "late" || state === "expired_partial") &&
+      /^https?:\/\//i.test(redirect.getAttribute("href") || "");
+    show($("redirect-wrap"), safe || keep);
     tick();
+  }
+
+  // The EIP-681 code must ask for the amount due: a view drawn for another due amount is stale.
+  var shownDue = null;
+  function updatePaymentQr(v) {
+    var due = v.dueAmount;
+    if (shownDue === null) { shownDue = due; return; }
+    if (due === shownDue) return;
+    shownDue = due;
+    if (typeof v.paymentQrDataUrl !== "string" || v.paymentQrDataUrl.indexOf("data:image/") !== 0) {
+      window.location.reload(); // the server draws the code for the new amount
+      return;
+    }
+    var link = document.querySelector('a.qr-mode[data-mode="eip681"]');
+    if (link) link.setAttribute("data-src", v.paymentQrDataUrl);
+    var image = $("qr");
+    if (image && link && link.getAttribute("aria-current") === "true") {
+      image.setAttribute("src", v.paymentQrDataUrl);
+    }
   }
 
   // -- live status -------------------------------------------------------------------------
@@ -167,16 +294,19 @@
       ":" + pad(seconds % 60);
   }
 
-  function localExpiry() {
-    var element = $("expire-time");
-    if (!element || typeof view.expireTime !== "number") return;
+  function localTime(element, ms) {
+    if (!element) return;
     try {
-      element.textContent = new Date(view.expireTime).toLocaleString(lang, {
+      element.textContent = new Date(ms).toLocaleString(lang, {
         dateStyle: "medium", timeStyle: "short"
       });
     } catch (error) {
       // keep the server's UTC text
     }
+  }
+
+  function localExpiry() {
+    if (typeof view.expireTime === "number") localTime($("expire-time"), view.expireTime);
   }
 
   // -- copy buttons ------------------------------------------------------------------------
@@ -246,6 +376,8 @@
     });
   }
 
+  // The wallet script (wallet.js) reads the live view through this.
+  root.cashierView = function () { return view; };
   setupCopy();
   setupQrModes();
   localExpiry();
