@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tests.conftest import _truncate, copy_migrated_sqlite
+from tests.conftest import copy_migrated_sqlite, empty_tables
 
 from stablegate.chain.evm.rpc_errors import RpcUnavailable
 from stablegate.clock import FakeClock
@@ -27,7 +27,7 @@ async def sessions(
     if not copy_migrated_sqlite(migrated_sqlite, database_url):
         await upgrade(engine)
     if not database_url.startswith("sqlite"):
-        await _truncate(engine)
+        await empty_tables(engine)
     yield make_sessionmaker(engine)
     await engine.dispose()
 

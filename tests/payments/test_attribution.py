@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.conftest import _truncate, copy_migrated_sqlite
+from tests.conftest import copy_migrated_sqlite, empty_tables
 
 from stablegate.chain.evm.transfers import TransferLog
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
@@ -49,7 +49,7 @@ async def session(database_url: str, migrated_sqlite: Path) -> AsyncIterator[Asy
     if not copy_migrated_sqlite(migrated_sqlite, database_url):
         await upgrade(engine)
     if not database_url.startswith("sqlite"):
-        await _truncate(engine)
+        await empty_tables(engine)
     async with session_scope(make_sessionmaker(engine)) as session:
         yield session
     await engine.dispose()
