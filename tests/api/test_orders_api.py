@@ -89,6 +89,8 @@ async def test_repeat_with_same_order_no_is_idempotent_and_conflicts_when_change
     again = await post(client, signer, CREATE, {**payload, "chainId": "31337", "amount": "5.000"})
     assert again.status_code == 200
     assert again.json()["orderId"] == first.json()["orderId"]
+    # Amounts come back in their shortest form, as the README says.
+    assert again.json()["amount"] == first.json()["amount"] == "5"
     clock.advance(1)
     changed = await post(client, signer, CREATE, {**payload, "amount": "6"})
     assert changed.status_code == 409
