@@ -378,6 +378,9 @@
 
   // The wallet script (wallet.js) reads the live view through this.
   root.cashierView = function () { return view; };
+  // wallet.js (loaded after this file) shares these rather than keeping copies.
+  root.cashierText = msg;
+  root.cashierUnits = toUnits;
   setupCopy();
   setupQrModes();
   localExpiry();

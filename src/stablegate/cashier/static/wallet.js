@@ -6,8 +6,7 @@
   "use strict";
 
   var root = document.getElementById("cashier");
-  if (!root || !document.getElementById("wallet-buttons")) return;
-  var messages = JSON.parse(root.getAttribute("data-messages") || "{}");
+  if (!root || !document.getElementById("wallet-buttons") || !root.cashierUnits) return;
   var chain = JSON.parse(root.getAttribute("data-chain") || "{}");
   var fallbackView = JSON.parse(root.getAttribute("data-view") || "{}");
 
@@ -21,20 +20,9 @@
     if (element) element.hidden = !visible;
   }
 
-  function msg(key, fields) {
-    var text = messages[key] || key;
-    return text.replace(/\{(\w+)\}/g, function (all, name) {
-      return fields && name in fields ? String(fields[name]) : all;
-    });
-  }
-
-  // A decimal string to base units as a BigInt: never through a float.
-  function toUnits(amount, decimals) {
-    var parts = String(amount || "0").split(".");
-    var fraction = (parts[1] || "") + "0".repeat(decimals);
-    return BigInt(parts[0] || "0") * (BigInt(10) ** BigInt(decimals)) +
-      BigInt(fraction.slice(0, decimals) || "0");
-  }
+  // The page's message and amount helpers, from cashier.js (never a float for an amount).
+  var msg = root.cashierText;
+  var toUnits = root.cashierUnits;
 
   var providers = [];
   var walletBusy = false;
