@@ -27,6 +27,20 @@ async def _until(condition: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def _watcher_through(env: WatchEnv, rpc: RpcClient, **options: Any) -> ChainWatcher:
+    """A second watcher on the fixture's chain, reading through ``rpc``, with a 1 s step bound.
+    It takes over the fixture watcher's lease holder (the lease runs on a fake clock)."""
+    return ChainWatcher(
+        env.chain,
+        env.sessions,
+        env.clock,
+        rpc,
+        env.orders,
+        options=WatcherOptions(step_timeout=1.0, poll_interval=0.05, **options),
+        holder=env.watcher.lease.holder,
+    )
+
+
 async def test_a_step_stuck_on_an_rpc_call_that_never_answers_is_abandoned(
     env: WatchEnv, anvil: AnvilNode
 ) -> None:
@@ -36,15 +50,7 @@ async def test_a_step_stuck_on_an_rpc_call_that_never_answers_is_abandoned(
         anvil.url, timeout_rate=1.0, only_methods={"eth_blockNumber"}, hang_seconds=3600
     ) as proxy:
         rpc = RpcClient([proxy.url], timeout=3600)
-        watcher = ChainWatcher(
-            env.chain,
-            env.sessions,
-            env.clock,
-            rpc,
-            env.orders,
-            options=WatcherOptions(step_timeout=1.0, poll_interval=0.05),
-            holder=env.watcher.lease.holder,  # the fixture's watcher holds the lease (a fake clock)
-        )
+        watcher = _watcher_through(env, rpc)
         stop = asyncio.Event()
         with capture_logs() as logs:
             loop = asyncio.create_task(watcher.run_forever(stop))
@@ -80,15 +86,7 @@ async def test_a_token_check_stuck_at_start_up_is_abandoned_and_retried(
         anvil.url, timeout_rate=1.0, only_methods={"eth_call"}, hang_seconds=3600
     ) as proxy:
         rpc = RpcClient([proxy.url], timeout=3600)
-        watcher = ChainWatcher(
-            env.chain,
-            env.sessions,
-            env.clock,
-            rpc,
-            env.orders,
-            options=WatcherOptions(step_timeout=1.0, poll_interval=0.05),
-            holder=env.watcher.lease.holder,
-        )
+        watcher = _watcher_through(env, rpc)
         stop = asyncio.Event()
         with capture_logs() as logs:
             loop = asyncio.create_task(watcher.run_forever(stop))
@@ -117,17 +115,7 @@ async def test_a_reconciliation_stuck_on_the_node_is_abandoned_and_watching_goes
     await env.order("1")  # a watched deposit: reconciliation reads its balances
     with FaultProxy(anvil.url) as proxy:
         rpc = RpcClient([proxy.url], timeout=3600)
-        watcher = ChainWatcher(
-            env.chain,
-            env.sessions,
-            env.clock,
-            rpc,
-            env.orders,
-            options=WatcherOptions(
-                step_timeout=1.0, poll_interval=0.05, reconcile_interval_ms=60_000
-            ),
-            holder=env.watcher.lease.holder,
-        )
+        watcher = _watcher_through(env, rpc, reconcile_interval_ms=60_000)
         stop = asyncio.Event()
         with capture_logs() as logs:
             loop = asyncio.create_task(watcher.run_forever(stop))
