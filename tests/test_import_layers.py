@@ -32,6 +32,10 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("console",), "the CLI plumbing: settings, sessions, migrations, secrets"),
     (("merchants",), "merchants, keys and payout addresses: what every domain is scoped by"),
     (("web",), "web plumbing below every router: context, signed requests, errors, pages"),
+    (
+        ("rates",),
+        "exchange rates: source adapters, rules, the fetcher, pricing; what orders are priced with",
+    ),
     (("webhooks",), "the outbox and its delivery: knows orders only as rows"),
     (("orders",), "order rules; writes events to the webhooks outbox"),
     (("payments",), "applies transfers to orders and writes their events"),

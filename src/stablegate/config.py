@@ -6,6 +6,7 @@ Defaults give a working embedded setup: a SQLite file and generated keys in the 
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -53,10 +54,37 @@ class Settings(BaseSettings):
     # Watchdog of the watcher, sweeper and webhook worker: a step (or one delivery attempt)
     # making no progress for this long is logged with its stack and abandoned.
     step_timeout_s: float = Field(default=120.0, gt=0)
+    # Prices in fiat (docs/DESIGN.md §10 "Exchange rates"). The defaults of every pair's rule:
+    # which sources, how they are combined (median | first), the spread taken off the rate, how
+    # old a market quote may be, how far sources may disagree. An empty list of sources leaves
+    # only fixed rates (``stablegate rates set-fixed``).
+    rate_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["kraken", "coinbase", "okx", "coingecko", "binance"]
+    )
+    rate_method: str = "median"
+    rate_spread_pct: Decimal = Field(default=Decimal(0), ge=0, lt=50)
+    rate_max_age_s: int = Field(default=300, ge=10)
+    rate_band_pct: Decimal = Field(default=Decimal(2), gt=0, le=50)
+    # A stablecoin more than this far from its peg is logged as an alert and shown in metrics;
+    # more than rate_sanity_pct off (against the ECB cross) and it is not used at all.
+    rate_peg_alert_pct: Decimal = Field(default=Decimal(2), gt=0)
+    rate_sanity_pct: Decimal = Field(default=Decimal(10), gt=0, le=50)
+    # The ECB publishes once per working day: four days cover a long weekend.
+    fiat_max_age_s: int = Field(default=4 * 86400, ge=3600)
+    rate_refresh_s: float = Field(default=60.0, ge=1)
+    rate_fetch_timeout_s: float = Field(default=10.0, gt=0)
+    rate_history_days: int = Field(default=90, ge=1)
+    # Each source's base URL, for a proxy or a local test server.
+    rate_binance_url: str = "https://api.binance.com"
+    rate_okx_url: str = "https://www.okx.com"
+    rate_kraken_url: str = "https://api.kraken.com"
+    rate_coinbase_url: str = "https://api.coinbase.com"
+    rate_coingecko_url: str = "https://api.coingecko.com"
+    rate_ecb_url: str = "https://www.ecb.europa.eu"
     log_format: str = "console"
     log_level: str = "INFO"
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "rate_sources", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):

@@ -14,8 +14,10 @@ Hierarchy::
     ├── Conflict              409      order_conflict, order_has_payments, no_free_offset
     ├── RateLimited           429/418  rate_limited, ip_banned, too_many_streams (live-status
     │                                  streams open at once); all carry retry_after seconds
-    └── ChainUnavailable      400      chain_unavailable (known chain, no RPC on this gateway:
-                                       a permanent refusal, so not a retryable 503)
+    ├── ChainUnavailable      400      chain_unavailable (known chain, no RPC on this gateway:
+    │                                  a permanent refusal, so not a retryable 503)
+    └── RateUnavailable       503      rate_unavailable (no fresh, sane, agreeing rate for a
+                                       fiat-priced order: retry later; nothing was stored)
 """
 
 from __future__ import annotations
@@ -84,3 +86,8 @@ class RateLimited(GatewayError):
 class ChainUnavailable(GatewayError):
     status = 400
     code = "chain_unavailable"
+
+
+class RateUnavailable(GatewayError):
+    status = 503
+    code = "rate_unavailable"

@@ -8,6 +8,7 @@ from stablegate.models.lease import Lease
 from stablegate.models.merchant import Merchant, PayoutAddress
 from stablegate.models.order import Order
 from stablegate.models.payment import Payment
+from stablegate.models.rate import RateHistory, RateQuote, RateRule
 from stablegate.models.replay import ReplayKey
 from stablegate.models.sweep import SweepItem, SweepTx
 from stablegate.models.webhook_delivery import WebhookDelivery
@@ -25,6 +26,9 @@ __all__ = [
     "Order",
     "Payment",
     "PayoutAddress",
+    "RateHistory",
+    "RateQuote",
+    "RateRule",
     "ReplayKey",
     "SweepItem",
     "SweepTx",

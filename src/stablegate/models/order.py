@@ -76,3 +76,10 @@ class Order(Base):
     create_time_ms: Mapped[int] = mapped_column(BigInteger)
     complete_time_ms: Mapped[int | None] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Priced in a fiat currency (all null otherwise): the merchant's amount and the rate locked
+    # at creation, fiat per token, with where it came from and the time of its oldest input.
+    fiat_amount: Mapped[str | None] = mapped_column(String(48))
+    fiat_currency: Mapped[str | None] = mapped_column(String(3))
+    rate: Mapped[str | None] = mapped_column(String(48))
+    rate_source: Mapped[str | None] = mapped_column(String(200))
+    rate_time_ms: Mapped[int | None] = mapped_column(BigInteger)
