@@ -11,14 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from tests.api.test_orders_api import get, post
+from tests.api import test_orders_api
 from tests.support import PAYOUT, MerchantKeys, Signer
 
 from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
+from stablegate.merchants.credentials import load_credentials
 from stablegate.merchants.service import create_merchant
 from stablegate.models import AuditEntry
+from stablegate.models.rate import GATEWAY_SCOPE
 from stablegate.rates import store
 from stablegate.rates.quote import Quote
 
@@ -67,6 +69,21 @@ async def second_signer(gateway: GatewayContext, clock: FakeClock) -> Signer:
     return Signer(keys, clock)
 
 
+async def post(
+    client: httpx.AsyncClient, signer: Signer, path: str, payload: Any
+) -> httpx.Response:
+    # A millisecond per request: the same request signed twice at one time is a replay.
+    signer.clock.advance(0.001)
+    return await test_orders_api.post(client, signer, path, payload)
+
+
+async def get(
+    client: httpx.AsyncClient, signer: Signer, path: str, query: str = ""
+) -> httpx.Response:
+    signer.clock.advance(0.001)
+    return await test_orders_api.get(client, signer, path, query)
+
+
 def error_code(response: httpx.Response) -> str:
     code: str = response.json()["error"]["code"]
     return code
@@ -101,9 +118,15 @@ async def test_the_public_list_and_one_pair_carry_the_exact_rates(
     assert cny["time"] == now - DAY  # the oldest input: the ECB cross
     usd = rates["USDT", "USD"]
     assert usd["rate"] == "1"  # (1.0002 + 0.9998) / 2
-    assert [s["source"] for s in usd["sources"]] == ["coinbase", "kraken"] or [
-        s["source"] for s in usd["sources"]
-    ] == ["kraken", "coinbase"]
+    # In the order of the rule's sources (the settings': kraken, coinbase, okx, ...).
+    assert [s["source"] for s in usd["sources"]] == ["kraken", "coinbase"]
+    assert [s["source"] for s in cny["sources"]] == ["kraken", "coinbase", "okx"]
+    # Bid and ask: the medians of the used sources' (coinbase quotes none): kraken's 1.0001
+    # and 1.0003 x 7.2 with okx's 7.2 and 7.22.
+    assert Decimal(cny["bid"]) == (Decimal("1.0001") * Decimal("7.2") + Decimal("7.2")) / 2
+    assert Decimal(cny["ask"]) == (Decimal("1.0003") * Decimal("7.2") + Decimal("7.22")) / 2
+    assert (cny["bid"], cny["ask"]) == ("7.20036", "7.21108")
+    assert (usd["bid"], usd["ask"]) == ("1.0001", "1.0003")
     assert usd["time"] == now - 20 * SECOND
     eur = rates["USDT", "EUR"]
     assert Decimal(eur["rate"]) == Decimal("0.8") and eur["rate"] == "0.8"
@@ -128,6 +151,7 @@ async def test_a_pair_without_a_usable_rate_is_503_and_left_out_of_the_list(
     # Stale quotes are no rate either: the market quotes are older than the maximum age.
     await store_quotes(gateway, clock, quotes(clock.now_ms() - 3600 * SECOND))
     clock.advance(10)  # past the public cache
+    gateway.rates.forget()  # and the service's own cache of the stored quotes
     stale = await client.get(f"{RATES}?symbol=USDT&currency=CNY")
     assert stale.status_code == 503 and error_code(stale) == "rate_unavailable"
 
@@ -164,7 +188,15 @@ async def test_answers_are_cached_a_few_seconds(
     first_pair = (await client.get(f"{RATES}?symbol=USDT&currency=EUR")).json()
     # The gateway's rule for the pair changes: within the period the same answers come back.
     async with session_scope(gateway.sessions) as session:
-        await store.set_rule(...)
+        await store.set_rule(
+            session,
+            clock,
+            scope=GATEWAY_SCOPE,
+            symbol="USDT",
+            currency="EUR",
+            changes={"adjust": "0.9"},
+            actor="cli",
+        )
     clock.advance(4)
     assert (await client.get(RATES)).json() == first
     assert (await client.get(f"{RATES}?symbol=USDT&currency=EUR")).json() == first_pair
@@ -177,7 +209,9 @@ async def test_the_public_rates_are_limited_per_ip_with_429_only(
     client: httpx.AsyncClient, gateway: GatewayContext
 ) -> None:
     limit = gateway.settings.public_per_minute
-    codes = [(await client.get(f"{RATES}?symbol=USDT&currency=CNY")).status_code for _ in range(limit)]
+    codes = [
+        (await client.get(f"{RATES}?symbol=USDT&currency=CNY")).status_code for _ in range(limit)
+    ]
     assert set(codes) == {503}  # no rate stored: refused, but counted
     limited = await client.get(RATES)
     assert limited.status_code == 429 and error_code(limited) == "rate_limited"
@@ -198,7 +232,7 @@ async def test_a_merchant_sets_reads_uses_and_deletes_its_rule(
     market = await get(client, signer, QUOTE, "symbol=USDT&currency=CNY")
     assert market.status_code == 200, market.text
     assert market.json()["rate"] == "7.20144"
-    assert market.json()["rateSource"] == "median(coinbase,kraken,okx)"
+    assert market.json()["rateSource"] == "median(kraken,coinbase,okx)"
     assert (await get(client, signer, RULES)).json() == {"rules": []}
 
     response = await set_rule(client, signer, adjust="~0.98", spreadPct="1", step="0.01")
@@ -223,15 +257,20 @@ async def test_a_merchant_sets_reads_uses_and_deletes_its_rule(
     quoted = await get(client, signer, QUOTE, "symbol=USDT&currency=CNY")
     expected = Decimal("7.20144") * Decimal("0.98") * (1 - Decimal("1") / 100)
     assert Decimal(quoted.json()["rate"]) == expected
-    assert quoted.json()["rateSource"] == "median(coinbase,kraken,okx) ~0.98 spread 1%"
+    assert quoted.json()["rateSource"] == "median(kraken,coinbase,okx) ~0.98 spread 1%"
     # The public rate is the gateway's, never a merchant's.
     assert (await client.get(f"{RATES}?symbol=USDT&currency=CNY")).json()["rate"] == "7.20144"
 
     async with session_scope(gateway.sessions) as session:
-        audit = (await session.scalars(select(AuditEntry))).all()
-    assert [a.actor for a in audit if "rate" in a.action] == [
-        f"api:{signer.keys.api_key}"[:0] + audit[-1].actor
+        key = await load_credentials(session, gateway.secret_box, signer.keys.api_key)
+        audit = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action.like("rates.%")))
+        ).all()
+    assert key is not None
+    assert [(a.actor, a.action, a.subject) for a in audit] == [
+        (f"api:{key.api_key_id}", "rates.set_rule", f"{signer.keys.merchant_id}:USDT/CNY")
     ]
+    assert audit[0].details["after"]["spread_pct"] == "1"
 
     deleted = await post(client, signer, DELETE_RULE, {"symbol": "USDT", "currency": "CNY"})
     assert deleted.status_code == 200, deleted.text
@@ -278,20 +317,22 @@ async def test_rule_changes_need_a_signature_and_reads_a_valid_key(
         assert refused.status_code == 401 and error_code(refused) == "invalid_signature"
     nobody = await client.get(RULES)
     assert nobody.status_code == 401 and error_code(nobody) == "missing_api_key"
-    wrong = await client.get(f"{QUOTE}?symbol=USDT&currency=CNY", headers={"BlockATM-API-Key": "ak_nope"})
+    wrong = await client.get(
+        f"{QUOTE}?symbol=USDT&currency=CNY", headers={"BlockATM-API-Key": "ak_nope"}
+    )
     assert wrong.status_code == 401 and error_code(wrong) == "invalid_api_key"
     # Nothing was stored by the refused requests.
     assert (await get(client, signer, RULES)).json() == {"rules": []}
 
 
+# Wrong for every rule field ("-0" is a valid addend, so it is tried on the others only).
 NASTY: list[Any] = [
-    None if False else 10**400,
+    10**400,
     -1,
     1.5,
     "1e3",
     "NaN",
     "Infinity",
-    "-0",
     "٣",  # an Arabic-Indic digit
     "１",  # a fullwidth digit
     "7.4\u200b",
@@ -309,7 +350,7 @@ NASTY: list[Any] = [
 async def test_bad_rule_fields_are_400_and_store_nothing(
     client: httpx.AsyncClient, signer: Signer, field: str
 ) -> None:
-    for value in NASTY:
+    for value in NASTY + ([] if field == "adjust" else ["-0"]):
         response = await set_rule(client, signer, **{field: value})
         assert response.status_code == 400, (field, value, response.text)
         assert error_code(response) == "invalid_rate_rule", (field, value, response.text)

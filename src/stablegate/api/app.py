@@ -27,6 +27,8 @@ from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.rates import endpoints as rate_endpoints
+from stablegate.rates.board import RateBoard
 from stablegate.rates.service import Rates
 from stablegate.reference import page as reference_page
 from stablegate.secret_box import load_secret_box
@@ -126,10 +128,14 @@ def create_app(
     app.state.signing_key = ctx.signing_key
     app.state.stream_slots = ctx.stream_slots
     app.state.live_orders = ctx.live_orders
+    app.state.rates = ctx.rates
+    app.state.rate_board = RateBoard(ctx.rates, ctx.sessions, ctx.registry, ctx.clock)
     errors.install_error_handlers(app)
     app.include_router(order_endpoints.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(rate_endpoints.router)
     app.include_router(public_api.router)
+    app.include_router(rate_endpoints.public_router)
     app.include_router(cashier_page.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)

@@ -52,7 +52,9 @@ class RateBoard:
     async def pair(self, symbol: str, currency: str) -> RateOut:
         """One pair under the gateway's rules (``symbol`` and ``currency`` already checked);
         503 ``rate_unavailable`` when it has no rate."""
-        answer = await self._answer((symbol, currency), lambda: self._compute_pair(symbol, currency))
+        answer = await self._answer(
+            (symbol, currency), lambda: self._compute_pair(symbol, currency)
+        )
         assert isinstance(answer, RateOut)
         return answer
 
@@ -83,10 +85,9 @@ class RateBoard:
         return entry[1]
 
     async def _compute_all(self) -> RateList:
-        symbols = set(priced_symbols(self.registry))
         async with read_scope(self.sessions) as session:
-            pairs = await self.rates.public_rates(session)
-        return RateList(rates=[rate_out(p) for p in pairs if p.symbol in symbols])
+            pairs = await self.rates.public_rates(session, priced_symbols(self.registry))
+        return RateList(rates=[rate_out(p) for p in pairs])
 
     async def _compute_pair(self, symbol: str, currency: str) -> RateOut:
         async with read_scope(self.sessions) as session:

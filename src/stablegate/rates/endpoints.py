@@ -9,17 +9,35 @@ authenticated merchant, and changes are audited by the store.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 
+from stablegate.auth.json_body import parse_json_object
+from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import InvalidRequest
+from stablegate.models.rate import GATEWAY_SCOPE
+from stablegate.rates import store
 from stablegate.rates.board import RateBoard
 from stablegate.rates.pairs import require_pair
-from stablegate.rates.schemas import RateList, RateOut
-from stablegate.web.errors import error_responses
-from stablegate.web.security import public_request
+from stablegate.rates.rule_requests import rule_changes
+from stablegate.rates.schemas import (
+    DeletedRuleOut,
+    MerchantQuoteOut,
+    MerchantRuleList,
+    MerchantRuleOut,
+    PairRef,
+    RateList,
+    RateOut,
+    SetRuleRequest,
+)
+from stablegate.rates.service import Rates
+from stablegate.rates.view import merchant_quote_out, merchant_rule_out
+from stablegate.web.context import get_context
+from stablegate.web.errors import error_responses, validation_message
+from stablegate.web.security import MerchantRequest, merchant_request, public_request
 
 # Sent with json.dumps like every other answer.
 public_router = APIRouter(
@@ -57,7 +75,9 @@ async def public_rates(
     if symbol is None and currency is None:
         answer = await board.all_rates()
     elif symbol is None or currency is None:
-        raise InvalidRequest('give both "symbol" and "currency", or neither', code="invalid_request")
+        raise InvalidRequest(
+            'give both "symbol" and "currency", or neither', code="invalid_request"
+        )
     else:
         answer = await board.pair(*require_pair(board.registry, symbol, currency))
     response.headers["Cache-Control"] = f"public, max-age={board.ttl_s}"
@@ -68,6 +88,14 @@ async def public_rates(
 
 router = APIRouter(prefix="/api/v1/rates", tags=["rates"], default_response_class=JSONResponse)
 _ERRORS = error_responses(400, 401, 413, 418, 429, 503)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def rates_service(request: Request) -> Rates:
+    """The process's rate service, put in ``app.state`` by the app."""
+    rates: Rates = request.app.state.rates
+    return rates
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -81,7 +109,7 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _rule_body(model: type[M], body: bytes) -> M:
     """The body as ``model``: a field it does not know is ``unknown_field``, any other problem
-    ``invalid_rate_rule``."""
+    (a missing pair, a wrong type) ``invalid_rate_rule``."""
     try:
         return model.model_validate(parse_json_object(body))
     except ValidationError as exc:
@@ -89,6 +117,10 @@ def _rule_body(model: type[M], body: bytes) -> M:
         raise InvalidRequest(
             message, code=code if code == "unknown_field" else "invalid_rate_rule"
         ) from None
+
+
+def _actor(auth: MerchantRequest) -> str:
+    return f"api:{auth.credentials.api_key_id}"
 
 
 @router.get(
@@ -102,7 +134,21 @@ async def merchant_rules(request: Request, response: Response) -> MerchantRuleLi
     auth = await merchant_request(request, write=False)
     response.headers.update(auth.rate_headers)
     async with read_scope(ctx.sessions) as session:
-        return await rule_list(session, ctx.settings, auth.merchant_id)
+        own = await store.rules_of(session, auth.merchant_id)
+        gateway = {(r.symbol, r.currency): r for r in await store.rules_of(session, GATEWAY_SCOPE)}
+    return MerchantRuleList(
+        rules=[
+            merchant_rule_out(
+                ctx.settings,
+                row.symbol,
+                row.currency,
+                gateway.get((row.symbol, row.currency)),
+                row,
+                row.updated_at_ms,
+            )
+            for row in own
+        ]
+    )
 
 
 @router.post(
@@ -110,17 +156,26 @@ async def merchant_rules(request: Request, response: Response) -> MerchantRuleLi
     response_model=MerchantRuleOut,
     openapi_extra=_body_schema(SetRuleRequest),
     responses=_ERRORS,
-    summary="Set the merchant's rule of one pair, replacing the one it had (signed)",
+    summary="Set fields of the merchant's rule of one pair; null makes a field inherit (signed)",
 )
 async def set_rule(request: Request, response: Response) -> MerchantRuleOut:
     ctx = get_context(request)
     auth = await merchant_request(request, write=True)
     req = _rule_body(SetRuleRequest, auth.body)
     symbol, currency = require_pair(ctx.registry, req.symbol, req.currency)
-    change = checked_rule(req, symbol, currency, ctx.settings)
+    changes = rule_changes(req)
     async with session_scope(ctx.sessions) as session:
-        await save_rule(session, ctx.clock, auth.merchant_id, change, actor=_actor(auth))
-        view = await rule_of(session, ctx.settings, auth.merchant_id, symbol, currency)
+        row = await store.set_rule(
+            session,
+            ctx.clock,
+            scope=auth.merchant_id,
+            symbol=symbol,
+            currency=currency,
+            changes=changes,
+            actor=_actor(auth),
+        )
+        gateway, _ = await store.rules_for(session, None, symbol, currency)
+        view = merchant_rule_out(ctx.settings, symbol, currency, gateway, row, ctx.clock.now_ms())
     response.headers.update(auth.rate_headers)
     return view
 
@@ -138,7 +193,14 @@ async def delete_rule(request: Request, response: Response) -> DeletedRuleOut:
     ref = _rule_body(PairRef, auth.body)
     symbol, currency = require_pair(ctx.registry, ref.symbol, ref.currency)
     async with session_scope(ctx.sessions) as session:
-        deleted = await store.delete_rule(...)
+        deleted = await store.delete_rule(
+            session,
+            ctx.clock,
+            scope=auth.merchant_id,
+            symbol=symbol,
+            currency=currency,
+            actor=_actor(auth),
+        )
     response.headers.update(auth.rate_headers)
     return DeletedRuleOut(symbol=symbol, currency=currency, deleted=deleted)
 
@@ -160,10 +222,6 @@ async def merchant_quote(
     response.headers.update(auth.rate_headers)
     pair = require_pair(ctx.registry, symbol, currency)
     async with read_scope(ctx.sessions) as session:
-        rate = await rate_board(request).rates.pair_rate(session, auth.merchant_id, *pair)
+        rate = await rates_service(request).pair_rate(session, auth.merchant_id, *pair)
     response.headers["Cache-Control"] = "no-store"
     return merchant_quote_out(rate)
-
-
-def _actor(auth: MerchantRequest) -> str:
-    return f"api:{auth.credentials.api_key_id}"
