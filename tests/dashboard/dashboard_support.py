@@ -25,14 +25,15 @@ LINK = re.compile(r"https?://\S+/dashboard/verify\?token=[\w.-]+")
 class MailSink:
     """An SMTP server on a free local port keeping every message it receives."""
 
-    messages: list[EmailMessage] = field(default_factory=list)
+    # (envelope recipients, message) of each delivery.
+    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     port: int = 0
     controller: Controller | None = None
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
+        self.received.append((list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
     def start(self) -> MailSink:
@@ -52,7 +53,7 @@ class MailSink:
         return f"smtp://127.0.0.1:{self.port}"
 
     def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
+        return [message for rcpt, message in self.received if address in rcpt]
 
     def link_for(self, address: str) -> str:
         """The verification link in the latest message to ``address``."""

@@ -63,11 +63,17 @@ async def home(request: Request) -> Response:
 
 
 def _signup_form(
-    page: Page, *, status: int = 200, error: str | None = None, values: dict[str, str] | None = None
+    page: Page,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     return page.render(
         "signup.html",
         status=status,
+        headers=headers,
         csrf_token=page.form_csrf(),
         policy=str(page.ctx.policy),
         error=error,
@@ -119,7 +125,9 @@ async def signup(request: Request) -> Response:
                 session, web.clock, ctx.link_key, web.settings.public_url, account.user
             )
     except (AccountError, RateLimited) as exc:
-        return _signup_form(page, status=exc.status, error=page.error_text(exc), values=values)
+        return _signup_form(
+            page, status=exc.status, error=page.error_text(exc), values=values, headers=exc.headers
+        )
     t, email = page.t, account.user.email
     if not ctx.mailer.configured:
         lines = [t("signed_up_no_mail", email=email)]
@@ -192,10 +200,12 @@ def _login_form(
     error: str | None = None,
     email: str = "",
     notice: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     return page.render(
         "login.html",
         status=status,
+        headers=headers,
         csrf_token=page.form_csrf(),
         error=error,
         email=email,
@@ -248,7 +258,9 @@ async def login(request: Request) -> Response:
     except (AccountError, RateLimited) as exc:
         if isinstance(exc, AccountError) and exc.code == "email_not_verified" and found:
             await _resend_verification(page, found)
-        return _login_form(page, status=exc.status, error=page.error_text(exc), email=email)
+        return _login_form(
+            page, status=exc.status, error=page.error_text(exc), email=email, headers=exc.headers
+        )
     page.start_session_cookie(token)
     return page.redirect(f"{PREFIX}/keys")
 

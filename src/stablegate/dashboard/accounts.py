@@ -26,9 +26,13 @@ from stablegate.secret_box import SecretBox, new_token
 
 MAX_NAME = 200
 MAX_EMAIL = 254
-# One @, something on both sides, a dot in the domain, no spaces or control characters: enough
-# to catch typos; the verification link is what proves the address.
-EMAIL = re.compile(r"^[^\s@\x00-\x1f\x7f]+@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+$")
+# RFC 5322's dot-atom on both sides (what every SMTP server takes without quoting; no quoted
+# local parts, no raw Unicode: an IDN domain is written in its xn-- form), a dot in the domain.
+# Enough to catch typos; the verification link is what proves the address.
+EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ FORM_COOKIE = "stablegate_form"  # the pre-session value behind the log-in and s
 LANGUAGE_COOKIE = "stablegate_lang"
 MAX_FORM_BYTES = 16_384
 MAX_FORM_FIELDS = 20
+# Pages whose form a POST answers again (an error, a new key): the language links go back there.
+LANGUAGE_TARGETS = {f"{PREFIX}/signup", f"{PREFIX}/login", f"{PREFIX}/keys"}
 
 _templates = page_templates("stablegate.dashboard")
 
@@ -109,11 +111,16 @@ class Page:
         return self.t(key, min=MIN_LENGTH, max=MAX_LENGTH, seconds=seconds)
 
     def languages(self) -> list[dict[str, Any]]:
+        """Links to this page in each language; a POST's answer links to the page that shows
+        the same form, or to the dashboard's start."""
+        path = self.request.url.path
+        if self.request.method != "GET" and path not in LANGUAGE_TARGETS:
+            path = f"{PREFIX}/"
         return [
             {
                 "code": code,
                 "name": name,
-                "href": f"{self.request.url.path}?{urlencode({'lang': code})}",
+                "href": f"{path}?{urlencode({'lang': code})}",
                 "current": code == self.language,
             }
             for code, name in LANGUAGES.items()

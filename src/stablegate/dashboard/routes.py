@@ -9,10 +9,12 @@ from fastapi.responses import Response
 from stablegate.dashboard import account_pages, key_pages, security_pages
 from stablegate.dashboard.pages import PREFIX, STATIC
 
+# Every page router, listed once (the tests walk them to check each route).
+PAGE_ROUTERS = (account_pages.router, key_pages.router, security_pages.router)
+
 router = APIRouter()
-router.include_router(account_pages.router)
-router.include_router(key_pages.router)
-router.include_router(security_pages.router)
+for page_router in PAGE_ROUTERS:
+    router.include_router(page_router)
 
 
 @router.get(PREFIX + "/static/{name}", include_in_schema=False)
