@@ -104,6 +104,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "revoke_confirm": "Revoke this key? Requests signed with it fail at once.",
         "revoked_notice": "Key {prefix}… is revoked.",
         "no_keys": "You have no API keys yet.",
+        "no_action": "None",
         "no_payout": "The operator has not set a payout address for your account yet: orders "
         "can be created once there is one.",
         "key_created_title": "Your new API key",
@@ -129,6 +130,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_last_seen": "Last used",
         "this_session": "This session",
         "end_session": "End",
+        "end_and_log_out": "End and log out",
         "end_named": "End the session started {time}",
         "session_ended": "The session is ended.",
         "unknown_browser": "Unknown browser",
@@ -220,6 +222,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "revoke_confirm": "确定撤销此密钥？使用它签名的请求将立即失败。",
         "revoked_notice": "密钥 {prefix}… 已撤销。",
         "no_keys": "您还没有 API 密钥。",
+        "no_action": "无",
         "no_payout": "运营方尚未为您的账户设置收款地址：设置后即可创建订单。",
         "key_created_title": "您的新 API 密钥",
         "key_created_warning": "请立即复制私钥。它只在此页面显示一次，之后无法再次查看；"
@@ -243,6 +246,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_last_seen": "最近使用",
         "this_session": "当前会话",
         "end_session": "结束",
+        "end_and_log_out": "结束并退出登录",
         "end_named": "结束 {time} 开始的会话",
         "session_ended": "会话已结束。",
         "unknown_browser": "未知浏览器",

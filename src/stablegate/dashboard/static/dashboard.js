@@ -15,19 +15,23 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
   if (!source || !navigator.clipboard) {
     continue;
   }
-  const label = button.textContent;
+  const text = button.textContent;
+  const name = button.getAttribute("aria-label");
+  // The feedback replaces the text and the accessible name together, so they always agree.
+  const show = (message, accessibleName) => {
+    button.textContent = message;
+    button.setAttribute("aria-label", accessibleName);
+  };
   button.hidden = false;
   button.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(source.textContent.trim());
-      button.textContent = button.dataset.copied;
+      show(button.dataset.copied, button.dataset.copied);
     } catch (error) {
-      button.textContent = button.dataset.copyFailed;
+      show(button.dataset.copyFailed, button.dataset.copyFailed);
       selectText(source);
     }
-    window.setTimeout(() => {
-      button.textContent = label;
-    }, 2000);
+    window.setTimeout(() => show(text, name), 2000);
   });
 }
 
