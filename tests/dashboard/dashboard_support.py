@@ -3,7 +3,6 @@ made of an httpx client with its own cookie jar that fills in the forms as a per
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 from dataclasses import dataclass, field
@@ -142,11 +141,3 @@ async def signed_up_and_in(
     assert logged_in.headers["location"] == "/dashboard/keys"
     return logged_in
 
-
-async def until(predicate: Any, what: str) -> None:
-    """aiosmtpd delivers in its own thread: wait for it, without a timed assertion."""
-    for _ in range(500):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(what)
