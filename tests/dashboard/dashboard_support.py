@@ -140,4 +140,3 @@ async def signed_up_and_in(
     assert logged_in.status_code == 303, logged_in.text
     assert logged_in.headers["location"] == "/dashboard/keys"
     return logged_in
-
