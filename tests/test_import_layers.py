@@ -41,6 +41,10 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("payments",), "applies transfers to orders and writes their events"),
     (("watcher", "sweeper"), "the chain workers, independent of each other"),
     (("cashier",), "the customer's side: public JSON API, page and live status"),
+    (
+        ("dashboard",),
+        "the merchants' web pages: accounts, sessions, CSRF, keys; the cashier's languages",
+    ),
     (("reference",), "the API reference page, rendered from the assembled app's schema"),
     (("api",), "the app assembly, server and health"),
     (("embedded", "demo_receiver"), "everything in one process; the demo's webhook receiver"),

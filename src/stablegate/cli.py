@@ -13,9 +13,11 @@ from typing import Annotated
 
 import typer
 from cryptography.fernet import Fernet
+from pydantic import ValidationError
 
 from stablegate.config import Settings
-from stablegate.console import JsonFlag, output, stop_on_signals
+from stablegate.console import JsonFlag, fail, output, stop_on_signals
+from stablegate.dashboard.commands import dashboard_app
 from stablegate.db.engine import make_engine
 from stablegate.logs import configure_logging
 from stablegate.merchants.commands import merchant_app
@@ -35,8 +37,15 @@ app.command("deliver")(deliver_command)
 
 @app.callback()
 def _configure() -> None:
-    """Logs to stderr for every command, so stdout stays machine-readable."""
-    settings = Settings()
+    """Logs to stderr for every command, so stdout stays machine-readable. Settings that
+    cannot work together stop every command here, before anything starts."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        raise fail(f"invalid settings: {reasons}") from None
     configure_logging(settings.log_format, settings.log_level)
 
 
@@ -166,6 +175,7 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(dashboard_app, name="dashboard")
 
 
 if __name__ == "__main__":

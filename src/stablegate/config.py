@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import ipaddress
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+class SignupPolicy(StrEnum):
+    """Who may sign up on the merchant dashboard (docs/DESIGN.md §9 "Merchant dashboard")."""
+
+    OPEN = "open"  # anyone; log-in needs the emailed verification link
+    APPROVAL = "approval"  # anyone; log-in waits for ``stablegate merchant approve``
+    INVITE = "invite"  # only with a code from ``stablegate dashboard invite``
 
 
 class Settings(BaseSettings):
@@ -81,6 +93,11 @@ class Settings(BaseSettings):
     rate_coinbase_url: str = "https://api.coinbase.com"
     rate_coingecko_url: str = "https://api.coingecko.com"
     rate_ecb_url: str = "https://www.ecb.europa.eu"
+    # The merchant dashboard: who may sign up, and the mail server for its links
+    # (smtp://, smtp+starttls:// or smtps://, user and password in the URL).
+    signup_policy: SignupPolicy = SignupPolicy.APPROVAL
+    smtp_url: SecretStr | None = None
+    smtp_from: str | None = None
     log_format: str = "console"
     log_level: str = "INFO"
 
@@ -102,6 +119,36 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+            # The URL holds a password: name the rule, not the value.
+            raise ValueError(
+                "STABLEGATE_SMTP_URL must be smtp://, smtp+starttls:// or smtps:// with a host,"
+                " e.g. smtp+starttls://user:password@mail.example.com:587"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _open_signup_needs_mail(self) -> Self:
+        if self.signup_policy == SignupPolicy.OPEN and self.smtp_url is None:
+            raise ValueError(
+                "STABLEGATE_SIGNUP_POLICY=open needs STABLEGATE_SMTP_URL: open sign-ups must"
+                " verify their email address by a mailed link. Set the SMTP URL, or choose the"
+                " approval or invite policy."
+            )
+        return self
+
+    @property
+    def mail_sender(self) -> str:
+        """The From address of the dashboard's mail: STABLEGATE_SMTP_FROM, else noreply at the
+        public URL's host."""
+        return self.smtp_from or f"noreply@{urlsplit(self.public_url).hostname or 'localhost'}"
 
     @property
     def effective_database_url(self) -> str:

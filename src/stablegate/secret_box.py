@@ -6,6 +6,8 @@ database it must come from the environment, since a key next to the data protect
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -22,6 +24,12 @@ class SecretKeyMissing(RuntimeError):
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (signing dashboard links, CSRF tokens), derived from
+        the secret key so there is no second secret to keep; purposes never share a key."""
+        return hmac.new(self._key, b"stablegate:" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

@@ -290,7 +290,8 @@ def test_merchant_list_at_80_columns_and_as_json(
     assert listed.exit_code == 0, listed.output
     [mine] = [m for m in json.loads(listed.stdout) if m["merchantId"] == created["merchantId"]]
     assert mine["name"] == name and mine["chains"] == [56, 31337]
-    assert set(mine) == {"merchantId", "name", "chains", "createTime"}
+    assert set(mine) == {"merchantId", "name", "status", "chains", "createTime"}
+    assert mine["status"] == "active"
     assert isinstance(mine["createTime"], int)
 
     monkeypatch.setenv("COLUMNS", "80")

@@ -24,6 +24,7 @@ from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.config import Settings
+from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(public_api.router)
     app.include_router(rate_endpoints.public_router)
     app.include_router(cashier_page.router)
+    app.include_router(dashboard_routes.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 

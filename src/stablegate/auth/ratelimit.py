@@ -434,6 +434,12 @@ class RateLimiter:
         self.public_per_minute = public_per_minute
         self.ban_policy = ban_policy or BanPolicy()
 
+    @property
+    def backend(self) -> RateLimitBackend:
+        """The shared counters (in this process, or Redis for all), for limits of other
+        domains such as the dashboard's log-in throttle."""
+        return self._backend
+
     async def check_key(self, api_key_id: str, ip: str) -> dict[str, str]:
         """Count one signed request of a verified key; return the ``X-RateLimit-*`` headers, or
         raise 429 ``rate_limited`` / 418 ``ip_banned``."""

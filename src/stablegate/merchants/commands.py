@@ -75,7 +75,7 @@ def create(
 
 @merchant_app.command("list")
 def list_merchants(as_json: JsonFlag = False) -> None:
-    """Every merchant: id, name, the chains it is paid out on, when it was created."""
+    """Every merchant: id, name, status, the chains it is paid out on, when it was created."""
 
     async def work(session: AsyncSession, _settings: Settings) -> list[service.MerchantSummary]:
         return await service.list_merchants(session)
@@ -84,12 +84,25 @@ def list_merchants(as_json: JsonFlag = False) -> None:
         {
             "merchantId": merchant.merchant_id,
             "name": merchant.name,
+            "status": merchant.status,
             "chains": merchant.chain_ids,
             "createTime": merchant.created_at_ms,
         }
         for merchant in with_session(work)
     ]
-    print_rows(rows, ["merchantId", "name", "chains", "createTime"], as_json)
+    print_rows(rows, ["merchantId", "name", "status", "chains", "createTime"], as_json)
+
+
+@merchant_app.command("approve")
+def approve(merchant_id: MerchantOption, as_json: JsonFlag = False) -> None:
+    """Let a merchant that signed up on the dashboard under the approval policy log in
+    (audited). Pending merchants are those `merchant list` shows as pending."""
+
+    async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
+        merchant = await service.approve_merchant(session, SystemClock(), merchant_id=merchant_id)
+        return {"merchantId": merchant.id, "name": merchant.name, "status": merchant.status}
+
+    print_record(with_session(work), as_json)
 
 
 @merchant_app.command("set-policy")

@@ -23,7 +23,7 @@ from stablegate.merchants.branding import (
 )
 from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
-from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
+from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy, MerchantStatus
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.secret_box import SecretBox, new_token
 
@@ -81,28 +81,20 @@ async def create_merchant(
     """A merchant with its first API key, paying out to ``payout_address`` on ``chain_ids``.
     ``payout_code`` asks those chains whether the address is a contract on some and not on
     others; None only where no chain can be asked (tests, the demo's fresh dev chain)."""
-    if not name.strip():
-        raise InvalidRequest("merchant name must not be empty")
     address = checksum_address(payout_address)
     if notify_url is not None:
         notify_url = checked_notify_url(notify_url)
     warning = None if payout_code is None else await payout_code.run(chain_ids, address)
-    now = clock.now_ms()
-    merchant_id = new_token("mch_", 12)
-    webhook_secret = new_token("whsec_", 24)
-    session.add(
-        Merchant(
-            id=merchant_id,
-            name=name.strip(),
-            notify_url=notify_url,
-            webhook_secret_enc=box.seal(webhook_secret),
-            late_payment=LatePaymentPolicy.RECORD,
-            underpay_tolerance_ppm=0,
-            deposit_strategy=DepositStrategy.FORWARDER,
-            created_at_ms=now,
-        )
+    merchant_id, webhook_secret = await add_merchant(
+        session,
+        box,
+        clock,
+        name=name,
+        notify_url=notify_url,
+        actor=actor,
+        details={"payoutAddress": address, "chains": chain_ids},
     )
-    await session.flush()
+    now = clock.now_ms()
     for chain_id in chain_ids:
         session.add(
             PayoutAddress(
@@ -110,15 +102,6 @@ async def create_merchant(
             )
         )
     api_key, secret_key = await issue_api_key(session, box, clock, merchant_id)
-    session.add(
-        AuditEntry(
-            at_ms=now,
-            actor=actor,
-            action="merchant.created",
-            subject=merchant_id,
-            details={"payoutAddress": address, "chains": chain_ids},
-        )
-    )
     await session.flush()
     return NewMerchant(
         merchant_id=merchant_id,
@@ -129,9 +112,82 @@ async def create_merchant(
     )
 
 
-async def issue_api_key(
-    session: AsyncSession, box: SecretBox, clock: Clock, merchant_id: str
+async def add_merchant(
+    session: AsyncSession,
+    box: SecretBox,
+    clock: Clock,
+    *,
+    name: str,
+    notify_url: str | None = None,
+    status: MerchantStatus = MerchantStatus.ACTIVE,
+    actor: str = "cli",
+    details: dict[str, object] | None = None,
 ) -> tuple[str, str]:
+    """The merchant itself (audited), without payout addresses or keys: its id and webhook
+    secret. The CLI's ``create`` adds both; a dashboard sign-up adds them later."""
+    if not name.strip():
+        raise InvalidRequest("merchant name must not be empty")
+    merchant_id = new_token("mch_", 12)
+    webhook_secret = new_token("whsec_", 24)
+    now = clock.now_ms()
+    session.add(
+        Merchant(
+            id=merchant_id,
+            name=name.strip(),
+            notify_url=notify_url,
+            webhook_secret_enc=box.seal(webhook_secret),
+            late_payment=LatePaymentPolicy.RECORD,
+            underpay_tolerance_ppm=0,
+            deposit_strategy=DepositStrategy.FORWARDER,
+            status=status,
+            created_at_ms=now,
+        )
+    )
+    await session.flush()
+    session.add(
+        AuditEntry(
+            at_ms=now,
+            actor=actor,
+            action="merchant.created",
+            subject=merchant_id,
+            details={**(details or {}), "status": str(status)},
+        )
+    )
+    await session.flush()
+    return merchant_id, webhook_secret
+
+
+async def approve_merchant(
+    session: AsyncSession, clock: Clock, *, merchant_id: str, actor: str = "cli"
+) -> Merchant:
+    """Let a merchant that signed up under the approval policy log in (audited; approving an
+    active merchant changes nothing and is not an error)."""
+    merchant = await get_merchant(session, merchant_id)
+    if merchant.status != MerchantStatus.ACTIVE:
+        merchant.status = MerchantStatus.ACTIVE
+        session.add(
+            AuditEntry(
+                at_ms=clock.now_ms(),
+                actor=actor,
+                action="merchant.approved",
+                subject=merchant_id,
+                details={},
+            )
+        )
+        await session.flush()
+    return merchant
+
+
+async def issue_api_key(
+    session: AsyncSession,
+    box: SecretBox,
+    clock: Clock,
+    merchant_id: str,
+    *,
+    label: str | None = None,
+) -> tuple[str, str]:
+    """A new key pair, ``ak_…`` and its ``sk_…`` secret: returned once, stored as a hash and
+    an encrypted secret."""
     api_key = new_token("ak_", 24)
     secret_key = new_token("sk_", 32)
     session.add(
@@ -140,6 +196,7 @@ async def issue_api_key(
             merchant_id=merchant_id,
             key_hash=hash_api_key(api_key),
             key_prefix=api_key[:10],
+            label=label,
             secret_enc=box.seal(secret_key),
             v2_enabled=False,
             signed_reads=None,  # the default: signed once a public key is registered
@@ -175,6 +232,7 @@ class MerchantSummary:
     name: str
     chain_ids: list[int]  # where it has a payout address
     created_at_ms: int
+    status: str
 
 
 async def list_merchants(session: AsyncSession) -> list[MerchantSummary]:
@@ -192,6 +250,7 @@ async def list_merchants(session: AsyncSession) -> list[MerchantSummary]:
             name=m.name,
             chain_ids=chains.get(m.id, []),
             created_at_ms=m.created_at_ms,
+            status=m.status,
         )
         for m in merchants
     ]
@@ -293,6 +352,14 @@ async def set_payout_address(
     )
     await session.flush()
     return PayoutAddressSet(address=checksummed, warning=warning)
+
+
+async def has_payout_address(session: AsyncSession, merchant_id: str) -> bool:
+    """Whether orders can be made at all: a dashboard sign-up has no payout address yet."""
+    found = await session.scalar(
+        select(PayoutAddress.chain_id).where(PayoutAddress.merchant_id == merchant_id).limit(1)
+    )
+    return found is not None
 
 
 async def payout_chains(session: AsyncSession, merchant_id: str, address: str) -> list[int]:

@@ -4,12 +4,16 @@ from stablegate.models.amount_offset import AmountOffset
 from stablegate.models.api_key import ApiKey, ApiPublicKey
 from stablegate.models.audit import AuditEntry
 from stablegate.models.chain_state import ChainBlock, ChainState
+from stablegate.models.dashboard_session import DashboardSession
+from stablegate.models.dashboard_user import DashboardUser
+from stablegate.models.email_link import EmailLink
 from stablegate.models.lease import Lease
 from stablegate.models.merchant import Merchant, PayoutAddress
 from stablegate.models.order import Order
 from stablegate.models.payment import Payment
 from stablegate.models.rate import RateHistory, RateQuote, RateRule
 from stablegate.models.replay import ReplayKey
+from stablegate.models.signup_invite import SignupInvite
 from stablegate.models.sweep import SweepItem, SweepTx
 from stablegate.models.webhook_delivery import WebhookDelivery
 from stablegate.models.webhook_event import WebhookEvent
@@ -21,6 +25,9 @@ __all__ = [
     "AuditEntry",
     "ChainBlock",
     "ChainState",
+    "DashboardSession",
+    "DashboardUser",
+    "EmailLink",
     "Lease",
     "Merchant",
     "Order",
@@ -30,6 +37,7 @@ __all__ = [
     "RateQuote",
     "RateRule",
     "ReplayKey",
+    "SignupInvite",
     "SweepItem",
     "SweepTx",
     "WebhookDelivery",

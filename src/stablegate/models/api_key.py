@@ -18,6 +18,8 @@ class ApiKey(Base):
     # SHA-256 of the full key: the key itself is shown once and never stored.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))
+    # The merchant's own name for the key (set in the dashboard), shown as text only.
+    label: Mapped[str | None] = mapped_column(String(80))
     # The HMAC (V2) secret, encrypted with STABLEGATE_SECRET_KEY.
     secret_enc: Mapped[str] = mapped_column(Text)
     # Once a public key is registered V2 is refused unless the merchant opts back in.

@@ -16,6 +16,11 @@ class LatePaymentPolicy(StrEnum):
     COMPLETE = "complete"  # a late payment can complete an expired order
 
 
+class MerchantStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # signed up under the approval policy, awaiting the operator
+
+
 class DepositStrategy(StrEnum):
     FORWARDER = "forwarder"  # a deposit contract per order, flushed by the sweeper
     UNIQUE_AMOUNT = "unique_amount"  # the payout wallet itself, told apart by the amount
@@ -40,6 +45,11 @@ class Merchant(Base):
         StrEnumColumn(DepositStrategy, 20), default=DepositStrategy.FORWARDER
     )
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Merchants made by the operator are active; a dashboard sign-up under the approval policy
+    # is pending until ``stablegate merchant approve``, and cannot log in meanwhile.
+    status: Mapped[MerchantStatus] = mapped_column(
+        StrEnumColumn(MerchantStatus, 16), default=MerchantStatus.ACTIVE, server_default="active"
+    )
     # What the cashier shows the paying customer (merchants/branding.py bounds them); the
     # display name falls back to ``name``.
     display_name: Mapped[str | None] = mapped_column(String(80))

@@ -1,0 +1,300 @@
+"""Sign-up, email verification, log-in and log-out pages (docs/DESIGN.md §9 "Merchant
+dashboard").
+
+- ``GET|POST /dashboard/signup``: a merchant and its owner account, under the operator's policy;
+  the verification link is mailed, or listed for the operator without SMTP.
+- ``GET /dashboard/verify?token=…`` shows a button; ``POST /dashboard/verify`` spends the link
+  (a GET that spent it would be spent by mail scanners that open links).
+- ``GET|POST /dashboard/login``: limited per account and per IP; every log-in starts a new
+  session and ends the one the browser had.
+- ``POST /dashboard/logout``.
+
+The public forms (sign-up, log-in, verify) carry a CSRF token tied to a pre-session cookie.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from stablegate.dashboard.accounts import (
+    check_may_log_in,
+    checked_name,
+    find_user,
+    normalized_email,
+    sign_up,
+)
+from stablegate.dashboard.csrf import check_form_token
+from stablegate.dashboard.errors import AccountError, CsrfRefused
+from stablegate.dashboard.links import checked_link, issue_link, latest_link_at, verify_email
+from stablegate.dashboard.pages import PREFIX, Page, read_form
+from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
+from stablegate.dashboard.sessions import end_session, load_viewer, start_session
+from stablegate.db.engine import read_scope, session_scope
+from stablegate.errors import RateLimited
+from stablegate.models import DashboardUser, Merchant
+
+router = APIRouter()
+
+# A new verification link at log-in only when the last is older than this.
+RESEND_AFTER_MS = 5 * 60_000
+TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,60}\.[A-Za-z0-9_-]{1,60}$")
+NOTICES = ("logged_out",)
+
+
+async def send_verification(page: Page, user: DashboardUser, name: str, url: str) -> bool:
+    t = page.t
+    return await page.ctx.mailer.send(
+        user.email,
+        t("mail_verify_subject", name=name),
+        t("mail_verify_body", name=name, url=url),
+    )
+
+
+@router.get(PREFIX, include_in_schema=False)
+@router.get(PREFIX + "/", include_in_schema=False)
+async def home(request: Request) -> Response:
+    page = Page.of(request)
+    async with session_scope(page.ctx.web.sessions) as session:
+        viewer = await load_viewer(session, page.ctx.web.clock, page.session_token)
+    return page.redirect(f"{PREFIX}/keys" if viewer else f"{PREFIX}/login")
+
+
+def _signup_form(
+    page: Page,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return page.render(
+        "signup.html",
+        status=status,
+        headers=headers,
+        csrf_token=page.form_csrf(),
+        policy=str(page.ctx.policy),
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get(PREFIX + "/signup", include_in_schema=False)
+async def signup_page(request: Request) -> Response:
+    page = Page.of(request)
+    try:
+        await page.ctx.web.limiter.check_public(page.ip)
+    except RateLimited as exc:
+        return page.refusal(exc)
+    return _signup_form(page)
+
+
+@router.post(PREFIX + "/signup", include_in_schema=False)
+async def signup(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    form = await read_form(request)
+    values = {"name": form.get("name", ""), "email": form.get("email", "")}
+    try:
+        await web.limiter.check_public(page.ip)
+        check_form_token(page.expected_form_csrf(), form.get("csrf_token"))
+    except (RateLimited, CsrfRefused) as exc:
+        return page.refusal(exc)
+    try:
+        name = checked_name(values["name"])
+        normalized_email(values["email"])
+        password = checked_password(form.get("password", ""))
+        if ctx.policy == "invite" and not form.get("invite_code", "").strip():
+            raise AccountError("sign-up needs an invite code", code="invite_required")
+        await ctx.throttle.check_signup(page.ip)
+        password_hash = await hash_password(password)
+        async with session_scope(web.sessions) as session:
+            account = await sign_up(
+                session,
+                web.secret_box,
+                web.clock,
+                policy=ctx.policy,
+                name=name,
+                email=values["email"],
+                password_hash=password_hash,
+                invite_code=form.get("invite_code", ""),
+            )
+            url = await issue_link(
+                session, web.clock, ctx.link_key, web.settings.public_url, account.user
+            )
+    except (AccountError, RateLimited) as exc:
+        return _signup_form(
+            page, status=exc.status, error=page.error_text(exc), values=values, headers=exc.headers
+        )
+    t, email = page.t, account.user.email
+    if not ctx.mailer.configured:
+        lines = [t("signed_up_no_mail", email=email)]
+    elif await send_verification(page, account.user, name, url):
+        lines = [t("signed_up_verify", email=email)]
+    else:
+        lines = [t("signed_up_mail_failed", email=email)]
+    if account.pending_approval:
+        lines.append(t("signed_up_approval"))
+    return page.render("message.html", title=t("signed_up_title"), lines=lines, login_link=True)
+
+
+@router.get(PREFIX + "/verify", include_in_schema=False)
+async def verify_page(request: Request, token: str = "") -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    try:
+        await web.limiter.check_public(page.ip)
+        if not TOKEN_SHAPE.match(token):
+            raise AccountError("this link is not valid", code="invalid_link")
+        async with read_scope(web.sessions) as session:
+            await checked_link(session, web.clock, page.ctx.link_key, token)
+    except (AccountError, RateLimited) as exc:
+        return page.render(
+            "message.html",
+            status=exc.status,
+            title=page.t("link_failed_title"),
+            lines=[page.error_text(exc)],
+            login_link=True,
+        )
+    return page.render("verify.html", csrf_token=page.form_csrf(), token=token)
+
+
+@router.post(PREFIX + "/verify", include_in_schema=False)
+async def verify(request: Request) -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    form = await read_form(request)
+    token = form.get("token", "")
+    try:
+        await web.limiter.check_public(page.ip)
+        check_form_token(page.expected_form_csrf(), form.get("csrf_token"))
+    except (RateLimited, CsrfRefused) as exc:
+        return page.refusal(exc)
+    try:
+        if not TOKEN_SHAPE.match(token):
+            raise AccountError("this link is not valid", code="invalid_link")
+        async with session_scope(web.sessions) as session:
+            user = await verify_email(session, web.clock, page.ctx.link_key, token)
+    except AccountError as exc:
+        return page.render(
+            "message.html",
+            status=exc.status,
+            title=page.t("link_failed_title"),
+            lines=[page.error_text(exc)],
+            login_link=True,
+        )
+    return page.render(
+        "message.html",
+        title=page.t("verified_title"),
+        lines=[page.t("verified_text", email=user.email)],
+        login_link=True,
+    )
+
+
+def _login_form(
+    page: Page,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    email: str = "",
+    notice: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return page.render(
+        "login.html",
+        status=status,
+        headers=headers,
+        csrf_token=page.form_csrf(),
+        error=error,
+        email=email,
+        notice=notice,
+    )
+
+
+@router.get(PREFIX + "/login", include_in_schema=False)
+async def login_page(request: Request, notice: str = "") -> Response:
+    page = Page.of(request)
+    try:
+        await page.ctx.web.limiter.check_public(page.ip)
+    except RateLimited as exc:
+        return page.refusal(exc)
+    return _login_form(page, notice=page.t(notice) if notice in NOTICES else None)
+
+
+@router.post(PREFIX + "/login", include_in_schema=False)
+async def login(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    form = await read_form(request)
+    email, password = form.get("email", ""), form.get("password", "")
+    found: DashboardUser | None = None
+    try:
+        await web.limiter.check_public(page.ip)
+        check_form_token(page.expected_form_csrf(), form.get("csrf_token"))
+    except (RateLimited, CsrfRefused) as exc:
+        return page.refusal(exc)
+    try:
+        await ctx.throttle.check_login(email, page.ip)
+        async with read_scope(web.sessions) as session:
+            found = await find_user(session, email)
+        # Outside any transaction: Argon2 takes tens of milliseconds.
+        if not await verify_password(found.password_hash if found else None, password):
+            await ctx.throttle.note_failed_login(email, page.ip)
+            raise AccountError("the email or password is wrong", code="invalid_credentials")
+        assert found is not None
+        async with session_scope(web.sessions) as session:
+            user = await session.get(DashboardUser, found.id)
+            if user is None:
+                raise AccountError("the email or password is wrong", code="invalid_credentials")
+            await check_may_log_in(session, user)
+            # A new session, never the browser's old one: a token planted before log-in
+            # (session fixation) is worth nothing after it.
+            await end_session(session, web.clock, page.session_token)
+            token = await start_session(
+                session, web.clock, user, user_agent=page.user_agent, ip=page.ip
+            )
+    except (AccountError, RateLimited) as exc:
+        if isinstance(exc, AccountError) and exc.code == "email_not_verified" and found:
+            await _resend_verification(page, found)
+        return _login_form(
+            page, status=exc.status, error=page.error_text(exc), email=email, headers=exc.headers
+        )
+    page.start_session_cookie(token)
+    return page.redirect(f"{PREFIX}/keys")
+
+
+async def _resend_verification(page: Page, user: DashboardUser) -> None:
+    """A fresh link for someone who knows the password but never confirmed the address, at most
+    one per RESEND_AFTER_MS; without SMTP it waits in the operator's list."""
+    web = page.ctx.web
+    async with session_scope(web.sessions) as session:
+        last = await latest_link_at(session, user.id)
+        if last is not None and web.clock.now_ms() - last < RESEND_AFTER_MS:
+            return
+        held = await session.get(DashboardUser, user.id)
+        if held is None:
+            return
+        url = await issue_link(session, web.clock, page.ctx.link_key, web.settings.public_url, held)
+        merchant = await session.get(Merchant, held.merchant_id)
+        name = merchant.name if merchant else ""
+    await send_verification(page, user, name, url)
+
+
+@router.post(PREFIX + "/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    form = await read_form(request)
+    async with session_scope(web.sessions) as session:
+        viewer = await load_viewer(session, web.clock, page.session_token)
+        if viewer is None:
+            return page.redirect(f"{PREFIX}/login")
+        try:
+            check_form_token(page.session_csrf(viewer), form.get("csrf_token"))
+        except CsrfRefused as exc:
+            return page.refusal(exc)
+        await end_session(session, web.clock, viewer.token)
+    page.end_session_cookie()
+    return page.redirect(f"{PREFIX}/login?notice=logged_out")

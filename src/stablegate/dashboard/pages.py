@@ -1,0 +1,241 @@
+"""How a dashboard page is answered: language, templates, static files, cookies, forms.
+
+Every answer carries the cashier's strict Content-Security-Policy and ``no-store``
+(:mod:`stablegate.web.pages`); templates are autoescaped, so whatever a merchant types is shown
+as text. Cookies are scoped to ``/dashboard``, HttpOnly, SameSite=Lax, and Secure when the
+public URL is https.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from stablegate.dashboard.context import DashboardContext, dashboard_context
+from stablegate.dashboard.csrf import form_token
+from stablegate.dashboard.i18n import LANGUAGES, Translator, choose_language
+from stablegate.dashboard.passwords import MAX_LENGTH, MIN_LENGTH
+from stablegate.dashboard.sessions import SESSION_TTL_MS, Viewer
+from stablegate.errors import GatewayError, RateLimited
+from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.security import read_body, request_ip
+
+PREFIX = "/dashboard"
+SESSION_COOKIE = "stablegate_session"
+FORM_COOKIE = "stablegate_form"  # the pre-session value behind the log-in and sign-up forms
+LANGUAGE_COOKIE = "stablegate_lang"
+MAX_FORM_BYTES = 16_384
+MAX_FORM_FIELDS = 20
+# Pages whose form a POST answers again (an error, a new key): the language links go back there.
+LANGUAGE_TARGETS = {f"{PREFIX}/signup", f"{PREFIX}/login", f"{PREFIX}/keys"}
+
+_templates = page_templates("stablegate.dashboard")
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    content: bytes
+    media_type: str
+    version: str
+
+
+def _load_static() -> dict[str, StaticFile]:
+    folder = resources.files("stablegate.dashboard").joinpath("static")
+    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
+    files = {}
+    for name in ("dashboard.css", "dashboard.js"):
+        content = folder.joinpath(name).read_bytes()
+        kind = types[name.rsplit(".", 1)[1]]
+        files[name] = StaticFile(content, kind, hashlib.sha256(content).hexdigest()[:12])
+    return files
+
+
+STATIC = _load_static()
+
+
+def static_url(name: str) -> str:
+    # Versioned by content, so the files can be cached for good.
+    return f"{PREFIX}/static/{name}?v={STATIC[name].version}"
+
+
+def shown_time(ms: int) -> tuple[str, str]:
+    """(machine-readable, shown) forms of a time: ISO 8601 and ``YYYY-MM-DD HH:MM UTC``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ"), moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass
+class Page:
+    """One request to a dashboard page: its context, language and the cookies to set."""
+
+    ctx: DashboardContext
+    request: Request
+    language: str
+    cookies: list[tuple[str, str, int | None]] = field(default_factory=list)  # name, value, age
+    expired: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, request: Request) -> Page:
+        requested = request.query_params.get("lang")
+        language = choose_language(
+            requested, request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
+        )
+        page = cls(dashboard_context(request), request, language)
+        if requested in LANGUAGES:
+            page.cookies.append((LANGUAGE_COOKIE, language, 365 * 86400))
+        return page
+
+    @property
+    def t(self) -> Translator:
+        return Translator(self.language)
+
+    @property
+    def ip(self) -> str:
+        return request_ip(self.request, self.ctx.web)
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("user-agent", "")
+
+    def error_text(self, error: GatewayError) -> str:
+        seconds = error.retry_after if isinstance(error, RateLimited) else 0
+        key = f"error_{error.code}"
+        return self.t(key, min=MIN_LENGTH, max=MAX_LENGTH, seconds=seconds)
+
+    def languages(self) -> list[dict[str, Any]]:
+        """Links to this page in each language; a POST's answer links to the page that shows
+        the same form, or to the dashboard's start."""
+        path = self.request.url.path
+        if self.request.method != "GET" and path not in LANGUAGE_TARGETS:
+            path = f"{PREFIX}/"
+        return [
+            {
+                "code": code,
+                "name": name,
+                "href": f"{path}?{urlencode({'lang': code})}",
+                "current": code == self.language,
+            }
+            for code, name in LANGUAGES.items()
+        ]
+
+    # -- the form token ------------------------------------------------------------------------
+
+    def session_csrf(self, viewer: Viewer) -> str:
+        return form_token(self.ctx.csrf_key, "session", viewer.token)
+
+    def form_csrf(self) -> str:
+        """The log-in and sign-up forms' token, from the pre-session cookie (set if missing)."""
+        value = self.request.cookies.get(FORM_COOKIE)
+        if not value or len(value) > 100:
+            value = secrets.token_urlsafe(32)
+            self.cookies.append((FORM_COOKIE, value, None))
+        return form_token(self.ctx.csrf_key, "pre", value)
+
+    def expected_form_csrf(self) -> str | None:
+        value = self.request.cookies.get(FORM_COOKIE)
+        return form_token(self.ctx.csrf_key, "pre", value) if value else None
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def render(
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        viewer: Viewer | None = None,
+        csrf_token: str | None = None,
+        headers: dict[str, str] | None = None,
+        current: str = "",
+        **context: Any,
+    ) -> Response:
+        t = self.t
+        html = _templates.get_template(template).render(
+            t=t,
+            lang=self.language,
+            static_url=static_url,
+            languages=self.languages(),
+            viewer=viewer,
+            current=current,
+            csrf_token=csrf_token
+            if csrf_token is not None
+            else (self.session_csrf(viewer) if viewer else ""),
+            shown_time=shown_time,
+            **context,
+        )
+        extra = {"Content-Language": self.language, "Vary": "Accept-Language, Cookie"}
+        response = HTMLResponse(
+            html, status_code=status, headers=page_headers({**extra, **(headers or {})})
+        )
+        return self.finish(response)
+
+    def refusal(self, exc: GatewayError, viewer: Viewer | None = None) -> Response:
+        """A refused request as a page: CSRF (403), throttling (429), not found (404)."""
+        title = self.t("not_found_title") if exc.status == 404 else self.t("error_summary")
+        return self.render(
+            "message.html",
+            status=exc.status,
+            viewer=viewer,
+            title=title,
+            lines=[self.error_text(exc)],
+            headers=dict(exc.headers),
+        )
+
+    def redirect(self, path: str) -> Response:
+        return self.finish(RedirectResponse(path, status_code=303, headers=page_headers()))
+
+    def finish(self, response: Response) -> Response:
+        for name, value, max_age in self.cookies:
+            response.set_cookie(
+                name,
+                value,
+                max_age=max_age,
+                path=PREFIX,
+                secure=self.ctx.secure_cookies,
+                httponly=True,
+                samesite="lax",
+            )
+        for name in self.expired:
+            response.delete_cookie(
+                name, path=PREFIX, secure=self.ctx.secure_cookies, httponly=True, samesite="lax"
+            )
+        return response
+
+    def start_session_cookie(self, token: str) -> None:
+        self.cookies.append((SESSION_COOKIE, token, SESSION_TTL_MS // 1000))
+
+    def end_session_cookie(self) -> None:
+        self.expired.append(SESSION_COOKIE)
+
+    @property
+    def session_token(self) -> str | None:
+        return self.request.cookies.get(SESSION_COOKIE)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The urlencoded form of a POST (the first value of each field); anything else, or a form
+    too large or with too many fields, reads as empty, which no CSRF check passes."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = await read_body(request, MAX_FORM_BYTES)
+    if kind != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        return {}
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        # NUL cannot be stored in PostgreSQL text, and no field needs it.
+        form.setdefault(name, value.replace("\x00", "\ufffd"))
+    return form
