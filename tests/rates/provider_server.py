@@ -48,7 +48,8 @@ one per provider, for every request or only those whose path and query contain `
   CoinGecko ``last_updated_at``) and the ECB's file a week old; providers without a time
   (Binance, Kraken, Coinbase) are unchanged.
 
-``requests`` lists every request target received, in order. The server runs on its own
+``requests`` lists every request target received, in order (``requests_to(provider)``: one
+provider's, without its prefix). The server runs on its own
 thread and event loop, so it answers while the test's loop awaits; a held (``timeout``)
 request is dropped when the server stops.
 """
