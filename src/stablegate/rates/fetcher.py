@@ -56,7 +56,6 @@ class FetchReport:
     """One round: how many quotes were stored, which sources failed and why."""
 
     standby: bool = False  # another process holds the lease: nothing fetched
-    holder: str | None = None
     quotes: int = 0
     history_rows: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # source -> "fault: message"
