@@ -1,9 +1,9 @@
 """The ``stablegate`` command. Every command reads the same Settings (STABLEGATE_* env).
 
 This module assembles the command: each group lives in its package's ``commands.py``
-(``merchant``, ``orders``, ``webhooks``, ``chain`` and ``watch`` in the watcher, ``sweep``,
-``deliver``); what is left here starts the gateway itself or sets it up. The shared plumbing
-(--json, errors, sessions, signals) is :mod:`stablegate.console`.
+(``merchant``, ``orders``, ``webhooks``, ``rates``, ``chain`` and ``watch`` in the watcher,
+``sweep``, ``deliver``); what is left here starts the gateway itself or sets it up. The shared
+plumbing (--json, errors, sessions, signals) is :mod:`stablegate.console`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from stablegate.merchants.commands import merchant_app
 from stablegate.migrations import upgrade
 from stablegate.models.order import OrderStatus
 from stablegate.orders.commands import orders_app
+from stablegate.rates.commands import rates_app
 from stablegate.watcher.commands import chain_app, watch_command
 from stablegate.webhooks.commands import (
     deliver_command,
@@ -89,12 +90,15 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
 def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     """API, watchers, webhook delivery and sweeper in one process (the embedded default)."""
     from stablegate.embedded import run_embedded
+    from stablegate.rates.sources import build_sources
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
 
     async def main() -> None:
-        await run_embedded(settings, host, port, stop_on_signals())
+        await run_embedded(
+            settings, host, port, stop_on_signals(), rate_sources=build_sources(settings)
+        )
 
     asyncio.run(main())
 
@@ -176,6 +180,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(dashboard_app, name="dashboard")
+app.add_typer(rates_app, name="rates")
 
 
 if __name__ == "__main__":

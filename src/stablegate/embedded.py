@@ -1,4 +1,5 @@
-"""`stablegate run`: API, watchers, webhook delivery and sweeper as tasks of one process.
+"""`stablegate run`: API, watchers, webhook delivery, sweeper and the rate fetcher as tasks of
+one process.
 
 The embedded default (SQLite in the data dir). Each part is the same code the separate
 commands run; they share one engine, one clock and one stop event.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -19,6 +20,8 @@ from stablegate.api.context import GatewayContext
 from stablegate.api.server import server_config
 from stablegate.config import Settings
 from stablegate.migrations import upgrade
+from stablegate.rates.fetcher import RateFetcher
+from stablegate.rates.sources import RateSource
 from stablegate.sweeper.commands import run_sweepers
 from stablegate.watcher.runner import run_watchers
 from stablegate.webhooks.worker import WebhookWorker
@@ -67,7 +70,10 @@ async def run_embedded(
     stop: asyncio.Event,
     *,
     workers: list[Worker] | None = None,
+    rate_sources: Sequence[RateSource] | None = None,
 ) -> None:
+    """``rate_sources``: what the rate fetcher asks (``rates.sources.build_sources``); None
+    runs no fetcher, and fiat-priced orders then use fixed rates or another process's fetches."""
     ctx, api = await serve_api(settings, host, port, stop)
     log.info("api_listening", url=f"http://{host}:{port}", public_url=settings.public_url)
     tasks: list[asyncio.Task[Any]] = [
@@ -87,6 +93,11 @@ async def run_embedded(
         log.warning("sweeper_off", reason="STABLEGATE_RELAYER_KEY is not set")
     deliveries = WebhookWorker(ctx.sessions, ctx.clock, settings, ctx.secret_box, ctx.signing_key)
     tasks.append(asyncio.create_task(deliveries.run_forever(stop), name="webhooks"))
+    if rate_sources is not None:
+        fetcher = RateFetcher(ctx.sessions, ctx.clock, settings, rate_sources)
+        tasks.append(asyncio.create_task(fetcher.run_forever(stop), name="rates"))
+    else:
+        log.warning("rate_fetcher_off", reason="no rate sources were given to this process")
     tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]
     try:
         await asyncio.gather(*tasks)

@@ -30,6 +30,7 @@ from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
 from stablegate.rates import endpoints as rate_endpoints
 from stablegate.rates.board import RateBoard
+from stablegate.rates.metrics import RateGauges
 from stablegate.rates.service import Rates
 from stablegate.reference import page as reference_page
 from stablegate.secret_box import load_secret_box
@@ -71,6 +72,7 @@ def build_context(
         failed_auth_per_minute=settings.failed_auth_per_minute,
         public_per_minute=settings.public_per_minute,
     )
+    metrics = Metrics()
     return GatewayContext(
         settings=settings,
         clock=clock,
@@ -82,12 +84,13 @@ def build_context(
         limiter=limiter,
         signing_key=load_signing_key(settings),
         redis=redis,
-        metrics=Metrics(),
+        metrics=metrics,
         stream_slots=StreamSlots(
             per_ip=settings.live_streams_per_ip, per_process=settings.live_streams_per_process
         ),
         live_orders=LiveOrders(*database_views(sessions, registry, settings.public_url, clock)),
         rates=Rates(sessions, clock, settings),
+        rate_gauges=RateGauges(metrics.registry),
     )
 
 

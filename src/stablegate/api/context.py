@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from stablegate.cashier.live import LiveOrders
 from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.orders.service import OrderContext
+from stablegate.rates.metrics import RateGauges
 from stablegate.rates.service import Rates
 from stablegate.web.context import WebContext
 from stablegate.webhooks.signing_key import GatewaySigningKey
@@ -22,6 +23,7 @@ class GatewayContext(WebContext):
     stream_slots: StreamSlots
     live_orders: LiveOrders
     rates: Rates
+    rate_gauges: RateGauges
 
     @property
     def orders(self) -> OrderContext:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from stablegate.api.context import GatewayContext
 from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, Forbidden
 from stablegate.watcher.status import chain_statuses
@@ -47,7 +48,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics (bearer STABLEGATE_METRICS_TOKEN)")
 async def metrics(request: Request) -> Response:
-    ctx = get_context(request)
+    ctx: GatewayContext = request.app.state.gateway
     token = ctx.settings.metrics_token
     if token is None:
         raise Forbidden("metrics are off: set STABLEGATE_METRICS_TOKEN", code="metrics_disabled")
@@ -57,6 +58,7 @@ async def metrics(request: Request) -> Response:
         raise AuthError("a valid bearer token is required", code="invalid_metrics_token")
     async with read_scope(ctx.sessions) as session:
         statuses = await chain_statuses(session, ctx.registry, ctx.clock.now_ms())
+        await ctx.rate_gauges.refresh(session, ctx.settings, ctx.clock.now_ms())
     m = ctx.metrics
     for row in statuses:
         chain = str(row["chainId"])

@@ -17,11 +17,12 @@ from enum import StrEnum
 from stablegate.config import Settings
 from stablegate.errors import InvalidRequest
 from stablegate.models.rate import RateRule
+from stablegate.rates import sources
 
-# The market sources a rule may name (rates/sources/ has one adapter each); the ECB is the fiat
-# reference every cross uses, never a market source.
-MARKET_SOURCES: tuple[str, ...] = ("binance", "okx", "kraken", "coinbase", "coingecko")
-REFERENCE_SOURCE = "ecb"
+# The market sources a rule may name (one adapter each); the ECB is the fiat reference every
+# cross uses, never a market source.
+MARKET_SOURCES: tuple[str, ...] = tuple(sorted(sources.MARKET_SOURCES))
+REFERENCE_SOURCE = sources.FIAT_REFERENCE
 
 _NUMBER = re.compile(r"^[0-9]{1,12}(?:\.[0-9]{1,12})?$")
 _ADJUST = re.compile(r"^([~+-]?)([0-9]{1,12}(?:\.[0-9]{1,12})?)$")
@@ -130,6 +131,41 @@ def check_max_age(seconds: int) -> int:
     if not 10 <= seconds <= 7 * 86400:
         raise _invalid("maxAgeSeconds must be from 10 to 604800")
     return seconds
+
+
+# A spread or band of half the price is a typo, not a rule.
+PERCENT_LIMIT = Decimal(50)
+
+
+def checked_field(name: str, value: object) -> object:
+    """One rule field (a ``rate_rules`` column name) checked and in its stored, canonical
+    form; the API's setRule and the CLI's set-rule both go through here. 400
+    ``invalid_rate_rule`` naming the problem."""
+    if name == "sources":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _invalid("sources must be a list of source names")
+        return list(check_sources(value))
+    if name == "max_age_s":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _invalid("maxAgeSeconds must be whole seconds")
+        return check_max_age(value)
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string")
+    if name == "method":
+        return check_method(value).value
+    if name == "spread_pct":
+        return _plain(parse_percent(value, "spreadPct", high=PERCENT_LIMIT))
+    if name == "band_pct":
+        return _plain(parse_percent(value, "bandPct", high=PERCENT_LIMIT, allow_zero=False))
+    if name == "adjust":
+        return parse_adjust(value).text
+    if name == "step":
+        return _plain(parse_step(value))
+    raise ValueError(f"not a rule field: {name}")
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
 
 
 @dataclass(frozen=True)
