@@ -40,11 +40,16 @@ def new_order_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _fingerprint(req: CreateOrderRequest, chain_id: int, symbol: str, units: int) -> str:
+def _fingerprint(
+    req: CreateOrderRequest, chain_id: int, symbol: str, price: dict[str, object]
+) -> str:
+    """``price`` is ``{"amount": units}`` for a token amount (the fields every order had before
+    fiat pricing, so their fingerprints are unchanged), ``{"fiatAmount": text, "currency":
+    code}`` for a fiat one: a repeat compares what the merchant asked for, not the rate."""
     fields = {
         "chainId": chain_id,
         "symbol": symbol,
-        "amount": units,
+        **price,
         "custNo": req.cust_no,
         "notifyUrl": req.notify_url,
         "redirectUrl": req.redirect_url,
@@ -82,7 +87,7 @@ async def create_order(
             f"amount is above this gateway's maximum of {ctx.max_order_amount}",
             code="invalid_amount",
         )
-    fingerprint = _fingerprint(req, chain.id, token.symbol, units)
+    fingerprint = _fingerprint(req, chain.id, token.symbol, {"amount": units})
 
     if req.order_no is not None:
         existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
