@@ -27,6 +27,7 @@ from stablegate.config import Settings
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.rates.service import Rates
 from stablegate.reference import page as reference_page
 from stablegate.secret_box import load_secret_box
 from stablegate.web import errors
@@ -83,6 +84,7 @@ def build_context(
             per_ip=settings.live_streams_per_ip, per_process=settings.live_streams_per_process
         ),
         live_orders=LiveOrders(*database_views(sessions, registry, settings.public_url, clock)),
+        rates=Rates(sessions, clock, settings),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from stablegate.cashier.live import LiveOrders
 from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.orders.service import OrderContext
+from stablegate.rates.service import Rates
 from stablegate.web.context import WebContext
 from stablegate.webhooks.signing_key import GatewaySigningKey
 
@@ -20,6 +21,7 @@ class GatewayContext(WebContext):
     signing_key: GatewaySigningKey
     stream_slots: StreamSlots
     live_orders: LiveOrders
+    rates: Rates
 
     @property
     def orders(self) -> OrderContext:
