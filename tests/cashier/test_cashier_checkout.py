@@ -1,7 +1,8 @@
 """What the customer sees in each case, in Chromium at 390x844 and 1280x800, in English and
-Chinese: pending, priced in fiat, partial (the amount due shown, copied and in the EIP-681 QR), wrong token,
-late, overpaid, completed; axe-core finds no violation in any of them; merchant text is inert;
-and "Pay with wallet" pays on anvil through a stub EIP-1193 wallet while the page follows.
+Chinese: pending, priced in fiat, partial (the amount due shown, copied and in the EIP-681 QR),
+wrong token, late, overpaid, completed; axe-core finds no violation in any of them; merchant text
+is inert; and "Pay with wallet" pays on anvil through a stub EIP-1193 wallet while the page
+follows.
 """
 
 from __future__ import annotations
