@@ -249,6 +249,16 @@ class LiveCashier:
             )
         return order
 
+    async def price(self, order: Order, **price: str) -> None:
+        """Gives an order the price columns of one created in fiat (fiat_amount, currency, rate,
+        rate_source), the rate's time being now."""
+        async with session_scope(self.sessions) as session:
+            stored = await session.get(Order, order.id)
+            assert stored is not None
+            stored.fiat_amount, stored.fiat_currency = price["fiat_amount"], price["currency"]
+            stored.rate, stored.rate_source = price["rate"], price["rate_source"]
+            stored.rate_time_ms = self.clock.now_ms()
+
     async def pay(
         self, order: Order, units: int, customer: LocalAccount, token: str | None = None
     ) -> None:

@@ -1,7 +1,8 @@
 """What the customer sees in each case, in Chromium at 390x844 and 1280x800, in English and
-Chinese: pending, partial (the amount due shown, copied and in the EIP-681 QR), wrong token,
-late, overpaid, completed; axe-core finds no violation in any of them; merchant text is inert;
-and "Pay with wallet" pays on anvil through a stub EIP-1193 wallet while the page follows.
+Chinese: pending, priced in fiat, partial (the amount due shown, copied and in the EIP-681 QR),
+wrong token, late, overpaid, completed; axe-core finds no violation in any of them; merchant text
+is inert; and "Pay with wallet" pays on anvil through a stub EIP-1193 wallet while the page
+follows.
 """
 
 from __future__ import annotations
@@ -106,6 +107,37 @@ async def look(
 async def test_pending_page_in_every_size_and_language(browser: Browser, live: LiveCashier) -> None:
     order = await live.order("12.5", description="Order #77: 1 × Tea")
     await look(browser, live, order, "pending")
+
+
+FIAT_PRICE = {
+    "en": "72.00 CNY = 10 USDT at 7.2",
+    "zh-CN": "72.00 CNY = 10 USDT（汇率 7.2）",
+}
+
+
+async def test_an_order_priced_in_fiat_shows_its_price_beside_the_amount(
+    browser: Browser, live: LiveCashier
+) -> None:
+    from playwright.async_api import expect
+
+    order = await live.order("10", description="Order #78: 2 × Tea")
+    # The price columns as order creation stores them for 72 CNY at a fixed 7.2 CNY per USDT.
+    await live.price(order, fiat_amount="72", currency="CNY", rate="7.2", rate_source="fixed")
+    for size, viewport, language in VIEWS:
+        context, watch = await open_page(
+            browser, f"{live.url}/cashier/{order.id}?lang={language}", viewport=viewport
+        )
+        try:
+            page = watch.page
+            await expect(page.locator("#fiat-price")).to_have_text(FIAT_PRICE[language])
+            await expect(page.locator("#amount")).to_have_text("10")
+            assert await axe_violations(page) == [], (size, language)
+            await above_the_fold(page, "#amount", "#fiat-price", "#address", "#qr")
+            await address_in_whole_groups(page, order)
+            await live.screenshot(page, f"cashier-fiat-{size}-{language}")
+            assert watch.errors == [], (size, language, watch.errors)
+        finally:
+            await context.close()
 
 
 async def test_partial_payment_asks_for_the_rest(

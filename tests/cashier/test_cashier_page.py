@@ -273,6 +273,58 @@ async def test_states_confirming_completed_expired(
     assert "Do not send funds to this address any more." in html
 
 
+async def test_an_order_priced_in_fiat_shows_its_price_beside_the_token_amount(
+    client: httpx.AsyncClient, gateway: GatewayContext, clock: FakeClock, merchant: MerchantKeys
+) -> None:
+    order = await make_order(gateway, clock, merchant, amount="10")
+    # The row as order creation stores a fiat-priced order: 72 CNY at 7.2 CNY per USDT.
+    await set_order(
+        gateway,
+        order.id,
+        fiat_amount="72",
+        fiat_currency="CNY",
+        rate="7.2",
+        rate_source="fixed",
+        rate_time_ms=clock.now_ms(),
+    )
+    html = (await client.get(f"/cashier/{order.id}?lang=en")).text
+    assert visible_text(html, "fiat-price") == "72.00 CNY = 10 USDT at 7.2"
+    assert visible_text(html, "amount") == "10"
+    main = by_id(html, "cashier")
+    assert main is not None
+    shown = json.loads(main["data-view"] or "")
+    assert (shown["fiatAmount"], shown["currency"], shown["rate"]) == ("72", "CNY", "7.2")
+    html = (await client.get(f"/cashier/{order.id}?lang=zh-CN")).text
+    assert visible_text(html, "fiat-price") == "72.00 CNY = 10 USDT（汇率 7.2）"
+
+    # Paid: the price stays, beside the amount paid.
+    await set_order(gateway, order.id, status="completed", paid_amount=10_000_000)
+    html = (await client.get(f"/cashier/{order.id}")).text
+    assert visible_text(html, "fiat-price") == "72.00 CNY = 10 USDT at 7.2"
+
+    # A currency without minor units, a price with more decimals than the currency's.
+    await set_order(gateway, order.id, fiat_amount="1500", fiat_currency="JPY", rate="150")
+    assert visible_text((await client.get(f"/cashier/{order.id}")).text, "fiat-price") == (
+        "1500 JPY = 10 USDT at 150"
+    )
+    await set_order(gateway, order.id, fiat_amount="71.999", fiat_currency="CNY", rate="7.1999")
+    assert visible_text((await client.get(f"/cashier/{order.id}")).text, "fiat-price") == (
+        "71.999 CNY = 10 USDT at 7.1999"
+    )
+
+
+async def test_an_order_in_tokens_shows_no_fiat_price(
+    client: httpx.AsyncClient, gateway: GatewayContext, clock: FakeClock, merchant: MerchantKeys
+) -> None:
+    order = await make_order(gateway, clock, merchant)
+    html = (await client.get(f"/cashier/{order.id}")).text
+    assert by_id(html, "fiat-price") is None
+    main = by_id(html, "cashier")
+    assert main is not None
+    shown = json.loads(main["data-view"] or "")
+    assert not {"fiatAmount", "currency", "rate", "rateSource", "rateTime"} & set(shown)
+
+
 async def test_qr_mode_switch_works_as_plain_links(
     client: httpx.AsyncClient, gateway: GatewayContext, clock: FakeClock, merchant: MerchantKeys
 ) -> None:

@@ -12,7 +12,13 @@ from tests.support import MerchantKeys
 
 from stablegate.api.context import GatewayContext
 from stablegate.cashier import page as cashier_page
-from stablegate.cashier.checkout import checkout_state, logo_origin, logo_source, support_link
+from stablegate.cashier.checkout import (
+    checkout_state,
+    fiat_text,
+    logo_origin,
+    logo_source,
+    support_link,
+)
 from stablegate.clock import FakeClock
 
 
@@ -46,6 +52,24 @@ def view(status: str, paid: str = "0", pending: str = "0", **extra: Any) -> dict
 )
 def test_checkout_state(case: dict[str, Any], state: str) -> None:
     assert checkout_state(case) == state
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("72", "CNY", "72.00"),
+        ("129.9", "EUR", "129.90"),
+        ("0.5", "USD", "0.50"),
+        ("1500", "JPY", "1500"),
+        ("1500.5", "JPY", "1500.5"),  # never rounded: the price as the merchant gave it
+        ("71.999", "CNY", "71.999"),
+        ("12345678901234567.12345678", "KRW", "12345678901234567.12345678"),
+    ],
+)
+def test_fiat_amounts_show_at_least_the_currency_minor_unit(
+    amount: str, currency: str, shown: str
+) -> None:
+    assert fiat_text(amount, currency) == shown
 
 
 def test_support_contact_links_only_mail_and_http() -> None:

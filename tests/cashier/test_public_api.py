@@ -149,6 +149,30 @@ async def test_a_new_order_asks_for_the_whole_amount(
     assert view["completeTime"] is None
 
 
+async def test_the_price_fields_are_there_only_for_an_order_priced_in_fiat(
+    client: httpx.AsyncClient, signer: Signer, gateway: GatewayContext, clock: FakeClock
+) -> None:
+    plain = await create(client, signer, "10")
+    clock.advance(1)  # a fresh request time for the next signed request
+    priced = await create(client, signer, "10")
+    async with session_scope(gateway.sessions) as session:
+        order = await session.get(Order, priced["orderId"])
+        assert order is not None
+        order.fiat_amount, order.fiat_currency, order.rate = "72", "CNY", "7.2"
+        order.rate_source, order.rate_time_ms = "fixed", 1_767_225_000_000
+    fields = {"fiatAmount", "currency", "rate", "rateSource", "rateTime"}
+    assert not fields & set(plain) and not fields & set(await public(client, plain["orderId"]))
+    view = await public(client, priced["orderId"])
+    assert {name: view[name] for name in fields} == {
+        "fiatAmount": "72",
+        "currency": "CNY",
+        "rate": "7.2",
+        "rateSource": "fixed",
+        "rateTime": 1_767_225_000_000,
+    }
+    assert view["amount"] == "10"
+
+
 async def test_a_partial_payment_leaves_the_rest_due_everywhere(
     client: httpx.AsyncClient, signer: Signer, chain: Chain, clock: FakeClock
 ) -> None:

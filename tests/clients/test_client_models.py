@@ -93,6 +93,26 @@ def test_the_order_carries_due_amount_the_payment_qr_and_typed_payments() -> Non
     assert [p.kind for p in parsed.payments] == [PaymentKind.CREDIT, PaymentKind.BELOW_MIN]
 
 
+def test_an_order_priced_in_fiat_carries_its_price_and_locked_rate() -> None:
+    parsed = Order.from_json(
+        order(
+            amount="10",
+            fiatAmount="72",
+            currency="CNY",
+            rate="7.2",
+            rateSource="fixed",
+            rateTime=1_767_225_000_000,
+        )
+    )
+    assert parsed.amount == Decimal("10")
+    assert (parsed.fiat_amount, parsed.currency) == (Decimal("72"), "CNY")
+    assert (parsed.rate, parsed.rate_source) == (Decimal("7.2"), "fixed")
+    assert parsed.rate_time_ms == 1_767_225_000_000
+    plain = Order.from_json(order())  # an order in tokens has none of them
+    assert (plain.fiat_amount, plain.currency, plain.rate) == (None, None, None)
+    assert (plain.rate_source, plain.rate_time_ms) == (None, None)
+
+
 def test_an_older_gateways_json_still_parses() -> None:
     old_payment = payment(amount="10")
     for field in ("symbol", "decimals", "kind", "late"):

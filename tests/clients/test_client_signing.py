@@ -253,3 +253,19 @@ def test_create_sends_one_serialisation_with_an_order_no_and_signs_each_attempt(
     signatures = {r.headers["BlockATM-Signature-V2"] for r in capture.requests}
     assert len(set(times)) == 3 and len(signatures) == 3  # fresh for every attempt
     assert all(r.headers["BlockATM-Rec-Window"] == "30000" for r in capture.requests)
+
+
+def test_create_with_a_currency_sends_the_price_and_its_currency() -> None:
+    clock, capture = FakeClock(NOW_MS), Capture()
+    with _client(capture, clock, secret_key="s") as client:
+        client.create_order(31337, "USDT", Decimal("72.00"), currency="CNY", order_no="A-2")
+        client.create_order(31337, "USDT", "10", order_no="A-3")
+    priced, plain = (json.loads(r.content) for r in capture.requests)
+    assert priced == {
+        "chainId": "31337",
+        "symbol": "USDT",
+        "amount": "72.00",
+        "orderNo": "A-2",
+        "currency": "CNY",
+    }
+    assert "currency" not in plain  # a token amount, as before

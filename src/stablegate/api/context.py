@@ -31,4 +31,5 @@ class GatewayContext(WebContext):
             registry=self.registry,
             public_url=self.settings.public_url,
             max_order_amount=self.settings.max_order_amount,
+            rates=self.rates,
         )

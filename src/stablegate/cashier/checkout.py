@@ -8,11 +8,13 @@ due, the merchant, every transfer seen and the exceptions); the page's script
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from stablegate.models.order import OrderException, OrderStatus
 from stablegate.models.payment import PaymentKind, PaymentStatus
+from stablegate.rates.currencies import FIAT_MINOR_UNITS
 
 # Transfers to the deposit that are not the order's token: shown to the customer as such.
 WRONG_KINDS = frozenset({PaymentKind.WRONG_TOKEN.value, PaymentKind.UNSUPPORTED_TOKEN.value})
@@ -48,6 +50,18 @@ def checkout_state(view: dict[str, Any]) -> str:
     if status == OrderStatus.PENDING and received > 0:
         return "partial"
     return str(status)
+
+
+def fiat_text(amount: str, currency: str) -> str:
+    """A fiat amount as prices are written: ``"72"`` CNY -> ``"72.00"``, ``"1500"`` JPY ->
+    ``"1500"``. Padded to the currency's minor unit, never rounded: a merchant's price with
+    more decimals than that is shown as given."""
+    value = Decimal(amount)
+    minor = FIAT_MINOR_UNITS.get(currency, 2)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < minor:
+        value = value.quantize(Decimal(1).scaleb(-minor))
+    return format(value, "f")
 
 
 def wrong_payments(view: dict[str, Any]) -> list[dict[str, Any]]:

@@ -69,6 +69,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "heading_paid": "Paid",
         "amount_due": "Amount due",
         "of_amount": "of {amount} {symbol}",
+        "fiat_price": "{fiat} {currency} = {amount} {symbol} at {rate}",
         "send_remaining": "Send the remaining {due} {symbol} on {network} to the address below.",
         "state_paid_over": "You sent {over} {symbol} more than the order's {amount} {symbol}. "
         "The order is paid; contact the merchant to get the extra back.",
@@ -164,6 +165,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "heading_paid": "已支付",
         "amount_due": "应付金额",
         "of_amount": "共 {amount} {symbol}",
+        "fiat_price": "{fiat} {currency} = {amount} {symbol}（汇率 {rate}）",
         "send_remaining": "请在 {network} 上向以下地址转账剩余的 {due} {symbol}。",
         "state_paid_over": "您比订单金额 {amount} {symbol} 多付了 {over} {symbol}。订单已支付；"
         "请联系商户退还多付部分。",

@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from stablegate.cashier.checkout import (
     checkout_state,
+    fiat_text,
     logo_origin,
     logo_source,
     received_units,
@@ -208,6 +209,22 @@ def _wrong_token_lines(t: Translator, view: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _fiat_price(t: Translator, view: dict[str, Any]) -> str:
+    """``72.00 CNY = 10 USDT at 7.2`` for an order priced in fiat (the rate locked at its
+    creation), else nothing."""
+    currency = view.get("currency")
+    if not currency or view.get("fiatAmount") is None or view.get("rate") is None:
+        return ""
+    return t(
+        "fiat_price",
+        fiat=fiat_text(view["fiatAmount"], currency),
+        currency=currency,
+        amount=view["amount"],
+        symbol=view["symbol"],
+        rate=view["rate"],
+    )
+
+
 def _time_text(ms: int | None) -> tuple[str, str]:
     if ms is None:
         return "", ""
@@ -283,6 +300,7 @@ def cashier_context(
             instruction_key, amount=due, due=due, symbol=view["symbol"], network=chain_name
         ),
         "wrong_token_lines": _wrong_token_lines(t, view),
+        "fiat_price": _fiat_price(t, view),
         "merchant_name": merchant.get("name") or "",
         "logo": logo_source(merchant.get("logoUrl")),
         "support": support_link(merchant.get("supportContact")),

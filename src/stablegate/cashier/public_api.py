@@ -100,6 +100,7 @@ async def chains(request: Request) -> JSONResponse:
     response_model=PublicOrderOut,
     responses=ERRORS,
     summary="The cashier's view of an order",
+    response_model_exclude_unset=True,  # the price fields only on orders priced in fiat
 )
 async def public_order(
     request: Request, response: Response, order_id: OrderIdPath

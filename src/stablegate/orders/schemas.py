@@ -57,6 +57,9 @@ class CreateOrderRequest(BaseModel):
     description: Annotated[StrictStr | None, Field(max_length=256)] = None
     metadata: dict[str, Any] | None = None
     inline_qr: Annotated[StrictBool, Field(alias="inlineQr")] = False
+    # ISO 4217 code: ``amount`` is then in this currency, converted to the token at the rate
+    # locked at creation (``chainId`` and ``symbol`` still pick the token to pay).
+    currency: Annotated[StrictStr | None, Field(pattern=r"^[A-Z]{3}$")] = None
 
     _check_notify_url = field_validator("notify_url")(_notify_url)
     _check_redirect_url = field_validator("redirect_url")(_http_url)
@@ -134,6 +137,14 @@ class OrderOut(BaseModel):
     payments: list[PaymentOut] | None = None
     qrCodeDataUrl: str | None = None  # with inlineQr: the address QR as a data: URL
     paymentQrDataUrl: str | None = None  # with inlineQr: the EIP-681 QR as a data: URL
+    # Only on orders priced in a fiat currency (createQrOrder with ``currency``): the amount
+    # the merchant asked for, the rate locked at creation (fiat per token), where it came from
+    # and the time of its oldest input (ms). ``amount`` stays the token amount.
+    fiatAmount: str | None = None
+    currency: str | None = None
+    rate: str | None = None
+    rateSource: str | None = None
+    rateTime: int | None = None
 
 
 class OrderPage(BaseModel):
@@ -199,3 +210,11 @@ class PublicOrderOut(BaseModel):
     description: str | None
     merchant: MerchantOut
     payments: list[PublicPaymentOut]
+    # Only on orders priced in a fiat currency (createQrOrder with ``currency``): the amount
+    # the merchant asked for, the rate locked at creation (fiat per token), where it came from
+    # and the time of its oldest input (ms). ``amount`` stays the token amount.
+    fiatAmount: str | None = None
+    currency: str | None = None
+    rate: str | None = None
+    rateSource: str | None = None
+    rateTime: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_
@@ -17,22 +18,27 @@ from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
 from stablegate.models import AuditEntry, Merchant, Order, PayoutAddress
 from stablegate.models.merchant import DepositStrategy
-from stablegate.money import parse_amount
+from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
+from stablegate.rates.pricing import FiatPrice, decimal_text, parse_fiat_amount
+from stablegate.rates.service import Rates
 from stablegate.webhooks.outbox import add_event
 
 
 @dataclass(frozen=True)
 class OrderContext:
-    """What order rendering needs besides the row."""
+    """What the order rules need besides the session: rendering (registry, public URL), the
+    gateway's limit and, to create orders priced in fiat, its rates (the workers and commands
+    that only move existing orders have none)."""
 
     registry: ChainRegistry
     public_url: str
     max_order_amount: int  # whole token units
+    rates: Rates | None = None
 
 
 def new_order_id() -> str:
@@ -40,11 +46,16 @@ def new_order_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _fingerprint(req: CreateOrderRequest, chain_id: int, symbol: str, units: int) -> str:
+def _fingerprint(
+    req: CreateOrderRequest, chain_id: int, symbol: str, price: Mapping[str, object]
+) -> str:
+    """``price`` is ``{"amount": units}`` for a token amount (the fields every order had before
+    fiat pricing, so their fingerprints are unchanged), ``{"fiatAmount": text, "currency":
+    code}`` for a fiat one: a repeat compares what the merchant asked for, not the rate."""
     fields = {
         "chainId": chain_id,
         "symbol": symbol,
-        "amount": units,
+        **price,
         "custNo": req.cust_no,
         "notifyUrl": req.notify_url,
         "redirectUrl": req.redirect_url,
@@ -66,7 +77,9 @@ async def create_order(
 ) -> tuple[Order, bool]:
     """Create an order, or return the existing one for a repeated ``orderNo``.
 
-    Returns (order, created). A repeat with different fields is 409 ``order_conflict``.
+    Returns (order, created). A repeat with different fields is 409 ``order_conflict``. With
+    ``currency`` the amount is converted at the current rate (``rates.price_order``: 503
+    ``rate_unavailable`` when there is none, nothing stored) and the rate is kept on the order.
     """
     chain = ctx.registry.require(req.chain_id)
     token = chain.token_by_symbol(req.symbol)
@@ -74,20 +87,35 @@ async def create_order(
         raise InvalidRequest(
             f"{req.symbol} is not supported on chain {chain.id}", code="unsupported_token"
         )
-    units = parse_amount(req.amount, token.decimals)
-    if units <= 0:
-        raise InvalidRequest("amount must be positive", code="invalid_amount")
-    if units > ctx.max_order_amount * 10**token.decimals:
-        raise InvalidRequest(
-            f"amount is above this gateway's maximum of {ctx.max_order_amount}",
-            code="invalid_amount",
-        )
-    fingerprint = _fingerprint(req, chain.id, token.symbol, units)
+    # Priced in fiat: the amount asked, in its currency, converted once no repeat is found.
+    asked = None if req.currency is None else (parse_fiat_amount(req.amount), req.currency)
+    if asked is None:
+        units = parse_amount(req.amount, token.decimals)
+        if units <= 0:
+            raise InvalidRequest("amount must be positive", code="invalid_amount")
+        _within_maximum(ctx, units, token.decimals, "amount")
+        fingerprint = _fingerprint(req, chain.id, token.symbol, {"amount": units})
+    else:
+        fiat = {"fiatAmount": decimal_text(asked[0]), "currency": asked[1]}
+        fingerprint = _fingerprint(req, chain.id, token.symbol, fiat)
 
+    # A repeat returns the order as it was made: it needs no rate, and a rate that moved since
+    # does not change its amount.
     if req.order_no is not None:
         existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
+
+    price: FiatPrice | None = None
+    if asked is not None:
+        if ctx.rates is None:
+            raise RuntimeError("this order context has no rates to price fiat orders with")
+        price = await ctx.rates.price_order(
+            session, merchant_id, token.symbol, token.decimals, asked[1], asked[0]
+        )
+        units = price.units
+        tokens = f"{format_amount(units, token.decimals)} {token.symbol}"
+        _within_maximum(ctx, units, token.decimals, f"{req.amount} {asked[1]} ({tokens})")
 
     merchant = await session.get(Merchant, merchant_id)
     if merchant is None:
@@ -134,6 +162,7 @@ async def create_order(
         expire_time_ms=now + req.expire_seconds * 1000,
         create_time_ms=now,
         updated_at_ms=now,
+        **_price_columns(price),
     )
     # A concurrent request with the same orderNo may win the race: the savepoint keeps
     # this transaction usable so we can return the winner instead of failing.
@@ -165,6 +194,28 @@ async def create_order(
             session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
         )
     return order, True
+
+
+def _within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> None:
+    """The gateway's maximum, in whole tokens; for a fiat order on the converted amount."""
+    if units > ctx.max_order_amount * 10**decimals:
+        raise InvalidRequest(
+            f"{what} is above this gateway's maximum of {ctx.max_order_amount}",
+            code="invalid_amount",
+        )
+
+
+def _price_columns(price: FiatPrice | None) -> dict[str, object]:
+    """The order's price columns: the fiat amount and the rate locked at creation."""
+    if price is None:
+        return {}
+    return {
+        "fiat_amount": decimal_text(price.fiat_amount),
+        "fiat_currency": price.currency,
+        "rate": decimal_text(price.rate),
+        "rate_source": price.rate_source,
+        "rate_time_ms": price.rate_time_ms,
+    }
 
 
 def _same_or_conflict(existing: Order, fingerprint: str) -> Order:

@@ -36,6 +36,20 @@ from stablegate.orders.schemas import (
 from stablegate.web.wire import wire_json
 
 
+def fiat_fields(order: Order) -> dict[str, Any]:
+    """The price fields of an order priced in fiat, else none at all: they are given to the
+    model only when set, so an order without a currency renders exactly as before."""
+    if order.fiat_currency is None:
+        return {}
+    return {
+        "fiatAmount": order.fiat_amount,
+        "currency": order.fiat_currency,
+        "rate": order.rate,
+        "rateSource": order.rate_source,
+        "rateTime": order.rate_time_ms,
+    }
+
+
 def order_out(order: Order, registry: ChainRegistry, public_url: str) -> OrderOut:
     chain = registry.get(order.chain_id)
     d = order.decimals
@@ -70,6 +84,7 @@ def order_out(order: Order, registry: ChainRegistry, public_url: str) -> OrderOu
         description=order.description,
         metadata=order.metadata_json,
         redirectUrl=order.redirect_url,
+        **fiat_fields(order),
     )
 
 
@@ -214,6 +229,7 @@ def public_order_out(
             supportContact=parts.merchant.support_contact,
         ),
         payments=[public_payment_out(p, order, chain, parts.head) for p in parts.payments],
+        **fiat_fields(order),
     )
 
 

@@ -325,6 +325,7 @@ class _Core:
         description: str | None,
         metadata: dict[str, Any] | None,
         inline_qr: bool,
+        currency: str | None,
     ) -> _Call:
         payload: dict[str, Any] = {
             "chainId": str(chain_id),
@@ -340,6 +341,7 @@ class _Core:
             "expireSeconds": expire_seconds,
             "description": description,
             "metadata": metadata,
+            "currency": currency,
         }
         payload.update({k: v for k, v in optional.items() if v is not None})
         if inline_qr:
@@ -473,11 +475,16 @@ class Client:
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         inline_qr: bool = False,
+        currency: str | None = None,
     ) -> Order:
         """Creates an order, or returns the existing one with this ``order_no`` and fields.
 
         Give your own ``order_no`` (your order id) so a crash between sending and storing the
         answer cannot leave you with two orders; one is generated otherwise.
+
+        With ``currency`` (an ISO 4217 code such as ``"CNY"``) ``amount`` is a price in that
+        currency: the gateway converts it to ``symbol`` at its current rate, rounded up, and
+        locks the rate for the order (``Order.fiat_amount``, ``rate``, ``rate_source``).
         """
         call = self._core.create_call(
             chain_id,
@@ -491,6 +498,7 @@ class Client:
             description=description,
             metadata=metadata,
             inline_qr=inline_qr,
+            currency=currency,
         )
         return _parse(Order.from_json, self._send(call))
 
@@ -628,6 +636,7 @@ class AsyncClient:
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         inline_qr: bool = False,
+        currency: str | None = None,
     ) -> Order:
         """See :meth:`Client.create_order`."""
         call = self._core.create_call(
@@ -642,6 +651,7 @@ class AsyncClient:
             description=description,
             metadata=metadata,
             inline_qr=inline_qr,
+            currency=currency,
         )
         return _parse(Order.from_json, await self._send(call))
 

@@ -59,6 +59,10 @@ def _decimal(value: Any) -> Decimal:
     return result
 
 
+def _opt_decimal(value: Any) -> Decimal | None:
+    return None if value is None else _decimal(value)
+
+
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -162,6 +166,15 @@ class Order:
     due_amount: Decimal | None = None
     payment_qr_code: str | None = None  # QR image of payment_uri (qr_code: the bare address)
     payment_qr_data_url: str | None = None  # only when created with inline_qr=True
+    # Only for an order priced in fiat (created with currency=): the price asked, in
+    # ``currency``; the rate locked at creation (fiat per token: 7.2 means 1 USDT = 7.2 CNY);
+    # where the rate came from (e.g. "median(coinbase,kraken,okx)" or "fixed") and the time
+    # of its oldest input. ``amount`` is always the token amount.
+    fiat_amount: Decimal | None = None
+    currency: str | None = None
+    rate: Decimal | None = None
+    rate_source: str | None = None
+    rate_time_ms: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Order:
@@ -209,6 +222,11 @@ class Order:
             due_amount=due_amount,
             payment_qr_code=_opt_str(data.get("paymentQrCode")),
             payment_qr_data_url=_opt_str(data.get("paymentQrDataUrl")),
+            fiat_amount=_opt_decimal(data.get("fiatAmount")),
+            currency=_opt_str(data.get("currency")),
+            rate=_opt_decimal(data.get("rate")),
+            rate_source=_opt_str(data.get("rateSource")),
+            rate_time_ms=_opt_int(data.get("rateTime")),
         )
 
 

@@ -1,0 +1,195 @@
+"""An order priced in fiat, end to end on the dev chain: 72 CNY at the operator's fixed 7.2 CNY
+per USDT is 10 USDT; the customer pays 10 USDT on chain; the order completes; its webhook and
+the merchant's contractPayment query carry the price it was made at.
+
+Real anvil node, real API (the SDK as the shop's client), the gateway's real rates, watcher and
+webhook worker, and the shop's real HTTP endpoint checking signatures with the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from cryptography.fernet import Fernet
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI
+from stablegate_client import AsyncClient, OrderStatus, verify_webhook
+from tests.chain_files import write_dev_chains_file
+from tests.support import NOW_MS
+from tests.webhooks.webhook_support import Receiver, drive, make_worker
+
+from stablegate.api.app import create_app
+from stablegate.api.context import GatewayContext
+from stablegate.chain.anvil import AnvilNode
+from stablegate.chain.evm.blocks import fetch_header
+from stablegate.chain.evm.contracts import tether_token
+from stablegate.chain.evm.deploy import DeployedContracts
+from stablegate.chain.evm.rpc import RpcClient
+from stablegate.chain.evm.wallet import transact
+from stablegate.clock import FakeClock
+from stablegate.config import Settings
+from stablegate.db.engine import session_scope
+from stablegate.merchants.service import create_merchant
+from stablegate.migrations import upgrade
+from stablegate.models.rate import GATEWAY_SCOPE
+from stablegate.rates import store
+from stablegate.watcher.loop import ChainWatcher
+from stablegate.watcher.options import WatcherOptions
+from stablegate.watcher.reports import StepOutcome
+
+pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
+
+
+@dataclass
+class Gateway:
+    ctx: GatewayContext
+    app: FastAPI
+    clock: FakeClock
+
+    def shop(self, api_key: str, secret_key: str) -> AsyncClient:
+        """The shop's SDK client, talking to the app in process."""
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app))
+        return AsyncClient(
+            "http://gw", api_key, secret_key=secret_key, http_client=http, now_ms=self.clock.now_ms
+        )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW_MS)
+
+
+@pytest.fixture
+def shop_endpoint(clock: FakeClock) -> Iterator[Receiver]:
+    with Receiver(clock) as receiver:
+        yield receiver
+
+
+@pytest_asyncio.fixture
+async def gateway(
+    tmp_path: Path,
+    clock: FakeClock,
+    anvil: AnvilNode,
+    dev_tokens: dict[str, str],
+    gateway_contracts: DeployedContracts,
+) -> AsyncIterator[Gateway]:
+    chains = write_dev_chains_file(
+        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
+    )
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
+        chains_file=chains,
+        secret_key=Fernet.generate_key().decode(),
+        allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = create_app(settings, clock=clock, migrate=True)
+    ctx: GatewayContext = app.state.gateway
+    await upgrade(ctx.engine)
+    yield Gateway(ctx, app, clock)
+    await ctx.engine.dispose()
+
+
+async def watch_until_final(rpc: RpcClient, watcher: ChainWatcher) -> None:
+    await rpc.call("anvil_mine", [hex(70)])  # below anvil's finalized tag
+    for _ in range(200):
+        report = await watcher.step()
+        assert report.outcome not in (StepOutcome.RETRY, StepOutcome.FENCED), report
+        if report.outcome == StepOutcome.IDLE:
+            return
+    raise AssertionError("the watcher did not catch up")
+
+
+async def test_72_cny_at_a_fixed_7_2_is_paid_as_10_usdt_and_completes_with_its_price(
+    gateway: Gateway,
+    shop_endpoint: Receiver,
+    rpc: RpcClient,
+    dev_tokens: dict[str, str],
+    customer_accounts: list[LocalAccount],
+) -> None:
+    clock = gateway.clock
+    header = await fetch_header(rpc, "latest")
+    assert header is not None
+    clock.set_ms(header.time_ms)  # orders expire in chain time
+    chain = gateway.ctx.registry.require(31337)
+    watcher = ChainWatcher(
+        chain, gateway.ctx.sessions, clock, rpc, gateway.ctx.orders, options=WatcherOptions()
+    )
+    assert (await watcher.step()).outcome != StepOutcome.RETRY  # cursor at the head
+
+    hook = shop_endpoint.url("webhooks")
+    async with session_scope(gateway.ctx.sessions) as session:
+        created = await create_merchant(
+            session,
+            gateway.ctx.secret_box,
+            clock,
+            name="Tea Shop",
+            payout_address=Account.create().address,
+            chain_ids=[31337],
+            notify_url=hook,
+        )
+        # The operator's `stablegate rates set-fixed --symbol USDT --currency CNY --rate 7.2`.
+        rule = await store.set_rule(
+            session,
+            clock,
+            scope=GATEWAY_SCOPE,
+            symbol="USDT",
+            currency="CNY",
+            changes={"adjust": "7.2"},
+            actor="ops",
+        )
+        assert rule is not None
+        rate_time = rule.updated_at_ms
+
+    async with gateway.shop(created.api_key, created.secret_key) as shop:
+        order = await shop.create_order(
+            31337, "USDT", Decimal("72.00"), currency="CNY", order_no="tea-72"
+        )
+        assert (order.amount, order.symbol) == (Decimal(10), "USDT")
+        assert (order.fiat_amount, order.currency, order.rate) == (
+            Decimal(72),
+            "CNY",
+            Decimal("7.2"),
+        )
+        assert (order.rate_source, order.rate_time_ms) == ("fixed", rate_time)
+
+        transfer = tether_token().encode_call("transfer", order.to_address, 10_000_000)
+        await transact(rpc, customer_accounts[0], dev_tokens["USDT"], transfer)
+        await watch_until_final(rpc, watcher)
+
+        clock.advance(1)
+        paid = await shop.get_order(order_no="tea-72")
+        assert paid.status == OrderStatus.COMPLETED
+        assert (paid.amount, paid.paid_amount) == (Decimal(10), Decimal(10))
+        assert (paid.fiat_amount, paid.currency, paid.rate) == (Decimal(72), "CNY", Decimal("7.2"))
+        assert (paid.rate_source, paid.rate_time_ms) == ("fixed", rate_time)
+        assert paid.raw["fiatAmount"] == "72" and paid.raw["rate"] == "7.2"
+
+    async with make_worker(gateway.ctx, clock) as worker:
+        await drive(gateway.ctx, clock, [worker], until_ms=clock.now_ms())
+    events = {}
+    for hit in shop_endpoint.snapshot():
+        event = verify_webhook(
+            hit.headers,
+            hit.body,
+            secret=created.webhook_secret,
+            merchant_id=created.merchant_id,
+            now=clock.now_ms() / 1000,
+        )
+        events[event.type] = (event, json.loads(hit.body)["data"])
+    assert {"order.created", "order.completed"} <= set(events)
+    for kind in ("order.created", "order.completed"):
+        event, data = events[kind]
+        assert event.order is not None and event.order.order_id == order.order_id
+        assert (data["amount"], data["fiatAmount"], data["currency"]) == ("10", "72", "CNY")
+        assert (data["rate"], data["rateSource"], data["rateTime"]) == ("7.2", "fixed", rate_time)
+    assert events["order.completed"][1]["status"] == "completed"
