@@ -10,7 +10,14 @@ import pytest
 
 from stablegate.config import Settings
 from stablegate.errors import RateUnavailable
-from stablegate.rates.engine import Limits, QuoteBook, median, peg_deviation_pct, price_pair
+from stablegate.rates.engine import (
+    Limits,
+    QuoteBook,
+    median,
+    peg_deviation_pct,
+    price_pair,
+    significant,
+)
 from stablegate.rates.quote import Quote
 from stablegate.rates.rules import Method, PairRule, effective_rule, parse_adjust
 
@@ -75,9 +82,14 @@ def test_median_of_an_even_count_is_the_mean_of_the_middle_two() -> None:
 
 def test_eur_crosses_through_the_inverse_of_eur_usd() -> None:
     book = QuoteBook([*ECB, q("kraken", "USDT", "USD", "1.0000")])
-    with localcontext() as context:
-        context.prec = 60
-        assert price_pair(book, rule("EUR"), NOW, LIMITS).rate == D(1) / D("1.0800")
+    # 1 / 1.08 = 0.925925925925…, kept to 12 significant digits, rounded down
+    assert price_pair(book, rule("EUR"), NOW, LIMITS).rate == D("0.925925925925")
+
+
+def test_a_rate_keeps_12_significant_digits_rounded_down() -> None:
+    assert significant(D("7.20779576859045504994")) == D("7.20779576859")
+    assert significant(D("0.00012345678901299")) == D("0.000123456789012")
+    assert significant(D("7.2")) == D("7.2")
 
 
 def test_first_takes_the_first_source_in_the_rules_order_that_has_a_price() -> None:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from stablegate.errors import RateUnavailable
 from stablegate.rates.quote import Quote
 from stablegate.rates.rules import REFERENCE_SOURCE, AdjustKind, Method, PairRule
 
 _PRECISION = 60
+# A rate is kept to this many significant digits, rounded down (fewer fiat per token: never
+# fewer tokens for the merchant), so the rate an order stores is exactly the one it was priced
+# at, and fits its column.
+RATE_DIGITS = 12
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
@@ -49,6 +53,14 @@ class PairRate:
     sources: tuple[SourcePrice, ...]  # the prices combined; empty for a fixed rate
     time_ms: int  # the oldest input used (a fixed rate: when the rule was set)
     label: str  # how: "median(coinbase,kraken,okx) spread 1%", "fixed", ...
+
+
+def significant(value: Decimal, digits: int = RATE_DIGITS) -> Decimal:
+    """``value`` cut to ``digits`` significant digits (rounded down)."""
+    with localcontext() as context:
+        context.prec = digits
+        context.rounding = ROUND_DOWN
+        return +value
 
 
 def median(values: Sequence[Decimal]) -> Decimal:
@@ -203,6 +215,7 @@ def _finish(
         raise RateUnavailable(
             f"the rule for {rule.symbol}/{rule.currency} makes the rate {rate}, not positive"
         )
+    rate = significant(rate)
     return PairRate(rule.symbol, rule.currency, rate, bid, ask, used, time_ms, label)
 
 

@@ -61,5 +61,6 @@ def token_units(fiat: Decimal, rate: Decimal, decimals: int, step: Decimal | Non
 
 def decimal_text(value: Decimal) -> str:
     """The shortest plain form: ``Decimal("7.200")`` -> ``"7.2"``, never an exponent."""
-    text = format(value.normalize(), "f")
-    return text
+    with localcontext() as context:
+        context.prec = _PRECISION  # normalize() rounds to the context's precision
+        return format(value.normalize(), "f")
