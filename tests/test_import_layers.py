@@ -18,7 +18,10 @@ OPEN_TO_ALL = {ROOT_PACKAGE, "__version__"}  # the package's version, importable
 # Lowest first. A top-level package or module may import only from the rows above its own: the
 # modules of one row are peers and import none of each other (plus ``stablegate.__version__``).
 LAYERS: list[tuple[tuple[str, ...], str]] = [
-    (("errors", "clock", "stacks", "logs", "config"), "foundations: import nothing of ours"),
+    (
+        ("errors", "clock", "stacks", "logs", "config", "json_nesting"),
+        "foundations: import nothing of ours",
+    ),
     (("money", "pagination", "watchdog"), "amounts, cursors and the step bound, on those"),
     (("db",), "engine, sessions, declarative base and column types"),
     (("models",), "the tables, on db's base"),

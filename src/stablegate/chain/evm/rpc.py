@@ -27,6 +27,7 @@ from stablegate.chain.evm.rpc_errors import (
     unwrap,
 )
 from stablegate.clock import Clock, SystemClock
+from stablegate.json_nesting import nested_deeper_than
 
 log = structlog.get_logger("stablegate.rpc")
 
@@ -61,6 +62,9 @@ READ_METHODS = frozenset(
 # Providers stay well under these: ~2 MB request bodies, 100-1000 calls per batch.
 MAX_BATCH_CALLS = 100
 MAX_REQUEST_BYTES = 1_000_000
+# A JSON-RPC answer (a batch of receipts with their logs) nests about 6 levels; anything far
+# deeper is hostile (stablegate.json_nesting).
+MAX_ANSWER_DEPTH = 64
 
 
 def redact_url(url: str) -> str:
@@ -390,6 +394,8 @@ class RpcClient:
             raise EndpointFailure(f"timed out after {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise EndpointFailure(f"{type(exc).__name__}: {exc}") from None
+        if nested_deeper_than(response.content, MAX_ANSWER_DEPTH):
+            raise EndpointFailure(f"HTTP {response.status_code}: the answer nests too deep")
         try:
             parsed = json.loads(response.content)
         except ValueError:

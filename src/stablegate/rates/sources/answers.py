@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
+from stablegate.json_nesting import nested_deeper_than
 from stablegate.rates.quote import Quote, SourceError, SourceFault
 
 log = structlog.get_logger("stablegate.rates")
@@ -46,9 +47,6 @@ HIGHEST_PRICE = Decimal(10) ** 7
 
 # JSON nesting: the deepest real answer is 4 levels.
 _MAX_JSON_DEPTH = 32
-_MAX_UNSCANNED_BRACKETS = 1000
-# A run of anything but strings and brackets, a whole string, or a run of openers or closers.
-_JSON_TOKEN = re.compile(rb'[^"\[\]{}]+|"(?:[^"\\]|\\.)*"|[\[{]+|[\]}]+')
 
 # A price as text: digits, an optional fraction; no sign, exponent, spaces or underscores.
 _PLAIN_NUMBER = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,30})?")
@@ -124,37 +122,12 @@ def status_error(source: str, status: int, body: bytes) -> SourceError:
 
 def parse_json(source: str, body: bytes) -> Any:
     """The JSON document, every non-integer number a ``Decimal``."""
-    _check_nesting(source, body)
+    if nested_deeper_than(body, _MAX_JSON_DEPTH):
+        raise malformed(source, f"not JSON: nested deeper than {_MAX_JSON_DEPTH}")
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError too
         raise SourceError(source, SourceFault.MALFORMED, f"not JSON: {exc}") from None
-
-
-def _check_nesting(source: str, body: bytes) -> None:
-    """Refuses JSON nested deeper than any provider's answer before the C parser sees it.
-
-    The parser recurses once per level, bounded only by the recursion limit, and a library
-    the gateway imports (py_ecc) raises that limit to 100,000: deep enough for a hostile
-    ``[[[[...`` to overflow the C stack and kill the process. A body with few brackets cannot
-    be deep; only a larger one is scanned (strings skipped, so brackets in them do not count).
-    """
-    if body.count(b"[") + body.count(b"{") <= _MAX_UNSCANNED_BRACKETS:
-        return
-    depth = 0
-    position = 0
-    while position < len(body):
-        token = _JSON_TOKEN.match(body, position)
-        if token is None:
-            raise malformed(source, "not JSON: an unterminated string")
-        first = body[position]
-        if first in b"[{":
-            depth += len(token.group())
-            if depth > _MAX_JSON_DEPTH:
-                raise malformed(source, f"not JSON: nested deeper than {_MAX_JSON_DEPTH}")
-        elif first in b"]}":
-            depth -= len(token.group())
-        position = token.end()
 
 
 def malformed(source: str, message: str) -> SourceError:
