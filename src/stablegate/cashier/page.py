@@ -15,11 +15,8 @@ autoescape. Public routes are limited per IP like the other public endpoints.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -58,7 +55,12 @@ from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
 from stablegate.orders.view import PublicOrderParts, public_order_view
 from stablegate.web.context import WebContext
-from stablegate.web.pages import content_security_policy, page_headers, page_templates
+from stablegate.web.pages import (
+    content_security_policy,
+    load_static,
+    page_headers,
+    page_templates,
+)
 from stablegate.web.security import public_request, request_ip
 
 log = structlog.get_logger("stablegate.cashier")
@@ -72,26 +74,7 @@ _STATUSES = frozenset(status.value for status in OrderStatus)
 _templates = page_templates("stablegate.cashier")
 
 
-@dataclass(frozen=True)
-class StaticFile:
-    content: bytes
-    media_type: str
-    version: str
-
-
-def _load_static() -> dict[str, StaticFile]:
-    folder = resources.files("stablegate.cashier").joinpath("static")
-    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
-    files = {}
-    named = (("cashier.css", "css"), ("cashier.js", "js"), ("wallet.js", "js"))
-    for name, kind in named:
-        media_type = types[kind]
-        content = folder.joinpath(name).read_bytes()
-        files[name] = StaticFile(content, media_type, hashlib.sha256(content).hexdigest()[:12])
-    return files
-
-
-_STATIC = _load_static()
+_STATIC = load_static("stablegate.cashier", ("cashier.css", "cashier.js", "wallet.js"))
 
 
 def static_url(name: str) -> str:

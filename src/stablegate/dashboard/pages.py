@@ -8,11 +8,9 @@ public URL is https.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -25,7 +23,7 @@ from stablegate.dashboard.i18n import LANGUAGES, Translator, choose_language
 from stablegate.dashboard.passwords import MAX_LENGTH, MIN_LENGTH
 from stablegate.dashboard.sessions import SESSION_TTL_MS, Viewer
 from stablegate.errors import GatewayError, RateLimited
-from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.pages import load_static, page_headers, page_templates
 from stablegate.web.security import read_body, request_ip
 
 PREFIX = "/dashboard"
@@ -40,25 +38,7 @@ LANGUAGE_TARGETS = {f"{PREFIX}/signup", f"{PREFIX}/login", f"{PREFIX}/keys"}
 _templates = page_templates("stablegate.dashboard")
 
 
-@dataclass(frozen=True)
-class StaticFile:
-    content: bytes
-    media_type: str
-    version: str
-
-
-def _load_static() -> dict[str, StaticFile]:
-    folder = resources.files("stablegate.dashboard").joinpath("static")
-    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
-    files = {}
-    for name in ("dashboard.css", "dashboard.js"):
-        content = folder.joinpath(name).read_bytes()
-        kind = types[name.rsplit(".", 1)[1]]
-        files[name] = StaticFile(content, kind, hashlib.sha256(content).hexdigest()[:12])
-    return files
-
-
-STATIC = _load_static()
+STATIC = load_static("stablegate.dashboard", ("dashboard.css", "dashboard.js"))
 
 
 def static_url(name: str) -> str:
