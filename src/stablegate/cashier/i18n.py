@@ -7,7 +7,7 @@ q-value; any ``zh`` tag reads Simplified Chinese), else English. Messages are pl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from stablegate.web.i18n import Translator
 
 DEFAULT_LANGUAGE = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
@@ -278,16 +278,10 @@ def negotiate_language(requested: str | None, accept_language: str | None) -> st
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
 
 
-class Translator:
-    """``t("key", name=value)``: the message in this language, falling back to English."""
+def translator(language: str) -> Translator:
+    """The cashier's messages in ``language`` (English when we do not have it)."""
+    return Translator(MESSAGES, language, DEFAULT_LANGUAGE)
 
-    def __init__(self, language: str) -> None:
-        self.language = language if language in MESSAGES else DEFAULT_LANGUAGE
-        self._messages: Mapping[str, str] = MESSAGES[self.language]
 
-    def __call__(self, key: str, **fields: object) -> str:
-        template = self._messages.get(key) or MESSAGES[DEFAULT_LANGUAGE][key]
-        return template.format(**fields) if fields else template
-
-    def script_messages(self) -> dict[str, str]:
-        return {key: self(key) for key in SCRIPT_MESSAGES}
+def script_messages(t: Translator) -> dict[str, str]:
+    return {key: t(key) for key in SCRIPT_MESSAGES}

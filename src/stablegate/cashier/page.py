@@ -15,11 +15,8 @@ autoescape. Public routes are limited per IP like the other public endpoints.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -38,7 +35,12 @@ from stablegate.cashier.checkout import (
     wrong_payments,
 )
 from stablegate.cashier.events import EventStreamResponse, order_event_stream
-from stablegate.cashier.i18n import LANGUAGES, Translator, negotiate_language
+from stablegate.cashier.i18n import (
+    LANGUAGES,
+    negotiate_language,
+    script_messages,
+    translator,
+)
 from stablegate.cashier.live import app_live_orders
 from stablegate.cashier.public_api import (
     ERRORS,
@@ -58,7 +60,13 @@ from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
 from stablegate.orders.view import PublicOrderParts, public_order_view
 from stablegate.web.context import WebContext
-from stablegate.web.pages import content_security_policy, page_headers, page_templates
+from stablegate.web.i18n import Translator
+from stablegate.web.pages import (
+    content_security_policy,
+    load_static,
+    page_headers,
+    page_templates,
+)
 from stablegate.web.security import public_request, request_ip
 
 log = structlog.get_logger("stablegate.cashier")
@@ -72,26 +80,7 @@ _STATUSES = frozenset(status.value for status in OrderStatus)
 _templates = page_templates("stablegate.cashier")
 
 
-@dataclass(frozen=True)
-class StaticFile:
-    content: bytes
-    media_type: str
-    version: str
-
-
-def _load_static() -> dict[str, StaticFile]:
-    folder = resources.files("stablegate.cashier").joinpath("static")
-    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
-    files = {}
-    named = (("cashier.css", "css"), ("cashier.js", "js"), ("wallet.js", "js"))
-    for name, kind in named:
-        media_type = types[kind]
-        content = folder.joinpath(name).read_bytes()
-        files[name] = StaticFile(content, media_type, hashlib.sha256(content).hexdigest()[:12])
-    return files
-
-
-_STATIC = _load_static()
+_STATIC = load_static("stablegate.cashier", ("cashier.css", "cashier.js", "wallet.js"))
 
 
 def static_url(name: str) -> str:
@@ -132,7 +121,7 @@ def _render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    t = Translator(language)
+    t = translator(language)
     html = _templates.get_template(template).render(
         t=t, lang=language, static_url=static_url, **context
     )
@@ -329,7 +318,7 @@ def cashier_context(
         "notice_failed": notice == "dev_pay_failed",
         "languages": _languages(order.id, qr_mode, t.language),
         "script_view": json.dumps(view, separators=(",", ":")),
-        "script_messages": json.dumps(t.script_messages(), ensure_ascii=False),
+        "script_messages": json.dumps(script_messages(t), ensure_ascii=False),
         "script_chain": json.dumps({"name": chain_name}, ensure_ascii=False),
     }
 
@@ -362,7 +351,7 @@ async def cashier_page(
         return _message_page(language, "not_found", 404)
     order, parts = found
     qr_mode = qr if qr in QR_FORMATS else "address"
-    t = Translator(language)
+    t = translator(language)
     context = cashier_context(ctx, order, parts, t, qr_mode, notice)
     # A merchant's https logo is the one image from elsewhere: its origin alone is allowed.
     origin = logo_origin(context["view"]["merchant"].get("logoUrl"))

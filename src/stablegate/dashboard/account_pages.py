@@ -31,7 +31,7 @@ from stablegate.dashboard.errors import AccountError, CsrfRefused
 from stablegate.dashboard.links import checked_link, issue_link, latest_link_at, verify_email
 from stablegate.dashboard.pages import PREFIX, Page, read_form
 from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
-from stablegate.dashboard.sessions import end_session, load_viewer, start_session
+from stablegate.dashboard.sessions import end_session, start_session
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import RateLimited
 from stablegate.models import DashboardUser, Merchant
@@ -58,7 +58,7 @@ async def send_verification(page: Page, user: DashboardUser, name: str, url: str
 async def home(request: Request) -> Response:
     page = Page.of(request)
     async with session_scope(page.ctx.web.sessions) as session:
-        viewer = await load_viewer(session, page.ctx.web.clock, page.session_token)
+        viewer = await page.viewer(session)
     return page.redirect(f"{PREFIX}/keys" if viewer else f"{PREFIX}/login")
 
 
@@ -288,11 +288,11 @@ async def logout(request: Request) -> Response:
     web = page.ctx.web
     form = await read_form(request)
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         try:
-            check_form_token(page.session_csrf(viewer), form.get("csrf_token"))
+            page.check_session_form(viewer, form)
         except CsrfRefused as exc:
             return page.refusal(exc)
         await end_session(session, web.clock, viewer.token)

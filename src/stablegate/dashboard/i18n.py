@@ -5,11 +5,10 @@ choice kept in a cookie so forms and redirects stay in it. Messages are plain te
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from stablegate.cashier.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate_language
+from stablegate.web.i18n import Translator
 
-__all__ = ["LANGUAGES", "MESSAGES", "Translator", "choose_language"]
+__all__ = ["LANGUAGES", "MESSAGES", "choose_language", "translator"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
@@ -262,13 +261,6 @@ def choose_language(requested: str | None, cookie: str | None, accept_language: 
     return negotiate_language(None, accept_language)
 
 
-class Translator:
-    """``t("key", name=value)``: the message in this language, falling back to English."""
-
-    def __init__(self, language: str) -> None:
-        self.language = language if language in MESSAGES else DEFAULT_LANGUAGE
-        self._messages: Mapping[str, str] = MESSAGES[self.language]
-
-    def __call__(self, key: str, **fields: object) -> str:
-        template = self._messages.get(key) or MESSAGES[DEFAULT_LANGUAGE][key]
-        return template.format(**fields) if fields else template
+def translator(language: str) -> Translator:
+    """The dashboard's messages in ``language`` (English when we do not have it)."""
+    return Translator(MESSAGES, language, DEFAULT_LANGUAGE)

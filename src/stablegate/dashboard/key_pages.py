@@ -8,10 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.dashboard.csrf import check_form_token
 from stablegate.dashboard.errors import CsrfRefused
 from stablegate.dashboard.pages import PREFIX, Page, read_form
-from stablegate.dashboard.sessions import Viewer, load_viewer
+from stablegate.dashboard.sessions import Viewer
 from stablegate.db.engine import session_scope
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.merchants.api_keys import create_api_key, list_api_keys, revoke_api_key
@@ -53,7 +52,7 @@ async def keys_page(request: Request, revoked: str = "") -> Response:
     page = Page.of(request)
     web = page.ctx.web
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         notice = None
@@ -72,11 +71,11 @@ async def create_key(request: Request) -> Response:
     web = page.ctx.web
     form = await read_form(request)
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         try:
-            check_form_token(page.session_csrf(viewer), form.get("csrf_token"))
+            page.check_session_form(viewer, form)
         except CsrfRefused as exc:
             return page.refusal(exc)
         label = form.get("label", "")
@@ -108,11 +107,11 @@ async def revoke_key(request: Request, key_id: str) -> Response:
     web = page.ctx.web
     form = await read_form(request)
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         try:
-            check_form_token(page.session_csrf(viewer), form.get("csrf_token"))
+            page.check_session_form(viewer, form)
             await revoke_api_key(
                 session,
                 web.clock,

@@ -8,24 +8,24 @@ public URL is https.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.dashboard.context import DashboardContext, dashboard_context
-from stablegate.dashboard.csrf import form_token
-from stablegate.dashboard.i18n import LANGUAGES, Translator, choose_language
+from stablegate.dashboard.csrf import check_form_token, form_token
+from stablegate.dashboard.i18n import LANGUAGES, choose_language, translator
 from stablegate.dashboard.passwords import MAX_LENGTH, MIN_LENGTH
-from stablegate.dashboard.sessions import SESSION_TTL_MS, Viewer
+from stablegate.dashboard.sessions import SESSION_TTL_MS, Viewer, load_viewer
 from stablegate.errors import GatewayError, RateLimited
-from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.i18n import Translator
+from stablegate.web.pages import load_static, page_headers, page_templates
 from stablegate.web.security import read_body, request_ip
 
 PREFIX = "/dashboard"
@@ -40,25 +40,7 @@ LANGUAGE_TARGETS = {f"{PREFIX}/signup", f"{PREFIX}/login", f"{PREFIX}/keys"}
 _templates = page_templates("stablegate.dashboard")
 
 
-@dataclass(frozen=True)
-class StaticFile:
-    content: bytes
-    media_type: str
-    version: str
-
-
-def _load_static() -> dict[str, StaticFile]:
-    folder = resources.files("stablegate.dashboard").joinpath("static")
-    types = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
-    files = {}
-    for name in ("dashboard.css", "dashboard.js"):
-        content = folder.joinpath(name).read_bytes()
-        kind = types[name.rsplit(".", 1)[1]]
-        files[name] = StaticFile(content, kind, hashlib.sha256(content).hexdigest()[:12])
-    return files
-
-
-STATIC = _load_static()
+STATIC = load_static("stablegate.dashboard", ("dashboard.css", "dashboard.js"))
 
 
 def static_url(name: str) -> str:
@@ -95,7 +77,7 @@ class Page:
 
     @property
     def t(self) -> Translator:
-        return Translator(self.language)
+        return translator(self.language)
 
     @property
     def ip(self) -> str:
@@ -126,10 +108,18 @@ class Page:
             for code, name in LANGUAGES.items()
         ]
 
+    async def viewer(self, session: AsyncSession) -> Viewer | None:
+        """The signed-in user of the session cookie, if it names a live session."""
+        return await load_viewer(session, self.ctx.web.clock, self.session_token)
+
     # -- the form token ------------------------------------------------------------------------
 
     def session_csrf(self, viewer: Viewer) -> str:
         return form_token(self.ctx.csrf_key, "session", viewer.token)
+
+    def check_session_form(self, viewer: Viewer, form: dict[str, str]) -> None:
+        """Raise :class:`CsrfRefused` unless the form carries the signed-in session's token."""
+        check_form_token(self.session_csrf(viewer), form.get("csrf_token"))
 
     def form_csrf(self) -> str:
         """The log-in and sign-up forms' token, from the pre-session cookie (set if missing)."""

@@ -6,10 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from stablegate.dashboard.csrf import check_form_token
 from stablegate.dashboard.errors import CsrfRefused
 from stablegate.dashboard.pages import PREFIX, Page, read_form
-from stablegate.dashboard.sessions import list_sessions, load_viewer, revoke_session
+from stablegate.dashboard.sessions import list_sessions, revoke_session
 from stablegate.db.engine import session_scope
 from stablegate.errors import NotFound
 
@@ -21,7 +20,7 @@ async def security_page(request: Request, ended: str = "") -> Response:
     page = Page.of(request)
     web = page.ctx.web
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         sessions = await list_sessions(session, web.clock, viewer.user_id)
@@ -40,11 +39,11 @@ async def end_one_session(request: Request, session_id: str) -> Response:
     web = page.ctx.web
     form = await read_form(request)
     async with session_scope(web.sessions) as session:
-        viewer = await load_viewer(session, web.clock, page.session_token)
+        viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
         try:
-            check_form_token(page.session_csrf(viewer), form.get("csrf_token"))
+            page.check_session_form(viewer, form)
             await revoke_session(session, web.clock, user_id=viewer.user_id, session_id=session_id)
         except (CsrfRefused, NotFound) as exc:
             return page.refusal(exc, viewer)

@@ -39,6 +39,20 @@ def _quote(row: RateQuote) -> Quote:
     )
 
 
+def _history(row: RateQuote) -> RateHistory:
+    """The history entry of a stored quote as it now stands."""
+    return RateHistory(
+        source=row.source,
+        base=row.base,
+        quote=row.quote,
+        mid=row.mid,
+        bid=row.bid,
+        ask=row.ask,
+        source_time_ms=row.source_time_ms,
+        fetched_at_ms=row.fetched_at_ms,
+    )
+
+
 async def latest_quotes(session: AsyncSession) -> list[Quote]:
     """The newest stored quote of every (source, base, quote)."""
     return [_quote(row) for row in (await session.scalars(select(RateQuote))).all()]
@@ -65,38 +79,17 @@ async def save_quotes(session: AsyncSession, quotes: Iterable[Quote], fetched_at
         row = stored.get(key)
         mid, bid, ask = decimal_text(quote.mid), _text(quote.bid), _text(quote.ask)
         if row is None:
-            session.add(
-                RateQuote(
-                    source=quote.source,
-                    base=quote.base,
-                    quote=quote.quote,
-                    mid=mid,
-                    bid=bid,
-                    ask=ask,
-                    source_time_ms=quote.time_ms,
-                    fetched_at_ms=fetched_at_ms,
-                )
-            )
+            row = RateQuote(source=quote.source, base=quote.base, quote=quote.quote)
+            session.add(row)
             changed = True
         else:
             if quote.time_ms < row.source_time_ms:
                 continue
             changed = row.mid != mid or row.fetched_at_ms // HOUR_MS != fetched_at_ms // HOUR_MS
-            row.mid, row.bid, row.ask = mid, bid, ask
-            row.source_time_ms, row.fetched_at_ms = quote.time_ms, fetched_at_ms
+        row.mid, row.bid, row.ask = mid, bid, ask
+        row.source_time_ms, row.fetched_at_ms = quote.time_ms, fetched_at_ms
         if changed:
-            session.add(
-                RateHistory(
-                    source=quote.source,
-                    base=quote.base,
-                    quote=quote.quote,
-                    mid=mid,
-                    bid=bid,
-                    ask=ask,
-                    source_time_ms=quote.time_ms,
-                    fetched_at_ms=fetched_at_ms,
-                )
-            )
+            session.add(_history(row))
             added += 1
     await session.flush()
     return added

@@ -7,23 +7,20 @@ and loads nothing from anywhere else. ``/openapi.json`` stays for tools.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from stablegate.web.pages import page_headers, page_templates
+from stablegate.web.pages import load_static, page_headers, page_templates
 
 router = APIRouter(include_in_schema=False)
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _REF_PREFIX = "#/components/schemas/"
-_CSS = resources.files("stablegate.reference").joinpath("static", "reference.css").read_bytes()
-_CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
+_CSS = load_static("stablegate.reference", ("reference.css",))["reference.css"]
 
 _templates = page_templates("stablegate.reference")
 
@@ -136,7 +133,7 @@ def render_reference(schema: dict[str, Any]) -> str:
         description=str(info.get("description", "")),
         operations=operations(schema),
         models=models,
-        css_url=f"/docs/static/reference.css?v={_CSS_VERSION}",
+        css_url=f"/docs/static/reference.css?v={_CSS.version}",
     )
 
 
@@ -153,7 +150,7 @@ async def reference_page(request: Request) -> HTMLResponse:
 @router.get("/docs/static/reference.css")
 async def reference_css() -> Response:
     return Response(
-        _CSS,
-        media_type="text/css; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": _CSS_VERSION},
+        _CSS.content,
+        media_type=_CSS.media_type,
+        headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": _CSS.version},
     )

@@ -1,10 +1,16 @@
-"""Headers and templates of every HTML page the gateway serves (the cashier, the API reference).
+"""Headers, templates and static files of every HTML page the gateway serves (the cashier, the
+dashboard, the API reference).
 
 The pages load nothing from elsewhere and run no inline code: the policy allows only the
 gateway's own scripts, styles and images.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -43,3 +49,24 @@ def page_templates(package: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+_MEDIA_TYPES = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    content: bytes
+    media_type: str
+    version: str  # a hash of the content: URLs carry it, so the file can be cached for good
+
+
+def load_static(package: str, names: Iterable[str]) -> dict[str, StaticFile]:
+    """The named CSS and script files of a package's ``static/`` folder, by name."""
+    folder = resources.files(package).joinpath("static")
+    files = {}
+    for name in names:
+        content = folder.joinpath(name).read_bytes()
+        media_type = _MEDIA_TYPES[name.rsplit(".", 1)[1]]
+        files[name] = StaticFile(content, media_type, hashlib.sha256(content).hexdigest()[:12])
+    return files
