@@ -92,9 +92,10 @@ from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
 from stablegate.webhooks.ordering import refresh
 from stablegate.webhooks.outbox import add_event
+from stablegate.webhooks.recording import AttemptResult
 from stablegate.webhooks.service import Claim, Outcome
 from stablegate.webhooks.signing import webhook_body, webhook_headers
-from stablegate.webhooks.worker import AttemptResult, WebhookWorker, default_client
+from stablegate.webhooks.worker import WebhookWorker, default_client
 
 CHAIN_ID = 31337
 USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
