@@ -517,6 +517,7 @@ class WorkerProbe:
         original_release = worker.release
         self._wrap(worker, "_send")
         self._wrap(worker, "_record", stamp=True)
+        self._wrap(worker, "_write_records")  # one record transaction (a batch of attempts)
 
         async def claim(limit: int) -> list[Claim]:
             started = time.perf_counter()
@@ -572,11 +573,12 @@ class WorkerProbe:
                 "calls": self.calls[name],
                 "meanMs": round(1000 * self.seconds[name] / max(1, self.calls[name]), 2),
             }
-            for name in ("claim", "send", "record", "release")
+            for name in ("claim", "send", "record", "write_records", "release")
         }
         return {
             "steps": steps,
             "emptyClaims": self.calls["claimEmpty"],
+            "recordTransactions": self.calls["write_records"],
             "rowsClaimed": self.rows["claimed"],
             "rowsHandedBack": self.rows["handedBack"],
             "eventsHandedBack": len(self.handed_back),
@@ -967,6 +969,7 @@ def report(results: dict[str, Any]) -> None:
                 "-",
                 "-",
                 "-",
+                "-",
             ]
         )
         for burst in out["bursts"]:
@@ -986,6 +989,7 @@ def report(results: dict[str, Any]) -> None:
                     w["sqlStatementsPerDelivery"],
                     w["steps"]["claim"]["calls"],
                     w["steps"]["claim"]["meanMs"],
+                    w["recordTransactions"],
                     w["rowsHandedBack"],
                 ]
             )
@@ -1005,6 +1009,7 @@ def report(results: dict[str, Any]) -> None:
             "SQL/d",
             "claims",
             "claim ms",
+            "record tx",
             "handed back",
         ],
         rows,

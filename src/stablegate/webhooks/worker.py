@@ -42,6 +42,7 @@ backlog of more than 4 x ``max_per_host`` attempts in this process gets further 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -212,12 +213,21 @@ class WebhookWorker:
         # Claims for hosts whose backlog here is full wait in memory, inside their lease,
         # instead of being handed back (handing back pushed them behind newer events).
         waiting: deque[Claim] = deque()
+        # Set when an attempt ends or stop is asked: one flag, not a wait over every task.
+        wake = asyncio.Event()
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            tasks.discard(task)
+            wake.set()
+
         stopping = asyncio.create_task(stop_event.wait())
+        stopping.add_done_callback(finished)
         loop = asyncio.get_running_loop()
         last_claim = -self._poll_interval
         try:
             while not stop_event.is_set():
-                waiting = deque(self._start(list(waiting), tasks))
+                wake.clear()
+                waiting = deque(self._start(list(waiting), tasks, finished))
                 held = len(tasks) + len(waiting)
                 wanted = min(self._max_in_flight - held, self._batch_size)
                 # A claim costs about the same for 1 row as for 50: claim once half the room
@@ -233,7 +243,7 @@ class WebhookWorker:
                     try:
                         claims = await self._watchdog.run(partial(self.claim, wanted), "claim")
                         claimed = len(claims)
-                        deferred = self._start(claims, tasks)
+                        deferred = self._start(claims, tasks, finished)
                         waiting.extend(deferred)
                     except Exception as exc:  # the database may be away for a while
                         log.warning("webhook_claim_failed", error=type(exc).__name__)
@@ -243,10 +253,10 @@ class WebhookWorker:
                 timeout = self._poll_interval
                 if wanted > 0 and not claiming:
                     timeout = max(0.0, next_poll - loop.time())
-                done, _ = await asyncio.wait(
-                    {stopping, *tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                tasks -= done
+                if not wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await wake.wait()
         finally:
             stopping.cancel()
             if tasks:
@@ -254,7 +264,12 @@ class WebhookWorker:
             await self.aclose()
             log.info("webhook_worker_stopped", worker_id=self.worker_id)
 
-    def _start(self, claims: Sequence[Claim], tasks: set[asyncio.Task[bool]]) -> list[Claim]:
+    def _start(
+        self,
+        claims: Sequence[Claim],
+        tasks: set[asyncio.Task[bool]],
+        finished: Callable[[asyncio.Task[Any]], None],
+    ) -> list[Claim]:
         """Start an attempt per claim, in order, except for hosts with a full backlog here;
         returns those, to wait in memory. A claim whose lease is about to run out is dropped:
         the row comes back to a worker (this one or another) once the lease expired."""
@@ -270,7 +285,9 @@ class WebhookWorker:
             planned[host] = planned.get(host, 0) + 1
             # A stalled attempt is abandoned; its lease runs out and the event is retried.
             attempt = partial(self.attempt, claim)
-            tasks.add(asyncio.create_task(self._watchdog.run_or(attempt, False, "attempt")))
+            task = asyncio.create_task(self._watchdog.run_or(attempt, False, "attempt"))
+            task.add_done_callback(finished)
+            tasks.add(task)
         return deferred
 
     async def claim(self, limit: int) -> list[Claim]:
