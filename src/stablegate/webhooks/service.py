@@ -21,6 +21,7 @@ Resending puts an event back to ``pending`` with a fresh schedule (attempt numbe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
@@ -138,7 +139,9 @@ class Claim:
     host: str = ""  # the URL's host name ("" without a usable URL): the per-host limit's key
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_of(url: str | None) -> str:
+    """The host name of a stored URL (a pure function of it, so kept for the next claim)."""
     try:
         return parse_webhook_url(url)[1] if url else ""
     except DestinationError:
