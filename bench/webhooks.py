@@ -5,7 +5,7 @@ For each backend (SQLite embedded, PostgreSQL in a fresh database dropped afterw
 1. **Burst**: ``--orders`` orders made with ``create_order``, each with ``--events-per-order``
    outbox events (``order.created`` plus later ones written with ``add_event``), so the
    per-order ordering rule holds every order's event n+1 until event n is delivered. One
-   ``WebhookWorker.run_forever`` (defaults: ``max_in_flight`` 64, ``max_per_host`` 4, poll 1 s)
+   ``WebhookWorker.run_forever`` (defaults: ``max_in_flight`` 64, ``max_per_host`` 4, poll 0.25 s)
    delivers them over real HTTP on loopback, signed (V1 ECDSA + V2 HMAC), with one delivery
    row per attempt. Deliveries/s = events / (worker start -> last attempt recorded).
    The same burst is then delivered again (events reset as a resend would) with
@@ -23,9 +23,10 @@ For each backend (SQLite embedded, PostgreSQL in a fresh database dropped afterw
    ``--live-seconds`` (each one transaction that writes the order and its ``order.created``
    outbox row); per event, the receiver's arrival time of the first attempt minus the wall time
    right after that transaction committed (``time.time()`` in both processes). Run once per
-   ``--live-polls`` value (1 s, the worker's default, and 0.1 s).
+   ``--live-polls`` value (1 s and 0.1 s; the worker's default is 0.25 s).
 4. **Steps**: the CPU of signing, a claim (16 rows, 1 row) and recording a success, one at a
-   time, in this process.
+   time, in this process (a record transaction of one attempt: under load the worker records
+   many per transaction, and the burst table counts its record transactions).
 
 The receiver is a separate process (uvicorn, uvloop, httptools, a raw ASGI app answering 204)
 that stamps each arrival; afterwards every signed request's V2 and V1 signatures are checked, as
@@ -1128,7 +1129,7 @@ def main() -> int:
     parser.add_argument(
         "--live-polls",
         default="1.0,0.1",
-        help="live: worker poll intervals to run (1.0 is the worker's default)",
+        help="live: worker poll intervals to run (the worker's default is 0.25)",
     )
     parser.add_argument(
         "--quiet-below", type=float, default=30, help="wait until other jobs use less (%% core)"

@@ -35,8 +35,8 @@ order's ``deliverable`` flags (:mod:`stablegate.webhooks.ordering`), which the c
 
 Concurrency: at most ``max_per_host`` (4) deliveries at a time per receiving host name, per
 worker process (N workers may reach one host with 4 x N). In :meth:`run_forever` a host with a
-backlog of more than 4 x ``max_per_host`` attempts in this process gets further rows handed back
-(due again a second later) so that one slow receiver cannot fill the worker.
+backlog of 4 x ``max_per_host`` attempts in this process gets its further claims kept waiting in
+memory, inside their lease, so that one slow receiver cannot fill the worker.
 """
 
 from __future__ import annotations
