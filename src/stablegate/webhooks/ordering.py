@@ -21,9 +21,23 @@ migration that recomputes the column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.models import Order, WebhookEvent
@@ -31,6 +45,9 @@ from stablegate.models.webhook_event import EventStatus
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
 
 PENDING = EventStatus.PENDING
+T = TypeVar("T")
+EVENTS = cast(Table, WebhookEvent.__table__)
+ORDERS = cast(Table, Order.__table__)
 _CHUNK = 500  # ids per statement: well under every driver's bound-parameter limit
 
 
@@ -60,58 +77,137 @@ async def holds_next(session: AsyncSession, order_id: str) -> bool:
     return any(s == PENDING and a < ORDER_RELEASE_ATTEMPTS for s, a in rows.all())
 
 
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def ids_in(column: ColumnElement[str], dialect: str, name: str = "ids") -> ColumnElement[bool]:
+    """``column`` in the list bound as ``name``: ``= ANY(array)`` on PostgreSQL, so one prepared
+    statement serves every list length (an expanded ``IN`` is new SQL for each length, and
+    asyncpg prepares each anew once its cache of 100 is full); an expanded ``IN`` on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _by_dialect(build: Callable[[str], T]) -> Callable[[str], T]:
+    """``build(dialect)`` once per dialect: the statement objects, and so their compiled SQL,
+    are reused by every call."""
+    built: dict[str, T] = {}
+
+    def get(dialect: str) -> T:
+        statement = built.get(dialect)
+        if statement is None:
+            statement = built[dialect] = build(dialect)
+        return statement
+
+    return get
+
+
+@_by_dialect
+def _lock_orders_statement(dialect: str) -> Select[str]:
+    return (
+        select(ORDERS.c.id)
+        .where(ids_in(ORDERS.c.id, dialect))
+        .order_by(ORDERS.c.id.collate("C"))
+        .with_for_update()
+    )
+
+
+@_by_dialect
+def _events_statement(dialect: str) -> Select[str, str, int, str, int, bool, int | None]:
+    events = EVENTS
+    return (
+        select(
+            events.c.order_id,
+            events.c.id,
+            events.c.sequence,
+            events.c.status,
+            events.c.attempts,
+            events.c.deliverable,
+            events.c.lease_until_ms,
+        )
+        .where(ids_in(events.c.order_id, dialect))
+        .order_by(events.c.order_id, events.c.sequence)
+    )
+
+
+@_by_dialect
+def _flag_statement(dialect: str) -> Update:
+    events = EVENTS
+    return (
+        update(events)
+        .where(ids_in(events.c.id, dialect))
+        .values(deliverable=bindparam("flag", type_=Boolean))
+    )
+
+
 async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
     """Take the row locks of these orders in ascending id order, as ``settle_orders`` does
     (byte order, ``COLLATE "C"``: the database's collation may sort ids differently).
 
     SQLite needs none: its write transactions start ``IMMEDIATE`` and never overlap.
     """
-    if (await session.connection()).dialect.name == "sqlite":
+    dialect = dialect_of(session)
+    if dialect == "sqlite":
         return
     for chunk in chunks(order_ids):
-        await session.execute(
-            select(Order.id)
-            .where(Order.id.in_(chunk))
-            .order_by(Order.id.collate("C"))
-            .with_for_update()
-        )
+        await session.execute(_lock_orders_statement(dialect), {"ids": chunk})
+
+
+@dataclass
+class EventRow:
+    """What the rule reads of one event (and, for the worker's record step, its lease)."""
+
+    id: str
+    sequence: int
+    status: str
+    attempts: int
+    deliverable: bool
+    lease_until_ms: int | None
+
+
+async def read_events(
+    session: AsyncSession, order_ids: Iterable[str], *, lock: bool = False
+) -> dict[str, list[EventRow]]:
+    """Every event of these orders, oldest first per order (the caller holds their locks).
+
+    Read by ``order_id`` alone: the only index that can serve that read is
+    ``(order_id, sequence)``, whatever the statistics say (a ``status = 'pending'`` term would
+    let a planner that thinks nothing is pending pick ``ix_webhook_events_status`` and scan
+    every pending row). ``lock``: the rows are also locked ``FOR UPDATE`` on PostgreSQL, so
+    not even a claim (which takes no order lock) changes them until the transaction ends.
+    """
+    dialect = dialect_of(session)
+    statement = _events_statement(dialect)
+    if lock and dialect == "postgresql":
+        statement = statement.with_for_update()
+    by_order: dict[str, list[EventRow]] = {}
+    for chunk in chunks(order_ids):
+        rows = await session.execute(statement, {"ids": chunk})
+        for order_id, event_id, sequence, status, attempts, deliverable, lease in rows.all():
+            by_order.setdefault(order_id, []).append(
+                EventRow(event_id, sequence, status, attempts, bool(deliverable), lease)
+            )
+    return by_order
+
+
+async def store_flags(session: AsyncSession, by_order: dict[str, list[EventRow]]) -> None:
+    """Work the rule out over each order's events as given and write the flags that changed."""
+    changed: dict[bool, list[str]] = {True: [], False: []}
+    for events in by_order.values():
+        rule = flags((e.id, e.status, e.attempts) for e in events)
+        for event in events:
+            if event.deliverable != rule[event.id]:
+                changed[rule[event.id]].append(event.id)
+                event.deliverable = rule[event.id]
+    statement = _flag_statement(dialect_of(session))
+    for flag, event_ids in changed.items():
+        for ids in chunks(event_ids):
+            await session.execute(statement, {"ids": ids, "flag": flag})
 
 
 async def refresh(session: AsyncSession, order_ids: Iterable[str]) -> None:
     """Recompute ``deliverable`` for every event of these orders (the caller holds their locks).
-
-    The events are read by ``order_id`` alone and the rule applied here, not in SQL: the only
-    index that can serve that read is ``(order_id, sequence)``, whatever the statistics say (a
-    ``status = 'pending'`` term would let a planner that thinks nothing is pending pick
-    ``ix_webhook_events_status`` and scan every pending row). Only changed flags are written.
-    """
-    for chunk in chunks(order_ids):
-        rows = await session.execute(
-            select(
-                WebhookEvent.order_id,
-                WebhookEvent.id,
-                WebhookEvent.status,
-                WebhookEvent.attempts,
-                WebhookEvent.deliverable,
-            )
-            .where(WebhookEvent.order_id.in_(chunk))
-            .order_by(WebhookEvent.order_id, WebhookEvent.sequence)
-        )
-        by_order: dict[str, list[tuple[str, str, int]]] = {}
-        stored: dict[str, bool] = {}
-        for order_id, event_id, status, attempts, deliverable in rows.all():
-            by_order.setdefault(order_id, []).append((event_id, status, attempts))
-            stored[event_id] = deliverable
-        changed: dict[bool, list[str]] = {True: [], False: []}
-        for events in by_order.values():
-            for event_id, flag in flags(events).items():
-                if stored[event_id] != flag:
-                    changed[flag].append(event_id)
-        for flag, event_ids in changed.items():
-            for ids in chunks(event_ids):
-                await session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id.in_(ids))
-                    .values(deliverable=flag)
-                    .execution_options(synchronize_session=False)
-                )
+    Only changed flags are written."""
+    await store_flags(session, await read_events(session, order_ids))

@@ -21,25 +21,38 @@ Resending puts an event back to ``pending`` with a fresh schedule (attempt numbe
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    Update,
+    bindparam,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
-from stablegate.models import AuditEntry, Merchant, Order, WebhookDelivery, WebhookEvent
+from stablegate.models import AuditEntry, Merchant, WebhookDelivery, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.pagination import INT32_MAX, cursor_int, decode_cursor, encode_cursor
 from stablegate.secret_box import SecretBox, SecretKeyMissing, new_token
 from stablegate.web.wire import wire_json
 from stablegate.webhooks import queries
-from stablegate.webhooks.ordering import chunks, lock_orders, refresh
+from stablegate.webhooks.ordering import EVENTS, ORDERS, chunks, lock_orders, refresh
 from stablegate.webhooks.schemas import Delivery, DeliveryPage
+from stablegate.webhooks.secret_cache import WebhookSecretCache
 from stablegate.webhooks.state import (
     RESENDABLE_IN_BULK,
     EventTrigger,
@@ -58,15 +71,17 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
 
 
-def webhook_secrets(merchant: Merchant, box: SecretBox, now_ms: int) -> list[str]:
+def webhook_secrets(
+    current_enc: str,
+    previous_enc: str | None,
+    previous_until_ms: int | None,
+    opener: WebhookSecretCache,
+    now_ms: int,
+) -> list[str]:
     """The secrets to sign with: the current one, then the previous one during its grace."""
-    secrets = [box.open(merchant.webhook_secret_enc)]
-    if (
-        merchant.webhook_secret_prev_enc is not None
-        and merchant.webhook_secret_prev_until_ms is not None
-        and now_ms < merchant.webhook_secret_prev_until_ms
-    ):
-        secrets.append(box.open(merchant.webhook_secret_prev_enc))
+    secrets = [opener.open(current_enc)]
+    if previous_enc is not None and previous_until_ms is not None and now_ms < previous_until_ms:
+        secrets.append(opener.open(previous_enc))
     return secrets
 
 
@@ -109,7 +124,7 @@ async def rotate_webhook_secret(
 
 @dataclass(frozen=True)
 class Claim:
-    """One leased event, with what its attempt needs (read in the claim transaction)."""
+    """One leased event, with what its attempt needs (read in the claim statement)."""
 
     event_id: str
     merchant_id: str
@@ -121,79 +136,132 @@ class Claim:
     payload: dict[str, Any]
     secrets: tuple[str, ...] = field(repr=False)
     secret_error: str | None = None
+    host: str = ""  # the URL's host name ("" without a usable URL): the per-host limit's key
 
-    @property
-    def host(self) -> str:
-        try:
-            return parse_webhook_url(self.url)[1] if self.url else ""
-        except DestinationError:
-            return ""
+
+@functools.lru_cache(maxsize=4096)
+def _host_of(url: str | None) -> str:
+    """The host name of a stored URL (a pure function of it, so kept for the next claim)."""
+    try:
+        return parse_webhook_url(url)[1] if url else ""
+    except DestinationError:
+        return ""
+
+
+def _claim_statement(dialect: str) -> Update:
+    """The whole claim as one statement, built once per dialect (parameters ``now_ms``,
+    ``lease_until``, ``limit``): the due rows picked from the partial index of deliverable rows
+    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), their lease taken, and what their attempts need
+    returned: the event, the order's URL, the merchant's URL and stored webhook secrets."""
+    events, orders = EVENTS, ORDERS
+    merchants = cast(Table, Merchant.__table__)
+    now = bindparam("now_ms", type_=BigInteger)
+    picked = events.alias("due")
+    due = (
+        select(picked.c.id)
+        .where(
+            picked.c.deliverable,
+            picked.c.next_attempt_at_ms <= now,
+            or_(picked.c.lease_until_ms.is_(None), picked.c.lease_until_ms < now),
+        )
+        .order_by(picked.c.next_attempt_at_ms, picked.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+
+    # The outer row is named by a literal: SQLite's RETURNING drops table qualifiers, which
+    # would leave ``id = order_id`` inside the subquery; unqualified names there resolve to the
+    # subquery's own table first, so only the outer one needs its name.
+    def lookup(column: ColumnElement[Any], key: str, name: str) -> Any:
+        table = column.table
+        outer: ColumnElement[Any] = literal_column(f"webhook_events.{key}")
+        return select(column).where(table.c.id == outer).scalar_subquery().label(name)
+
+    return (
+        update(events)
+        .where(
+            events.c.id.in_(due),
+            or_(events.c.lease_until_ms.is_(None), events.c.lease_until_ms < now),
+        )
+        .values(lease_until_ms=bindparam("lease_until", type_=BigInteger))
+        .returning(
+            events.c.id,
+            events.c.merchant_id,
+            events.c.order_id,
+            events.c.attempts,
+            events.c.created_at_ms,
+            events.c.next_attempt_at_ms,
+            events.c.payload,
+            lookup(orders.c.notify_url, "order_id", "order_url"),
+            lookup(merchants.c.notify_url, "merchant_id", "merchant_url"),
+            lookup(merchants.c.webhook_secret_enc, "merchant_id", "secret_enc"),
+            lookup(merchants.c.webhook_secret_prev_enc, "merchant_id", "prev_enc"),
+            lookup(merchants.c.webhook_secret_prev_until_ms, "merchant_id", "prev_until_ms"),
+        )
+    )
+
+
+_CLAIM_STATEMENTS: dict[str, Update] = {}
 
 
 async def claim_due(
-    session: AsyncSession, box: SecretBox, *, now_ms: int, limit: int, lease_ms: int
+    session: AsyncSession,
+    secrets: WebhookSecretCache,
+    *,
+    now_ms: int,
+    limit: int,
+    lease_ms: int,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due events until ``now_ms + lease_ms``.
+    """Lease up to ``limit`` due events until ``now_ms + lease_ms``, in one statement.
 
     Due: ``deliverable`` (pending, and no earlier event of the same order still ``pending`` with
     fewer than ``ORDER_RELEASE_ATTEMPTS`` attempts: :mod:`stablegate.webhooks.ordering` keeps
     the flag), ``next_attempt_at`` passed, lease free; read from the partial index of
     deliverable rows, whatever the planner's statistics say. PostgreSQL picks rows ``FOR UPDATE
-    SKIP LOCKED``; on both backends the conditional UPDATE only takes rows whose lease is still
-    free, so two workers never hold one row. It names the rows by id and lease only: a
-    ``status`` term let a planner that thought nothing was pending scan every pending row
-    through ``ix_webhook_events_status``, and the rows cannot change in between (locked on
-    PostgreSQL, one writer at a time on SQLite).
+    SKIP LOCKED``; on both backends the UPDATE only takes rows whose lease is still free, so two
+    workers never hold one row. It names the rows by id and lease only: a ``status`` term let a
+    planner that thought nothing was pending scan every pending row through
+    ``ix_webhook_events_status``. The statement is built once per dialect and its SQL compiled
+    once (PostgreSQL also prepares it once per connection); secrets are opened through
+    ``secrets``, which keeps them briefly by ciphertext.
     """
-    lease_free = or_(WebhookEvent.lease_until_ms.is_(None), WebhookEvent.lease_until_ms < now_ms)
-    due = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.deliverable, WebhookEvent.next_attempt_at_ms <= now_ms, lease_free)
-        .order_by(WebhookEvent.next_attempt_at_ms, WebhookEvent.id)
-        .limit(limit)
-    )
-    if (await session.connection()).dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=WebhookEvent)
-    ids = list((await session.scalars(due)).all())
-    if not ids:
-        return []
+    dialect = (await session.connection()).dialect.name
+    statement = _CLAIM_STATEMENTS.get(dialect)
+    if statement is None:
+        statement = _CLAIM_STATEMENTS[dialect] = _claim_statement(dialect)
     lease_until = now_ms + lease_ms
-    claimed = (
-        await session.scalars(
-            update(WebhookEvent)
-            .where(WebhookEvent.id.in_(ids), lease_free)
-            .values(lease_until_ms=lease_until)
-            .returning(WebhookEvent.id)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    rows = await session.execute(
-        select(WebhookEvent, Order.notify_url, Merchant)
-        .join(Order, Order.id == WebhookEvent.order_id)
-        .join(Merchant, Merchant.id == WebhookEvent.merchant_id)
-        .where(WebhookEvent.id.in_(list(claimed)))
-        .order_by(WebhookEvent.next_attempt_at_ms, WebhookEvent.id)
+    rows = list(
+        (
+            await session.execute(
+                statement, {"now_ms": now_ms, "lease_until": lease_until, "limit": limit}
+            )
+        ).all()
     )
-    keys: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    rows.sort(key=lambda row: (row.next_attempt_at_ms, row.id))  # RETURNING has no order
+    keys: dict[tuple[str, str | None, int | None], tuple[tuple[str, ...], str | None]] = {}
     claims: list[Claim] = []
-    for event, order_url, merchant in rows.all():
-        if merchant.id not in keys:
+    for row in rows:
+        key = (row.secret_enc, row.prev_enc, row.prev_until_ms)
+        if key not in keys:
             try:
-                keys[merchant.id] = (tuple(webhook_secrets(merchant, box, now_ms)), None)
+                keys[key] = (tuple(webhook_secrets(*key, secrets, now_ms)), None)
             except SecretKeyMissing as exc:  # that merchant's attempts fail; others go on
-                keys[merchant.id] = ((), str(exc))
+                keys[key] = ((), str(exc))
+        url = row.order_url or row.merchant_url or None
         claims.append(
             Claim(
-                event_id=event.id,
-                merchant_id=event.merchant_id,
-                order_id=event.order_id,
-                attempt=event.attempts + 1,
+                event_id=row.id,
+                merchant_id=row.merchant_id,
+                order_id=row.order_id,
+                attempt=row.attempts + 1,
                 lease_until_ms=lease_until,
-                created_at_ms=event.created_at_ms,
-                url=order_url or merchant.notify_url or None,
-                payload=event.payload,
-                secrets=keys[merchant.id][0],
-                secret_error=keys[merchant.id][1],
+                created_at_ms=row.created_at_ms,
+                url=url,
+                payload=row.payload,
+                secrets=keys[key][0],
+                secret_error=keys[key][1],
+                host=_host_of(url),
             )
         )
     return claims

@@ -10,13 +10,23 @@ Everything lives in rows, nothing in memory timers, so any worker can stop at an
    10 s for a 2xx. Anything that stops the request before a response (a stored URL that fails
    the guard, DNS, connect, TLS, an unexpected exception while preparing it) is an ``error``
    attempt, recorded and retried on the schedule like a failing receiver.
-3. **Record** (short transaction): one ``webhook_deliveries`` row, and the event moves to
-   ``delivered`` / its next attempt / ``failed``. The event update is guarded by the lease
-   value and attempt count it was claimed with, so a worker whose lease ran out and whose row
-   was taken over cannot overwrite the newer state (its attempt is still logged).
+3. **Record** (short transaction, :func:`~stablegate.webhooks.recording.record_attempts`): one
+   ``webhook_deliveries`` row, and the event moves to ``delivered`` / its next attempt /
+   ``failed``. The event update is guarded by the lease value and attempt count it was claimed
+   with, so a worker whose lease ran out and whose row was taken over cannot overwrite the
+   newer state (its attempt is still logged). Attempts that finish while a record transaction
+   is running are recorded together in the next one (a group commit): under load one
+   transaction records dozens of attempts, idle it records one as soon as it finishes. An
+   attempt's task ends once its record is committed.
 
-A worker that dies mid-attempt leaves a lease that runs out (default 120 s); the row is then
-claimed again, so delivery is at least once and receivers dedupe on ``Webhook-Id``.
+A worker that dies mid-attempt, or after an attempt and before its record committed, leaves a
+lease that runs out (default 120 s); the row is then claimed again, so delivery is at least once
+and receivers dedupe on ``Webhook-Id``.
+
+Claims come in batches: :meth:`WebhookWorker.run_forever` claims again once half of its room
+(``max_in_flight``) is free, or a poll interval after its last claim, not after every attempt.
+Webhook secrets are opened through a short-lived cache keyed by their ciphertext
+(:mod:`stablegate.webhooks.secret_cache`), so a rotation is seen by the next claim.
 
 Ordering: event n+1 of an order is not claimed while event n is ``pending`` with fewer than
 ``ORDER_RELEASE_ATTEMPTS`` attempts (see :mod:`stablegate.webhooks.schedule`); different orders
@@ -25,13 +35,14 @@ order's ``deliverable`` flags (:mod:`stablegate.webhooks.ordering`), which the c
 
 Concurrency: at most ``max_per_host`` (4) deliveries at a time per receiving host name, per
 worker process (N workers may reach one host with 4 x N). In :meth:`run_forever` a host with a
-backlog of more than 4 x ``max_per_host`` attempts in this process gets further rows handed back
-(due again a second later) so that one slow receiver cannot fill the worker.
+backlog of 4 x ``max_per_host`` attempts in this process gets its further claims kept waiting in
+memory, inside their lease, so that one slow receiver cannot fill the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -40,30 +51,28 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import func, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.clock import Clock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.models import WebhookDelivery, WebhookEvent
+from stablegate.models import WebhookEvent
 from stablegate.models.webhook_event import EventStatus
 from stablegate.outbound import DestinationError, Resolver, post_pinned
 from stablegate.secret_box import SecretBox
 from stablegate.watchdog import Watchdog
-from stablegate.webhooks.ordering import lock_orders, refresh
-from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success, next_attempt_at_ms
+from stablegate.webhooks.recording import AttemptResult, Recorded, log_text, record_attempts
+from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success
+from stablegate.webhooks.secret_cache import WebhookSecretCache
 from stablegate.webhooks.service import Claim, Outcome, claim_due
 from stablegate.webhooks.signing import webhook_body, webhook_headers
 from stablegate.webhooks.signing_key import GatewaySigningKey
-from stablegate.webhooks.state import EventTrigger, transition
 
 log = structlog.get_logger("stablegate.webhooks")
 
@@ -74,7 +83,10 @@ _ERROR_LIMIT = 500
 # An attempt starts only if its lease outlives the attempt plus the time to record it.
 _LEASE_MARGIN_MS = int(ATTEMPT_TIMEOUT_S * 1000) + 10_000
 _MAX_CLIENTS = 64  # kept-alive clients beyond this are closed, least recently used first
+_RECORD_BATCH = 200  # attempts recorded in one transaction, at most
 PENDING = EventStatus.PENDING.value
+# An attempt waiting for its record: the claim, what happened, and the future its task awaits.
+_Unrecorded = tuple[Claim, AttemptResult, "asyncio.Future[None]"]
 
 
 def default_client() -> httpx.AsyncClient:
@@ -85,17 +97,6 @@ def default_client() -> httpx.AsyncClient:
         trust_env=False,
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=4, keepalive_expiry=30),
     )
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    outcome: Outcome
-    url: str
-    attempted_at_ms: int
-    latency_ms: int
-    status_code: int | None = None
-    body: str | None = None
-    error: str | None = None
 
 
 class HostLimiter:
@@ -145,7 +146,7 @@ class WebhookWorker:
         self._sessions = sessions
         self._clock = clock
         self._allow_private = settings.allow_private_webhooks
-        self._box = secret_box
+        self._secrets = WebhookSecretCache(secret_box)
         self._signing_key = signing_key
         self._client_factory = http_client_factory or default_client
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -165,6 +166,8 @@ class WebhookWorker:
         self._sqlite_writes = asyncio.Lock() if is_sqlite else None
         self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._watchdog = Watchdog("webhooks", settings.step_timeout_s, worker_id=self.worker_id)
+        self._unrecorded: list[_Unrecorded] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -184,6 +187,8 @@ class WebhookWorker:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._recorder is not None:  # records still being written finish first
+            await asyncio.gather(self._recorder, return_exceptions=True)
         clients, self._clients = list(self._clients.values()), OrderedDict()
         for client in clients:
             await client.aclose()
@@ -208,30 +213,50 @@ class WebhookWorker:
         # Claims for hosts whose backlog here is full wait in memory, inside their lease,
         # instead of being handed back (handing back pushed them behind newer events).
         waiting: deque[Claim] = deque()
+        # Set when an attempt ends or stop is asked: one flag, not a wait over every task.
+        wake = asyncio.Event()
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            tasks.discard(task)
+            wake.set()
+
         stopping = asyncio.create_task(stop_event.wait())
+        stopping.add_done_callback(finished)
+        loop = asyncio.get_running_loop()
+        last_claim = -self._poll_interval
         try:
             while not stop_event.is_set():
-                waiting = deque(self._start(list(waiting), tasks))
-                wanted = min(self._max_in_flight - len(tasks) - len(waiting), self._batch_size)
+                wake.clear()
+                waiting = deque(self._start(list(waiting), tasks, finished))
+                held = len(tasks) + len(waiting)
+                wanted = min(self._max_in_flight - held, self._batch_size)
+                # A claim costs about the same for 1 row as for 50: claim once half the room
+                # is free, or a poll interval after the last claim (what a new event waits).
+                next_poll = last_claim + self._poll_interval
+                claiming = wanted > 0 and (
+                    held <= self._max_in_flight // 2 or loop.time() >= next_poll
+                )
                 claimed = 0
                 deferred: list[Claim] = []
-                if wanted > 0:
+                if claiming:
+                    last_claim = loop.time()
                     try:
                         claims = await self._watchdog.run(partial(self.claim, wanted), "claim")
                         claimed = len(claims)
-                        deferred = self._start(claims, tasks)
+                        deferred = self._start(claims, tasks, finished)
                         waiting.extend(deferred)
                     except Exception as exc:  # the database may be away for a while
                         log.warning("webhook_claim_failed", error=type(exc).__name__)
                         claimed = 0
-                if wanted > 0 and claimed == wanted and not deferred:
+                if claiming and claimed == wanted and not deferred:
                     continue  # more may be due right now
-                done, _ = await asyncio.wait(
-                    {stopping, *tasks},
-                    timeout=self._poll_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                tasks -= done
+                timeout = self._poll_interval
+                if wanted > 0 and not claiming:
+                    timeout = max(0.0, next_poll - loop.time())
+                if not wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await wake.wait()
         finally:
             stopping.cancel()
             if tasks:
@@ -239,7 +264,12 @@ class WebhookWorker:
             await self.aclose()
             log.info("webhook_worker_stopped", worker_id=self.worker_id)
 
-    def _start(self, claims: Sequence[Claim], tasks: set[asyncio.Task[bool]]) -> list[Claim]:
+    def _start(
+        self,
+        claims: Sequence[Claim],
+        tasks: set[asyncio.Task[bool]],
+        finished: Callable[[asyncio.Task[Any]], None],
+    ) -> list[Claim]:
         """Start an attempt per claim, in order, except for hosts with a full backlog here;
         returns those, to wait in memory. A claim whose lease is about to run out is dropped:
         the row comes back to a worker (this one or another) once the lease expired."""
@@ -255,7 +285,9 @@ class WebhookWorker:
             planned[host] = planned.get(host, 0) + 1
             # A stalled attempt is abandoned; its lease runs out and the event is retried.
             attempt = partial(self.attempt, claim)
-            tasks.add(asyncio.create_task(self._watchdog.run_or(attempt, False, "attempt")))
+            task = asyncio.create_task(self._watchdog.run_or(attempt, False, "attempt"))
+            task.add_done_callback(finished)
+            tasks.add(task)
         return deferred
 
     async def claim(self, limit: int) -> list[Claim]:
@@ -263,7 +295,7 @@ class WebhookWorker:
         async with self._transaction() as session:
             return await claim_due(
                 session,
-                self._box,
+                self._secrets,
                 now_ms=self._clock.now_ms(),
                 limit=limit,
                 lease_ms=self._lease_ms,
@@ -333,7 +365,7 @@ class WebhookWorker:
             return result(Outcome.ERROR, error=f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT])
         status = response.status_code
         outcome = Outcome.SUCCESS if is_success(status) else Outcome.FAILURE
-        return result(outcome, status_code=status, body=_log_text(response.body_prefix))
+        return result(outcome, status_code=status, body=log_text(response.body_prefix))
 
     async def _client(self, host: str) -> httpx.AsyncClient:
         # One client per host name: pooled connections are keyed by the pinned address, and a
@@ -348,55 +380,55 @@ class WebhookWorker:
         return client
 
     async def _record(self, claim: Claim, result: AttemptResult) -> None:
+        """Record one attempt: queued, and written with whatever else finished meanwhile by
+        the one recorder task; returns once its transaction committed (raises if it failed:
+        the attempt is then unrecorded and its lease runs out)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((claim, result, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_queued())
+        await done
+
+    async def _record_queued(self) -> None:
+        """Write the queued attempts, a batch per transaction, until none is left."""
+        batch: list[_Unrecorded] = []
+        try:
+            while self._unrecorded:
+                batch = self._unrecorded[:_RECORD_BATCH]
+                del self._unrecorded[:_RECORD_BATCH]
+                attempts = [(claim, result) for claim, result, _ in batch]
+                try:
+                    recorded = await self._watchdog.run(
+                        partial(self._write_records, attempts), "record"
+                    )
+                except Exception as exc:
+                    log.warning("webhook_record_failed", error=type(exc).__name__, count=len(batch))
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    batch = []
+                    continue
+                for (claim, result, done), outcome in zip(batch, recorded, strict=True):
+                    self._log_attempt(claim, result, outcome)
+                    if not done.done():
+                        done.set_result(None)
+                batch = []
+        finally:  # cancelled (the loop is going away): these stay unrecorded
+            for _, _, done in batch + self._unrecorded:
+                if not done.done():
+                    done.set_exception(RuntimeError("the webhook recorder was stopped"))
+            self._unrecorded = []
+
+    async def _write_records(
+        self, attempts: Sequence[tuple[Claim, AttemptResult]]
+    ) -> list[Recorded]:
         async with self._transaction() as session:
-            now = self._clock.now_ms()
-            # The order's lock before any of its rows: the outcome may let its next events go.
-            await lock_orders(session, [claim.order_id])
-            skipped = result.outcome == Outcome.SKIPPED
-            session.add(
-                WebhookDelivery(
-                    event_id=claim.event_id,
-                    merchant_id=claim.merchant_id,
-                    attempt=0 if skipped else claim.attempt,
-                    url=_storable(result.url),
-                    outcome=result.outcome.value,
-                    response_status=result.status_code,
-                    response_body=result.body,
-                    error=None if result.error is None else _storable(result.error),
-                    latency_ms=result.latency_ms,
-                    attempted_at_ms=result.attempted_at_ms,
-                )
+            return await record_attempts(
+                session, attempts, now_ms=self._clock.now_ms(), rng=self._rng
             )
-            values: dict[str, Any] = {"lease_until_ms": None}
-            next_at: int | None = None
-            if skipped:
-                values["status"] = transition(EventStatus.PENDING, EventTrigger.NO_ENDPOINT)
-            elif result.outcome == Outcome.SUCCESS:
-                delivered = transition(EventStatus.PENDING, EventTrigger.DELIVERED)
-                values.update(status=delivered, attempts=claim.attempt)
-            else:
-                first = result.attempted_at_ms
-                if claim.attempt > 1:
-                    first = await _first_attempt_ms(session, claim)
-                next_at = next_attempt_at_ms(
-                    failed_attempts=claim.attempt,
-                    first_attempt_ms=first,
-                    last_attempt_end_ms=now,
-                    rng=self._rng,
-                )
-                values["attempts"] = claim.attempt
-                if next_at is None:
-                    values["status"] = transition(EventStatus.PENDING, EventTrigger.GAVE_UP)
-                else:
-                    # transition(PENDING, ATTEMPT_FAILED) keeps it pending: only the schedule.
-                    values["next_attempt_at_ms"] = next_at
-            updated = await session.execute(
-                _guarded(claim).values(**values).execution_options(synchronize_session=False)
-            )
-            assert isinstance(updated, CursorResult)
-            lease_lost = updated.rowcount == 0
-            if not lease_lost:
-                await refresh(session, [claim.order_id])
+
+    def _log_attempt(self, claim: Claim, result: AttemptResult, recorded: Recorded) -> None:
+        next_at = recorded.next_attempt_at_ms
         log.info(
             "webhook_attempt",
             event_id=claim.event_id,
@@ -409,7 +441,7 @@ class WebhookWorker:
             host=claim.host,
             worker_id=self.worker_id,
             **({"next_attempt_at": next_at} if next_at is not None else {}),
-            **({"lease_lost": True} if lease_lost else {}),
+            **({"lease_lost": True} if recorded.lease_lost else {}),
         )
 
     async def release(self, claims: Sequence[Claim], *, due_at_ms: int | None = None) -> None:
@@ -432,25 +464,3 @@ def _guarded(claim: Claim) -> Any:
         WebhookEvent.lease_until_ms == claim.lease_until_ms,
         WebhookEvent.attempts == claim.attempt - 1,
     )
-
-
-async def _first_attempt_ms(session: AsyncSession, claim: Claim) -> int:
-    """When the current round's attempt 1 was made (rounds restart at 1 on resend)."""
-    first = await session.scalar(
-        select(func.max(WebhookDelivery.attempted_at_ms)).where(
-            WebhookDelivery.event_id == claim.event_id, WebhookDelivery.attempt == 1
-        )
-    )
-    return int(first) if first is not None else claim.created_at_ms
-
-
-def _log_text(raw: bytes) -> str | None:
-    """A response body prefix as text safe to store."""
-    if not raw:
-        return None
-    return _storable(raw.decode("utf-8", errors="replace"))
-
-
-def _storable(text: str) -> str:
-    """Text PostgreSQL can hold (no NUL); a URL stored by an older version may have one."""
-    return text.replace("\x00", "\ufffd")
