@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from stablegate.auth.json_body import parse_json_object
 from stablegate.db.engine import read_scope, session_scope
@@ -17,7 +16,7 @@ from stablegate.orders.service import OrderContext
 from stablegate.orders.view import order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
-from stablegate.web.errors import error_responses, validated
+from stablegate.web.errors import error_responses, json_body_schema, validated
 from stablegate.web.security import merchant_request
 
 # Sent with json.dumps like every other answer; only the fields that were set (a page's
@@ -33,19 +32,10 @@ def order_context(request: Request) -> OrderContext:
     return ctx
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema(by_alias=True)}},
-        }
-    }
-
-
 @router.post(
     "/createQrOrder",
     response_model=OrderOut,
-    openapi_extra=_body_schema(CreateOrderRequest),
+    openapi_extra=json_body_schema(CreateOrderRequest),
     summary="Create a payment order (signed)",
     responses=_ERRORS,
     response_model_exclude_unset=True,
@@ -110,7 +100,7 @@ async def contract_payment(
 @router.post(
     "/cancelOrder",
     response_model=OrderOut,
-    openapi_extra=_body_schema(OrderRef),
+    openapi_extra=json_body_schema(OrderRef),
     summary="Cancel a pending order with no payment seen (signed)",
     responses=_ERRORS,
     response_model_exclude_unset=True,

@@ -9,7 +9,7 @@ authenticated merchant, and changes are audited by the store.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -36,7 +36,7 @@ from stablegate.rates.schemas import (
 from stablegate.rates.service import Rates
 from stablegate.rates.view import merchant_quote_out, merchant_rule_out
 from stablegate.web.context import get_context
-from stablegate.web.errors import error_responses, validation_message
+from stablegate.web.errors import error_responses, json_body_schema, validation_message
 from stablegate.web.security import MerchantRequest, merchant_request, public_request
 
 # Sent with json.dumps like every other answer.
@@ -98,15 +98,6 @@ def rates_service(request: Request) -> Rates:
     return rates
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema(by_alias=True)}},
-        }
-    }
-
-
 def _rule_body(model: type[M], body: bytes) -> M:
     """The body as ``model``: a field it does not know is ``unknown_field``, any other problem
     (a missing pair, a wrong type) ``invalid_rate_rule``."""
@@ -154,7 +145,7 @@ async def merchant_rules(request: Request, response: Response) -> MerchantRuleLi
 @router.post(
     "/setRule",
     response_model=MerchantRuleOut,
-    openapi_extra=_body_schema(SetRuleRequest),
+    openapi_extra=json_body_schema(SetRuleRequest),
     responses=_ERRORS,
     summary="Set fields of the merchant's rule of one pair; null makes a field inherit (signed)",
 )
@@ -183,7 +174,7 @@ async def set_rule(request: Request, response: Response) -> MerchantRuleOut:
 @router.post(
     "/deleteRule",
     response_model=DeletedRuleOut,
-    openapi_extra=_body_schema(PairRef),
+    openapi_extra=json_body_schema(PairRef),
     responses=_ERRORS,
     summary="Drop the merchant's rule of one pair: it follows the gateway's rule again (signed)",
 )

@@ -77,6 +77,17 @@ def validation_message(exc: ValidationError | RequestValidationError) -> tuple[s
     return code, f"{field}: {first.get('msg', 'invalid value')}"
 
 
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads its JSON body itself (signed requests hash the raw
+    bytes, so FastAPI never parses it): the body's schema for the OpenAPI document."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema(by_alias=True)}},
+        }
+    }
+
+
 def validated(model: type[M], data: dict[str, Any]) -> M:
     """``data`` as ``model``, or 400 with the code and message the handler gives a bad request."""
     try:

@@ -12,7 +12,7 @@ from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import InvalidRequest
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
-from stablegate.web.errors import error_responses, validated
+from stablegate.web.errors import error_responses, json_body_schema, validated
 from stablegate.web.security import merchant_request
 from stablegate.webhooks import service
 from stablegate.webhooks.schemas import DeliveryPage, ResendRequest, ResendResult
@@ -27,14 +27,7 @@ _ERRORS = error_responses(400, 401, 404, 413, 418, 429)
     "/resend",
     response_model=ResendResult,
     responses=_ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": ResendRequest.model_json_schema(by_alias=True)}
-            },
-        }
-    },
+    openapi_extra=json_body_schema(ResendRequest),
     summary="Redeliver one event, or every failed one (signed)",
 )
 async def resend(request: Request, response: Response) -> ResendResult:
