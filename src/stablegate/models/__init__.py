@@ -7,8 +7,10 @@ from stablegate.models.chain_state import ChainBlock, ChainState
 from stablegate.models.dashboard_session import DashboardSession
 from stablegate.models.dashboard_user import DashboardUser
 from stablegate.models.email_link import EmailLink
+from stablegate.models.gateway_setting import GatewaySetting
 from stablegate.models.lease import Lease
 from stablegate.models.merchant import Merchant, PayoutAddress
+from stablegate.models.operator_account import OperatorAccount, OperatorSession
 from stablegate.models.order import Order
 from stablegate.models.payment import Payment
 from stablegate.models.rate import RateHistory, RateQuote, RateRule
@@ -28,8 +30,11 @@ __all__ = [
     "DashboardSession",
     "DashboardUser",
     "EmailLink",
+    "GatewaySetting",
     "Lease",
     "Merchant",
+    "OperatorAccount",
+    "OperatorSession",
     "Order",
     "Payment",
     "PayoutAddress",

@@ -29,6 +29,11 @@ class ApiKey(Base):
     signed_reads: Mapped[bool | None] = mapped_column(Boolean, default=None)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # When a request last authenticated with the key; written at most once a minute, so the
+    # hot path does not write a row per request.
+    last_used_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The addresses and networks (CIDR) the key may be used from, comma-separated; NULL: any.
+    ip_allowlist: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiPublicKey(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
@@ -24,3 +24,5 @@ class DashboardSession(Base):
     user_agent: Mapped[str] = mapped_column(String(300))
     ip: Mapped[str] = mapped_column(String(45))
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # Password accepted, TOTP code not yet: such a session opens no page but the second step.
+    second_factor_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

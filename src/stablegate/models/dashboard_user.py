@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
@@ -30,3 +30,11 @@ class DashboardUser(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     email_verified_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_login_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # TOTP second factor (RFC 6238): the secret encrypted with STABLEGATE_SECRET_KEY, set when
+    # enrolment starts and in force once ``totp_enabled_at_ms`` is set; the last accepted time
+    # step, so one code logs in once.
+    totp_secret_enc: Mapped[str | None] = mapped_column(Text)
+    totp_enabled_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # SHA-256 hashes of the unused recovery codes, space-separated (spent by compare-and-set).
+    recovery_hashes: Mapped[str | None] = mapped_column(Text)

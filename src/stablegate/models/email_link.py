@@ -17,6 +17,7 @@ from stablegate.db.types import StrEnumColumn
 
 class LinkPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
 
 
 class EmailLink(Base):

@@ -19,6 +19,7 @@ class LatePaymentPolicy(StrEnum):
 class MerchantStatus(StrEnum):
     ACTIVE = "active"
     PENDING = "pending"  # signed up under the approval policy, awaiting the operator
+    DISABLED = "disabled"  # by the operator: its keys and dashboard log-ins are refused at once
 
 
 class DepositStrategy(StrEnum):
