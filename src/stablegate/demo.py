@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import eth_call, transact
 from stablegate.config import Settings
+from stablegate.dashboard.accounts import add_owner
+from stablegate.dashboard.passwords import hash_password
 from stablegate.db.engine import session_scope
 from stablegate.demo_receiver import receiver_app, wait_listening
 from stablegate.embedded import EmbeddedServer, Worker, serve_api
@@ -52,6 +55,8 @@ DEMO_AMOUNT = "25.5"
 CUSTOMER_KEY = ANVIL_DEFAULT_KEYS[1]
 RELAYER_KEY = ANVIL_DEFAULT_KEYS[9]
 PAYOUT_ADDRESS = Account.from_key(keccak(text="stablegate demo payout wallet")).address
+# The demo merchant's dashboard log-in (its password is new each run and printed).
+DASHBOARD_EMAIL = "demo@shop.example"
 
 
 @dataclass
@@ -186,6 +191,8 @@ async def run_demo(
 
         tasks.append(asyncio.create_task(stop_receiver()))
 
+        password = secrets.token_urlsafe(12)
+        password_hash = await hash_password(password)
         async with session_scope(ctx.sessions) as session:
             merchant = await create_merchant(
                 session,
@@ -196,8 +203,21 @@ async def run_demo(
                 chain_ids=[devchain.chain_id],
                 notify_url=f"http://127.0.0.1:{receiver_port}/webhooks",
             )
+            await add_owner(
+                session,
+                ctx.clock,
+                merchant.merchant_id,
+                DASHBOARD_EMAIL,
+                password_hash,
+                verified=True,
+            )
         shop.append(merchant)
         console.print(f"merchant {merchant.merchant_id}, payout address {PAYOUT_ADDRESS}")
+        dashboard_login = (
+            f"dashboard: {settings.public_url}/dashboard/login "
+            f"(email {DASHBOARD_EMAIL}, password {password})"
+        )
+        console.print(dashboard_login)
 
         api = SignedApi(settings.public_url, merchant.api_key, merchant.secret_key)
         order = await api.post(
@@ -267,7 +287,8 @@ async def run_demo(
         if not exit_when_done:
             console.print(
                 f"\nThe gateway keeps running: open {order['cashierUrl']} or create more orders "
-                f"(API key {merchant.api_key}, secret {merchant.secret_key}). Ctrl-C stops."
+                f"(API key {merchant.api_key}, secret {merchant.secret_key}). Ctrl-C stops.\n"
+                f"See the order in the {dashboard_login}"
             )
             await _wait_for_signal(stop)
         return result

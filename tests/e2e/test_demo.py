@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,3 +46,20 @@ def test_make_demo_completes_and_sweeps_an_order(tmp_path: Path) -> None:
     assert rows["payout"] == ("0", "25.5"), output  # swept to the merchant
     assert rows["deposit"] == ("0", "0"), output
     assert rows["customer"] == ("1000000", "999974.5"), output
+
+    # The printed dashboard log-in is the demo merchant's verified owner, with that password.
+    login = re.search(
+        rf"dashboard: http://127\.0\.0\.1:{port}/dashboard/login \(email (\S+), password (\S+)\)",
+        output,
+    )
+    assert login is not None, output
+    with sqlite3.connect(tmp_path / "demo" / "demo.db") as db:
+        found = db.execute(
+            "SELECT u.password_hash, u.email_verified_at_ms, m.name, m.status "
+            "FROM dashboard_users u JOIN merchants m ON m.id = u.merchant_id WHERE u.email = ?",
+            (login.group(1),),
+        ).fetchone()
+    assert found is not None
+    password_hash, verified_at, name, status = found
+    assert PasswordHasher().verify(password_hash, login.group(2))
+    assert verified_at is not None and (name, status) == ("Demo Shop", "active")

@@ -82,13 +82,30 @@ async def sign_up(
     )
     if policy == SignupPolicy.INVITE:
         await use_invite(session, clock, invite_code, merchant_id)
+    user = await add_owner(session, clock, merchant_id, email, password_hash)
+    return NewAccount(user, merchant_id, status == MerchantStatus.PENDING)
+
+
+async def add_owner(
+    session: AsyncSession,
+    clock: Clock,
+    merchant_id: str,
+    email: str,
+    password_hash: str,
+    *,
+    verified: bool = False,
+) -> DashboardUser:
+    """The owner account of a merchant; ``verified`` only where the address needs no link (the
+    demo's own merchant)."""
+    now = clock.now_ms()
     user = DashboardUser(
         id=new_token("usr_", 12),
         merchant_id=merchant_id,
-        email=email,
+        email=normalized_email(email),
         password_hash=password_hash,
         role=UserRole.OWNER,
-        created_at_ms=clock.now_ms(),
+        created_at_ms=now,
+        email_verified_at_ms=now if verified else None,
     )
     session.add(user)
     try:
@@ -96,7 +113,7 @@ async def sign_up(
     except IntegrityError:
         # The same address signing up twice at once: the unique index decides.
         raise AccountError("an account with this email exists", code="email_taken") from None
-    return NewAccount(user, merchant_id, status == MerchantStatus.PENDING)
+    return user
 
 
 async def find_user(session: AsyncSession, email: str) -> DashboardUser | None:
