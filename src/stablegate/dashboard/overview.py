@@ -33,7 +33,7 @@ SLOT = CHART_WIDTH // WINDOW_DAYS
 BAR_WIDTH = 14
 PLOT_TOP = 8
 PLOT_BOTTOM = 128  # the baseline
-CHART_HEIGHT = 150  # room under the baseline for the date labels
+CHART_HEIGHT = PLOT_BOTTOM + 2  # the dates are HTML under the chart (SVG text would scale)
 
 
 @dataclass(frozen=True)
