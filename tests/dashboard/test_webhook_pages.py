@@ -315,3 +315,27 @@ async def test_the_log_is_paged_newest_first(
         # A cursor that is not ours shows the newest attempts.
         bad = await browser.get("/dashboard/webhooks?cursor=bm90LW91cnM")
         assert bad.status_code == 200 and orders[2].id in bad.text
+
+
+@pytest.mark.parametrize("allow_private_webhooks", [True])
+async def test_test_events_are_limited_per_merchant(
+    app: FastAPI, gateway: GatewayContext, mail: MailSink
+) -> None:
+    async with Browser(app) as browser, Answering() as receiver:
+        await signed_up_and_in(browser, mail, "Shop", EMAIL)
+        await browser.post(
+            "/dashboard/webhooks/notify-url",
+            {"notify_url": receiver.url},
+            token_from="/dashboard/webhooks",
+        )
+        for _ in range(webhook_pages.TESTS_PER_MINUTE):
+            sent = await browser.post(
+                "/dashboard/webhooks/test", {}, token_from="/dashboard/webhooks"
+            )
+            assert sent.status_code == 200
+        refused = await browser.post(
+            "/dashboard/webhooks/test", {}, token_from="/dashboard/webhooks"
+        )
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert "Too many attempts." in refused.text
+        assert len(receiver.hits) == webhook_pages.TESTS_PER_MINUTE

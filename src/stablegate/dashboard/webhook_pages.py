@@ -30,7 +30,7 @@ from stablegate.dashboard.key_pages import actor
 from stablegate.dashboard.pages import PREFIX, Page, read_form
 from stablegate.dashboard.sessions import Viewer
 from stablegate.db.engine import read_scope, session_scope
-from stablegate.errors import GatewayError, InvalidRequest, NotFound
+from stablegate.errors import GatewayError, InvalidRequest, NotFound, RateLimited
 from stablegate.merchants.service import checked_notify_url, get_merchant, set_policy
 from stablegate.models import AuditEntry, Merchant
 from stablegate.outbound import is_public_address, parse_webhook_url
@@ -47,6 +47,8 @@ PAGE = f"{PREFIX}/webhooks"
 LOG_PAGE_SIZE = 20
 MAX_CURSOR = 200  # longer is not one of ours
 NOTICES = ("url_saved", "url_cleared", "resent")
+# Test events a merchant may send per minute: each one is a request to a URL it picked.
+TESTS_PER_MINUTE = 6
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,36}")  # what the notice may name
 
 
@@ -107,6 +109,7 @@ async def _webhooks_page(
     url_value: str | None = None,
     test: AttemptResult | None = None,
     test_error: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     merchant = await get_merchant(session, viewer.merchant_id)
     try:
@@ -127,6 +130,7 @@ async def _webhooks_page(
     return page.render(
         "webhooks.html",
         status=status,
+        headers=headers,
         viewer=viewer,
         current="webhooks",
         notify_url=merchant.notify_url,
@@ -227,6 +231,14 @@ async def send_test(request: Request) -> Response:
         except CsrfRefused as exc:
             return page.refusal(exc)
         try:
+            decision = await web.limiter.backend.take(
+                f"dashboard-webhook-test:{viewer.merchant_id}", TESTS_PER_MINUTE, 60_000
+            )
+            if not decision.allowed:
+                raise RateLimited(
+                    "too many test events; try again later",
+                    retry_after=max(1, -(-decision.retry_after_ms // 1000)),
+                )
             claim = await claim_for_test_event(
                 session,
                 WebhookSecretCache(web.secret_box),
@@ -235,7 +247,12 @@ async def send_test(request: Request) -> Response:
             )
         except GatewayError as exc:
             return await _webhooks_page(
-                page, viewer, session, status=400, test_error=page.error_text(exc)
+                page,
+                viewer,
+                session,
+                status=exc.status,
+                test_error=page.error_text(exc),
+                headers=dict(exc.headers),
             )
     # Sent outside any transaction (up to 10 s), by the worker's own request step.
     async with WebhookWorker(
