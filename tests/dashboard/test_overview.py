@@ -112,8 +112,10 @@ async def test_open_and_exceptional_orders_are_counted_for_the_merchant_only(
             session, gateway.registry, merchant_id="mch_nobody", now_ms=clock.now_ms()
         )
     assert (overview.pending, overview.confirming, overview.exceptional) == (2, 1, 2)
+    assert overview.by_exception == {"overpaid": 1, "paid_late": 1, "wrong_token": 1}
     assert overview.volumes == []
     assert (nobody.pending, nobody.confirming, nobody.exceptional) == (0, 0, 0)
+    assert nobody.by_exception == {}
 
 
 async def test_bars_are_in_proportion_to_the_busiest_day(

@@ -75,10 +75,13 @@ async def test_totals_links_and_chart(
         for link, count in (
             ("/dashboard/orders?status=pending", 2),
             ("/dashboard/orders?status=confirming", 1),
-            ("/dashboard/orders?exception=any", 1),
         ):
             tile = re.search(rf'href="{re.escape(link)}"><span class="tile-figure">(\d+)<', html)
             assert tile is not None and int(tile.group(1)) == count, link
+        exceptional = re.search(r'<div class="tile-box"><span class="tile-figure">(\d+)<', html)
+        assert exceptional is not None and exceptional.group(1) == "1"
+        assert '<a href="/dashboard/orders?exception=overpaid">1 overpaid</a>' in html
+        assert html.count("/dashboard/orders?exception=") == 1
 
         charts = re.findall(r"<svg .*?</svg>", html, re.S)
         assert len(charts) == 2

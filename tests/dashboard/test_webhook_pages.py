@@ -10,6 +10,7 @@ from html import unescape
 
 import pytest
 from fastapi import FastAPI
+from markupsafe import escape
 from sqlalchemy import select
 from stablegate_client import WebhookVerificationError, verify_webhook
 from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
@@ -98,6 +99,16 @@ async def test_the_notify_url_is_set_cleared_and_refused_like_the_apis(
             assert f'value="{url}"' in unescape(answer.text)  # what was typed, to correct it
             assert (await _merchant(gateway)).notify_url == "https://shop.example/hooks?x=1&y=2"
 
+        hostile = "https://shop.example/<script>alert(1)</script>?q=\"'&"
+        saved = await browser.post(
+            "/dashboard/webhooks/notify-url",
+            {"notify_url": hostile},
+            token_from="/dashboard/webhooks",
+        )
+        assert saved.status_code == 303
+        page = await browser.get("/dashboard/webhooks")
+        assert "<script>alert" not in page.text and str(escape(hostile)) in page.text
+
         cleared = await browser.post(
             "/dashboard/webhooks/notify-url", {"notify_url": "  "}, token_from="/dashboard/webhooks"
         )
@@ -113,6 +124,10 @@ async def test_the_notify_url_is_set_cleared_and_refused_like_the_apis(
         ).all()
     assert [(a.actor, a.details) for a in audited] == [
         (f"dashboard:{EMAIL}", {"notifyUrl": "https://shop.example/hooks?x=1&y=2"}),
+        (
+            f"dashboard:{EMAIL}",
+            {"notifyUrl": "https://shop.example/<script>alert(1)</script>?q=\"'&"},
+        ),
         (f"dashboard:{EMAIL}", {"notifyUrl": None}),
     ]
 
@@ -251,6 +266,7 @@ async def test_the_log_shows_each_attempt_as_text_and_resend_adds_one(
 
         page = await browser.get("/dashboard/webhooks")
         assert "HTTP 500" in page.text and "refused" in page.text
+        assert "Event: waiting for its next attempt" in page.text
         assert "<script>alert" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
         assert order.id in page.text and "order.created" in page.text
@@ -276,6 +292,8 @@ async def test_the_log_shows_each_attempt_as_text_and_resend_adds_one(
         assert page.text.index("HTTP 200") < page.text.index("HTTP 500")  # newest first
         assert page.text.count("<time datetime=") == 2
         assert page.text.count(f"/dashboard/webhooks/events/{event_id}/resend") == 1
+        assert page.text.count("Event: delivered") == 1
+        assert "Event: waiting" not in page.text
 
     async with session_scope(gateway.sessions) as session:
         audit = await session.scalar(

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.cashier.browser_support import DESKTOP, browser, chromium
 from tests.chain_files import write_chains_file
 from tests.dashboard.dashboard_support import PASSWORD, MailSink
@@ -32,7 +32,8 @@ from stablegate.config import Settings
 from stablegate.dashboard.overview import DAY_MS
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.migrations import upgrade
-from stablegate.models import WebhookEvent
+from stablegate.models import Order, WebhookEvent
+from stablegate.models.order import OrderStatus
 from stablegate.webhooks.worker import WebhookWorker
 
 if TYPE_CHECKING:
@@ -123,7 +124,13 @@ async def test_overview_and_webhooks(browser: Browser, live: LiveGateway) -> Non
 
         usdt = await new_order(gateway, clock, merchant_id)
         usdt18 = await new_order(gateway, clock, merchant_id, symbol="USDT18")
-        await new_order(gateway, clock, merchant_id)
+        late = await new_order(gateway, clock, merchant_id)
+        async with session_scope(gateway.sessions) as session:
+            await session.execute(
+                update(Order)
+                .where(Order.id == late.id)
+                .values(status=OrderStatus.CONFIRMING, exceptions=["paid_late", "underpaid"])
+            )
         today = clock.now_ms() // DAY_MS * DAY_MS
         for days_ago, units in ((0, 125), (1, 80), (2, 0), (3, 240), (6, 35), (9, 410), (15, 95)):
             if units:
@@ -138,6 +145,7 @@ async def test_overview_and_webhooks(browser: Browser, live: LiveGateway) -> Non
         ).to_be_visible()
         assert await page.locator("svg.chart-svg").count() == 2
         assert await page.locator("svg.chart-svg").first.locator("rect.bar").count() == 30
+        await expect(page.get_by_role("link", name="1 underpaid")).to_be_visible()
         await shots.capture(page, "overview")
         await page.locator("summary").click()  # the chart's text: a table of the 30 days
         assert await page.locator("table.daily tbody tr").count() == 30

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, Text, cast, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Text, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.models import Order, Payment
-from stablegate.models.order import OrderStatus
+from stablegate.models.order import OrderException, OrderStatus
 from stablegate.models.payment import PaymentKind
 from stablegate.money import format_amount
 
@@ -103,6 +103,7 @@ class Overview:
     pending: int  # orders waiting for payment
     confirming: int  # paid, waiting for finality
     exceptional: int  # orders with at least one exception
+    by_exception: dict[str, int]  # orders with each exception (the ones with any), enum order
     geometry: dict[str, int] = field(
         default_factory=lambda: {
             "width": CHART_WIDTH,
@@ -154,28 +155,34 @@ async def daily_received(
     return found
 
 
-async def order_counts(session: AsyncSession, *, merchant_id: str) -> tuple[int, int, int]:
-    """(pending, confirming, with an exception) orders of the merchant."""
-    open_orders = (
-        select(Order.status, func.count())
-        .where(
-            Order.merchant_id == merchant_id,
-            Order.status.in_([OrderStatus.PENDING, OrderStatus.CONFIRMING]),
+async def order_counts(
+    session: AsyncSession, *, merchant_id: str
+) -> tuple[int, int, int, dict[str, int]]:
+    """(pending, confirming, with any exception, per exception) orders of the merchant, in one
+    statement. ``exceptions`` is a JSON list of enum values written by json.dumps: ``[]`` when
+    there is none, and each value in quotes in its text (the orders list filters the same way)."""
+    text = cast(Order.exceptions, Text)
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    kinds = list(OrderException)
+    row = (
+        await session.execute(
+            select(
+                count(Order.status == OrderStatus.PENDING),
+                count(Order.status == OrderStatus.CONFIRMING),
+                count(text.not_in(["[]", "null"])),
+                *(count(text.like(f'%"{kind.value}"%')) for kind in kinds),
+            ).where(Order.merchant_id == merchant_id)
         )
-        .group_by(Order.status)
-    )
-    counts = {status: int(n) for status, n in (await session.execute(open_orders)).all()}
-    # ``exceptions`` is a JSON list written by json.dumps: "[]" when there is none.
-    exceptional = await session.scalar(
-        select(func.count()).where(
-            Order.merchant_id == merchant_id,
-            cast(Order.exceptions, Text).not_in(["[]", "null"]),
-        )
-    )
+    ).one()
+    pending, confirming, exceptional, *per_kind = (int(value) for value in row)
     return (
-        counts.get(OrderStatus.PENDING, 0),
-        counts.get(OrderStatus.CONFIRMING, 0),
-        int(exceptional or 0),
+        pending,
+        confirming,
+        exceptional,
+        {kind.value: n for kind, n in zip(kinds, per_kind, strict=True) if n},
     )
 
 
@@ -192,5 +199,9 @@ async def merchant_overview(
             )
         )
     volumes.sort(key=lambda v: (v.symbol, v.chain_name, v.chain_id))
-    pending, confirming, exceptional = await order_counts(session, merchant_id=merchant_id)
-    return Overview(window_start_ms(now_ms), volumes, pending, confirming, exceptional)
+    pending, confirming, exceptional, by_exception = await order_counts(
+        session, merchant_id=merchant_id
+    )
+    return Overview(
+        window_start_ms(now_ms), volumes, pending, confirming, exceptional, by_exception
+    )
