@@ -23,6 +23,10 @@ SESSION_FORMS = (
     "/dashboard/keys",
     "/dashboard/keys/{key_id}/revoke",
     "/dashboard/security/sessions/{session_id}/revoke",
+    "/dashboard/webhooks/notify-url",
+    "/dashboard/webhooks/secret",
+    "/dashboard/webhooks/test",
+    "/dashboard/webhooks/events/{event_id}/resend",
 )
 
 
@@ -82,7 +86,7 @@ async def test_session_forms_refuse_a_missing_or_wrong_token(
         key_id, session_id = await _key_and_session(browser, gateway)
         before = await _counts(gateway)
         for path in SESSION_FORMS:
-            url = path.format(key_id=key_id, session_id=session_id)
+            url = path.format(key_id=key_id, session_id=session_id, event_id="evt_x")
             data = {"label": "forged"} | ({} if token is None else {"csrf_token": token})
             _refused(await browser.client.post(url, data=data))
         assert await _counts(gateway) == before
@@ -102,7 +106,7 @@ async def test_another_sessions_token_or_the_pre_session_token_is_refused(
         assert others != await browser.token("/dashboard/keys")
         for token in (others, pre_session):
             for path in SESSION_FORMS:
-                url = path.format(key_id=key_id, session_id=session_id)
+                url = path.format(key_id=key_id, session_id=session_id, event_id="evt_x")
                 _refused(await browser.client.post(url, data={"csrf_token": token}))
         assert await _counts(gateway) == before
 
@@ -143,7 +147,7 @@ async def test_the_form_token_is_in_every_form_of_every_page(
             assert page.count("<form") == page.count('name="csrf_token"') == 1
         await signed_up_and_in(browser, mail, "Shop", "owner@shop.example")
         await _key_and_session(browser, gateway)
-        for path in ("/dashboard/keys", "/dashboard/security"):
+        for path in ("/dashboard/keys", "/dashboard/security", "/dashboard/webhooks"):
             page = (await browser.get(path)).text
             token = csrf_of(page)
             assert page.count("<form") == page.count(f'name="csrf_token" value="{token}"') >= 2

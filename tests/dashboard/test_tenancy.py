@@ -8,13 +8,37 @@ import re
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
+from tests.dashboard.hooks_support import merchant_of, new_order, pay, with_payout
 from tests.dashboard.test_csrf import SESSION_FORMS, dashboard_routes
 
 from stablegate.api.context import GatewayContext
+from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
-from stablegate.models import ApiKey, DashboardSession, DashboardUser
+from stablegate.models import (
+    ApiKey,
+    AuditEntry,
+    DashboardSession,
+    DashboardUser,
+    Merchant,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
-SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security")
+SIGNED_IN_PAGES = (
+    "/dashboard/keys",
+    "/dashboard/security",
+    "/dashboard/overview",
+    "/dashboard/webhooks",
+)
+# Forms that act on the caller's own session or merchant, whatever it sends: the walk checks
+# that they leave the first merchant's notify URL and webhook secret alone.
+OWN_FORMS = (
+    "/dashboard/logout",
+    "/dashboard/keys",
+    "/dashboard/webhooks/notify-url",
+    "/dashboard/webhooks/secret",
+    "/dashboard/webhooks/test",
+)
 
 
 def test_the_walk_covers_every_signed_in_page() -> None:
@@ -24,13 +48,44 @@ def test_the_walk_covers_every_signed_in_page() -> None:
 
 
 async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
-    app: FastAPI, gateway: GatewayContext, mail: MailSink
+    app: FastAPI, gateway: GatewayContext, mail: MailSink, clock: FakeClock
 ) -> None:
     async with Browser(app) as first, Browser(app, ip="198.51.100.20") as second:
         await signed_up_and_in(first, mail, "First Shop", "first@shop.example")
         created = await first.post("/dashboard/keys", {"label": "first-secret-label"})
         api_key = re.search(r'id="api-key">(ak_[\w-]+)<', created.text)
         assert api_key is not None
+        first_url = "https://first-secret.example/hooks"
+        saved = await first.post(
+            "/dashboard/webhooks/notify-url",
+            {"notify_url": first_url},
+            token_from="/dashboard/webhooks",
+        )
+        assert saved.status_code == 303
+        first_merchant = await merchant_of(gateway, "first@shop.example")
+        await with_payout(gateway, clock, first_merchant)
+        first_order = await new_order(gateway, clock, first_merchant, amount="98765.4321")
+        await pay(gateway, first_order, 98_765_432_100, at_ms=clock.now_ms())
+        async with session_scope(gateway.sessions) as session:
+            event = await session.scalar(
+                select(WebhookEvent).where(WebhookEvent.order_id == first_order.id)
+            )
+            assert event is not None
+            session.add(
+                WebhookDelivery(
+                    event_id=event.id,
+                    merchant_id=first_merchant,
+                    attempt=1,
+                    url=first_url,
+                    outcome="failure",
+                    response_status=418,
+                    response_body="first-secret-body",
+                    latency_ms=5,
+                    attempted_at_ms=clock.now_ms(),
+                )
+            )
+            before = await session.get(Merchant, first_merchant)
+            assert before is not None
         await signed_up_and_in(second, mail, "Second Shop", "second@shop.example")
         await second.post("/dashboard/keys", {"label": "second-label"})
 
@@ -54,6 +109,11 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             first_key.id,
             first_key.key_prefix,
             first_session,
+            first_url,
+            first_order.id,
+            event.id,
+            "first-secret-body",
+            "98765.4321",
         )
 
         for path in SIGNED_IN_PAGES:
@@ -62,19 +122,33 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             leaked = [value for value in firsts if value in page.text]
             assert not leaked, (path, leaked)
 
-        ids = {"key_id": first_key.id, "session_id": first_session}
+        ids = {"key_id": first_key.id, "session_id": first_session, "event_id": event.id}
         for path in SESSION_FORMS:
-            if path == "/dashboard/logout" or path == "/dashboard/keys":
+            if path in OWN_FORMS:
                 continue  # act on the caller's own session and merchant only
             answer = await second.post(path.format(**ids), {}, token_from="/dashboard/keys")
             assert answer.status_code == 404, path
             assert "There is nothing here, or it is not yours." in answer.text
             assert not [value for value in firsts if value in answer.text]
 
-        # Nothing changed for the first merchant: its key works, its session lives.
+        for path in OWN_FORMS[2:]:
+            answer = await second.post(path, {"notify_url": ""}, token_from="/dashboard/webhooks")
+            assert answer.status_code in (200, 303, 400), path
+            assert not [value for value in firsts if value in answer.text], path
+
+        # Nothing changed for the first merchant: its key works, its session lives, its notify
+        # URL and webhook secret are its own, its event was not put back in the queue.
         async with session_scope(gateway.sessions) as session:
             key = await session.get(ApiKey, first_key.id)
             assert key is not None and key.revoked_at_ms is None
+            after = await session.get(Merchant, first_merchant)
+            assert after is not None and after.notify_url == first_url
+            assert after.webhook_secret_enc == before.webhook_secret_enc
+            assert after.webhook_secret_prev_enc is None
+            resent = await session.scalar(
+                select(AuditEntry).where(AuditEntry.action == "webhook.resend")
+            )
+            assert resent is None
         page = await first.get("/dashboard/keys")
         assert page.status_code == 200 and "first-secret-label" in page.text
         assert "second-label" not in page.text

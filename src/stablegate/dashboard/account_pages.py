@@ -59,7 +59,7 @@ async def home(request: Request) -> Response:
     page = Page.of(request)
     async with session_scope(page.ctx.web.sessions) as session:
         viewer = await page.viewer(session)
-    return page.redirect(f"{PREFIX}/keys" if viewer else f"{PREFIX}/login")
+    return page.redirect(f"{PREFIX}/overview" if viewer else f"{PREFIX}/login")
 
 
 def _signup_form(

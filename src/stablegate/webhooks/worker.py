@@ -322,6 +322,14 @@ class WebhookWorker:
             log.exception("webhook_attempt_crashed", event_id=claim.event_id)
             return False
 
+    async def send(self, claim: Claim) -> AttemptResult:
+        """One request for ``claim``, recorded nowhere: the dashboard's test event (an event
+        without an order, so without an outbox row) goes out signed and guarded like the rest."""
+        if claim.url is None:
+            raise ValueError("the claim has no URL")
+        async with self._hosts.slot(claim.host):
+            return await self._send(claim, claim.url)
+
     async def _send(self, claim: Claim, url: str) -> AttemptResult:
         started_ms = self._clock.now_ms()
         started = time.perf_counter()
