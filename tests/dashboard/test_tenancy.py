@@ -14,7 +14,15 @@ from stablegate.api.context import GatewayContext
 from stablegate.db.engine import session_scope
 from stablegate.models import ApiKey, DashboardSession, DashboardUser
 
-SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security")
+# Forms that name no id: they act on the caller's own session or merchant.
+OWN_FORMS = (
+    "/dashboard/logout",
+    "/dashboard/keys",
+    "/dashboard/settings/payout",
+    "/dashboard/settings/payments",
+    "/dashboard/settings/cashier",
+)
+SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/settings", "/dashboard/security")
 
 
 def test_the_walk_covers_every_signed_in_page() -> None:
@@ -64,7 +72,7 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
 
         ids = {"key_id": first_key.id, "session_id": first_session}
         for path in SESSION_FORMS:
-            if path == "/dashboard/logout" or path == "/dashboard/keys":
+            if path in OWN_FORMS:
                 continue  # act on the caller's own session and merchant only
             answer = await second.post(path.format(**ids), {}, token_from="/dashboard/keys")
             assert answer.status_code == 404, path
