@@ -27,6 +27,9 @@ SESSION_FORMS = (
     "/dashboard/webhooks/secret",
     "/dashboard/webhooks/test",
     "/dashboard/webhooks/events/{event_id}/resend",
+    "/dashboard/settings/payout",
+    "/dashboard/settings/payments",
+    "/dashboard/settings/cashier",
 )
 
 
@@ -147,7 +150,8 @@ async def test_the_form_token_is_in_every_form_of_every_page(
             assert page.count("<form") == page.count('name="csrf_token"') == 1
         await signed_up_and_in(browser, mail, "Shop", "owner@shop.example")
         await _key_and_session(browser, gateway)
-        for path in ("/dashboard/keys", "/dashboard/security", "/dashboard/webhooks"):
+        signed_in = ("/dashboard/keys", "/dashboard/settings", "/dashboard/security")
+        for path in (*signed_in, "/dashboard/webhooks"):
             page = (await browser.get(path)).text
             token = csrf_of(page)
             assert page.count("<form") == page.count(f'name="csrf_token" value="{token}"') >= 2

@@ -26,6 +26,7 @@ from stablegate.models import (
 
 SIGNED_IN_PAGES = (
     "/dashboard/keys",
+    "/dashboard/settings",
     "/dashboard/security",
     "/dashboard/overview",
     "/dashboard/webhooks",
@@ -38,6 +39,9 @@ OWN_FORMS = (
     "/dashboard/webhooks/notify-url",
     "/dashboard/webhooks/secret",
     "/dashboard/webhooks/test",
+    "/dashboard/settings/payout",
+    "/dashboard/settings/payments",
+    "/dashboard/settings/cashier",
 )
 
 

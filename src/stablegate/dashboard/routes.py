@@ -11,6 +11,7 @@ from stablegate.dashboard import (
     key_pages,
     overview_pages,
     security_pages,
+    settings_pages,
     webhook_pages,
 )
 from stablegate.dashboard.pages import PREFIX, STATIC
@@ -19,9 +20,10 @@ from stablegate.dashboard.pages import PREFIX, STATIC
 PAGE_ROUTERS = (
     account_pages.router,
     key_pages.router,
-    security_pages.router,
     overview_pages.router,
     webhook_pages.router,
+    settings_pages.router,
+    security_pages.router,
 )
 
 router = APIRouter()
