@@ -6,25 +6,32 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
+from markupsafe import escape
 from sqlalchemy import select
 from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
+from tests.dashboard.order_support import new_order, pay_out_to
 from tests.dashboard.test_csrf import SESSION_FORMS, dashboard_routes
 
 from stablegate.api.context import GatewayContext
+from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
-from stablegate.models import ApiKey, DashboardSession, DashboardUser
+from stablegate.models import ApiKey, DashboardSession, DashboardUser, Order
+from stablegate.models.order import OrderStatus
 
-SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security")
+SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security", "/dashboard/orders")
+SIGNED_IN_PAGES += ("/dashboard/orders.csv",)
+# Pages of one of the merchant's things: another merchant's id is "not found".
+ID_PAGES = ("/dashboard/orders/{order_id}", "/dashboard/orders/{order_id}/live")
 
 
 def test_the_walk_covers_every_signed_in_page() -> None:
     public = {"/dashboard", "/dashboard/", "/dashboard/signup", "/dashboard/login"}
     public |= {"/dashboard/verify", "/dashboard/static/{name}"}
-    assert dashboard_routes("GET") - public == set(SIGNED_IN_PAGES)
+    assert dashboard_routes("GET") - public == {*SIGNED_IN_PAGES, *ID_PAGES}
 
 
 async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
-    app: FastAPI, gateway: GatewayContext, mail: MailSink
+    app: FastAPI, gateway: GatewayContext, clock: FakeClock, mail: MailSink
 ) -> None:
     async with Browser(app) as first, Browser(app, ip="198.51.100.20") as second:
         await signed_up_and_in(first, mail, "First Shop", "first@shop.example")
@@ -46,6 +53,15 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
                 select(DashboardSession.id).where(DashboardSession.user_id == first_user.id)
             )
         assert first_key is not None and first_session is not None
+        await pay_out_to(gateway.sessions, first_user.merchant_id, clock.now_ms())
+        first_order = await new_order(
+            gateway.sessions,
+            clock,
+            gateway.orders,
+            first_user.merchant_id,
+            orderNo="first-secret-order",
+            description="first-secret-description",
+        )
         firsts = (
             first_user.merchant_id,
             "first@shop.example",
@@ -54,6 +70,10 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             first_key.id,
             first_key.key_prefix,
             first_session,
+            first_order.id,
+            first_order.order_no,
+            first_order.to_address,
+            "first-secret-description",
         )
 
         for path in SIGNED_IN_PAGES:
@@ -61,8 +81,21 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             assert page.status_code == 200
             leaked = [value for value in firsts if value in page.text]
             assert not leaked, (path, leaked)
+        for path in ID_PAGES:
+            asked = path.format(order_id=first_order.id)
+            page = await second.get(asked)
+            assert page.status_code == 404, path
+            shown = page.text.replace(asked, "")  # the language links repeat the URL asked
+            assert not [value for value in firsts if value in shown], path
+        # Nor found by a search or an export naming them.
+        for value in (first_order.id, first_order.order_no, first_order.to_address):
+            for path in ("/dashboard/orders", "/dashboard/orders.csv"):
+                page = await second.get(path, params={"q": value})
+                assert page.status_code == 200
+                shown = page.text.replace(str(escape(value)), "")  # the search box echoes it
+                assert not [v for v in firsts if v in shown], (path, value)
 
-        ids = {"key_id": first_key.id, "session_id": first_session}
+        ids = {"key_id": first_key.id, "session_id": first_session, "order_id": first_order.id}
         for path in SESSION_FORMS:
             if path == "/dashboard/logout" or path == "/dashboard/keys":
                 continue  # act on the caller's own session and merchant only
@@ -75,6 +108,8 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
         async with session_scope(gateway.sessions) as session:
             key = await session.get(ApiKey, first_key.id)
             assert key is not None and key.revoked_at_ms is None
+            order = await session.get(Order, first_order.id)
+            assert order is not None and order.status == OrderStatus.PENDING
         page = await first.get("/dashboard/keys")
         assert page.status_code == 200 and "first-secret-label" in page.text
         assert "second-label" not in page.text
