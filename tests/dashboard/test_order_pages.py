@@ -173,6 +173,7 @@ async def test_the_live_view_follows_the_order(
         assert done["status"] == "completed" and done["statusText"] == "Completed"
         assert done["paid"] == "21 USDT" and done["exceptions"] == ["overpaid"]
         assert done["exceptionsText"] == "Overpaid" and done["completed"].endswith(" UTC")
+        assert done["confirmations"] == "Final"
         chinese = (await browser.get(f"/dashboard/orders/{paid.id}/live?lang=zh-CN")).json()
         assert chinese["statusText"] == "已完成"
         assert (await browser.get("/dashboard/orders/nope/live")).status_code == 404

@@ -211,9 +211,12 @@ def live_view(order: Order, chain: Chain | None, fmt: Formats, payments: int) ->
     """What the order page updates without a reload (the /live answer, and the page's first
     values, so both always agree)."""
     d = order.decimals
-    completed = fmt.t("orders_not_yet")
     if order.complete_time_ms is not None:
         completed = shown_time(order.complete_time_ms)[1]
+    elif order.status in (OrderStatus.PENDING, OrderStatus.CONFIRMING):
+        completed = fmt.t("orders_not_yet")
+    else:
+        completed = fmt.t("orders_not_completed")
     return {
         "status": str(order.status),
         "statusText": fmt.status(str(order.status)),
@@ -221,15 +224,20 @@ def live_view(order: Order, chain: Chain | None, fmt: Formats, payments: int) ->
         "exceptionsText": fmt.exceptions(order.exceptions),
         "paid": f"{format_amount(order.paid_amount, d)} {order.symbol}",
         "pending": f"{format_amount(order.pending_amount, d)} {order.symbol}",
-        "confirmations": fmt.t(
-            "orders_confirmations_of",
-            count=order.confirmations,
-            required=chain.confirmations if chain else 0,
-        ),
+        "confirmations": _confirmations(order, chain, fmt),
         "completed": completed,
         "payments": payments,
         "cancellable": _cancellable(order),
     }
+
+
+def _confirmations(order: Order, chain: Chain | None, fmt: Formats) -> str:
+    """The newest payment's confirmations while the order waits for them; "final" once it
+    completed on a final payment (the watcher stops counting then)."""
+    if order.status == OrderStatus.COMPLETED and order.tx_id is not None:
+        return fmt.t("orders_confirmations_final")
+    required = chain.confirmations if chain else 0
+    return fmt.t("orders_confirmations_of", count=order.confirmations, required=required)
 
 
 def _cancellable(order: Order) -> bool:
