@@ -41,15 +41,11 @@ DAY_MS = 86_400_000
 
 class OrderFilterError(GatewayError):
     """A filter the Orders pages refuse (400). Codes, each the key ``orders_error_<code>``:
-    ``status``, ``exception``, ``chain``, ``token``, ``date``, ``range``, ``search``,
-    ``cursor``."""
+    ``invalid_status``, ``invalid_exception``, ``unknown_chain``, ``unsupported_token``,
+    ``invalid_date``, ``invalid_date_range``, ``invalid_search``, ``invalid_cursor``."""
 
     status = 400
-    code = "search"
-
-
-def _refuse(code: str, message: str) -> OrderFilterError:
-    return OrderFilterError(message, code=code)
+    code = "invalid_search"
 
 
 @dataclass(frozen=True)
@@ -125,13 +121,13 @@ def _search(text: str) -> ColumnElement[bool]:
 
 def _date(value: str, name: str) -> date:
     if not _DATE.fullmatch(value):
-        raise _refuse("date", f"{name} must be a date YYYY-MM-DD")
+        raise OrderFilterError(f"{name} must be a date YYYY-MM-DD", code="invalid_date")
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise _refuse("date", f"{name} is not a real date") from None
+        raise OrderFilterError(f"{name} is not a real date", code="invalid_date") from None
     if day.year < 1970:
-        raise _refuse("date", f"{name} is before 1970")
+        raise OrderFilterError(f"{name} is before 1970", code="invalid_date")
     return day
 
 
@@ -144,32 +140,34 @@ def parse_filters(params: Mapping[str, str], registry: ChainRegistry) -> OrderFi
     status = exception = None
     if value := field("status"):
         if value not in set(OrderStatus):
-            raise _refuse("status", f"unknown status {value!r}")
+            raise OrderFilterError(f"unknown status {value!r}", code="invalid_status")
         status = OrderStatus(value)
     if value := field("exception"):
         if value not in set(OrderException):
-            raise _refuse("exception", f"unknown exception {value!r}")
+            raise OrderFilterError(f"unknown exception {value!r}", code="invalid_exception")
         exception = OrderException(value)
     chain_id = None
     if value := field("chain"):
         if not (value.isascii() and value.isdigit() and len(value) <= 18):
-            raise _refuse("chain", "chain must be a chain id")
+            raise OrderFilterError("chain must be a chain id", code="unknown_chain")
         chain_id = int(value)
         if registry.get(chain_id) is None:
-            raise _refuse("chain", f"chain {chain_id} is not in the registry")
+            raise OrderFilterError(f"chain {chain_id} is not in the registry", code="unknown_chain")
     symbol = None
     if value := field("token"):
         known = {t.symbol.upper(): t.symbol for chain in registry for t in chain.tokens}
         if not _SYMBOL.fullmatch(value) or value.upper() not in known:
-            raise _refuse("token", "unknown token")
+            raise OrderFilterError("unknown token", code="unsupported_token")
         symbol = known[value.upper()]
     date_from = _date(field("from"), "from") if field("from") else None
     date_to = _date(field("to"), "to") if field("to") else None
     if date_from and date_to and date_to < date_from:
-        raise _refuse("range", "the range ends before it starts")
+        raise OrderFilterError("the range ends before it starts", code="invalid_date_range")
     search = field("q")
     if len(search) > MAX_SEARCH or any(ord(c) < 32 for c in search):
-        raise _refuse("search", "the search is too long or has control characters")
+        raise OrderFilterError(
+            "the search is too long or has a control character", code="invalid_search"
+        )
     return OrderFilters(status, exception, chain_id, symbol, date_from, date_to, search)
 
 
@@ -197,7 +195,7 @@ def _parse_cursor(cursor: str) -> tuple[int, str]:
         created, order_id = decode_cursor(cursor, 2)
         return cursor_int(created, low=0, high=INT64_MAX), cursor_id(order_id)
     except InvalidRequest:
-        raise _refuse("cursor", "the page link is not valid") from None
+        raise OrderFilterError("the page link is not valid", code="invalid_cursor") from None
 
 
 def _older_than(created: int, order_id: str) -> ColumnElement[bool]:
