@@ -30,7 +30,10 @@ SESSION_FORMS = (
     "/dashboard/settings/payout",
     "/dashboard/settings/payments",
     "/dashboard/settings/cashier",
+    "/dashboard/orders/{order_id}/cancel",
 )
+# The form token is checked before the order is looked up: any id shows the refusal.
+SOME_ORDER = "ord-none"
 
 
 def dashboard_routes(method: str) -> set[str]:
@@ -89,7 +92,9 @@ async def test_session_forms_refuse_a_missing_or_wrong_token(
         key_id, session_id = await _key_and_session(browser, gateway)
         before = await _counts(gateway)
         for path in SESSION_FORMS:
-            url = path.format(key_id=key_id, session_id=session_id, event_id="evt_x")
+            url = path.format(
+                key_id=key_id, session_id=session_id, event_id="evt_x", order_id=SOME_ORDER
+            )
             data = {"label": "forged"} | ({} if token is None else {"csrf_token": token})
             _refused(await browser.client.post(url, data=data))
         assert await _counts(gateway) == before
@@ -109,7 +114,9 @@ async def test_another_sessions_token_or_the_pre_session_token_is_refused(
         assert others != await browser.token("/dashboard/keys")
         for token in (others, pre_session):
             for path in SESSION_FORMS:
-                url = path.format(key_id=key_id, session_id=session_id, event_id="evt_x")
+                url = path.format(
+                    key_id=key_id, session_id=session_id, event_id="evt_x", order_id=SOME_ORDER
+                )
                 _refused(await browser.client.post(url, data={"csrf_token": token}))
         assert await _counts(gateway) == before
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI
+from markupsafe import escape
 from sqlalchemy import select
 from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
-from tests.dashboard.hooks_support import merchant_of, new_order, pay, with_payout
+from tests.dashboard.hooks_support import merchant_of, pay
+from tests.dashboard.hooks_support import new_order as new_paid_order
+from tests.dashboard.order_support import new_order, pay_out_to
 from tests.dashboard.test_csrf import SESSION_FORMS, dashboard_routes
 
 from stablegate.api.context import GatewayContext
@@ -20,9 +23,11 @@ from stablegate.models import (
     DashboardSession,
     DashboardUser,
     Merchant,
+    Order,
     WebhookDelivery,
     WebhookEvent,
 )
+from stablegate.models.order import OrderStatus
 
 SIGNED_IN_PAGES = (
     "/dashboard/keys",
@@ -30,6 +35,8 @@ SIGNED_IN_PAGES = (
     "/dashboard/security",
     "/dashboard/overview",
     "/dashboard/webhooks",
+    "/dashboard/orders",
+    "/dashboard/orders.csv",
 )
 # Forms that act on the caller's own session or merchant, whatever it sends: the walk checks
 # that they leave the first merchant's notify URL and webhook secret alone.
@@ -43,12 +50,14 @@ OWN_FORMS = (
     "/dashboard/settings/payments",
     "/dashboard/settings/cashier",
 )
+# Pages of one of the merchant's things: another merchant's id is "not found".
+ID_PAGES = ("/dashboard/orders/{order_id}", "/dashboard/orders/{order_id}/live")
 
 
 def test_the_walk_covers_every_signed_in_page() -> None:
     public = {"/dashboard", "/dashboard/", "/dashboard/signup", "/dashboard/login"}
     public |= {"/dashboard/verify", "/dashboard/static/{name}"}
-    assert dashboard_routes("GET") - public == set(SIGNED_IN_PAGES)
+    assert dashboard_routes("GET") - public == {*SIGNED_IN_PAGES, *ID_PAGES}
 
 
 async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
@@ -67,12 +76,12 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
         )
         assert saved.status_code == 303
         first_merchant = await merchant_of(gateway, "first@shop.example")
-        await with_payout(gateway, clock, first_merchant)
-        first_order = await new_order(gateway, clock, first_merchant, amount="98765.4321")
-        await pay(gateway, first_order, 98_765_432_100, at_ms=clock.now_ms())
+        await pay_out_to(gateway.sessions, first_merchant, clock.now_ms())
+        paid_order = await new_paid_order(gateway, clock, first_merchant, amount="98765.4321")
+        await pay(gateway, paid_order, 98_765_432_100, at_ms=clock.now_ms())
         async with session_scope(gateway.sessions) as session:
             event = await session.scalar(
-                select(WebhookEvent).where(WebhookEvent.order_id == first_order.id)
+                select(WebhookEvent).where(WebhookEvent.order_id == paid_order.id)
             )
             assert event is not None
             session.add(
@@ -105,6 +114,14 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
                 select(DashboardSession.id).where(DashboardSession.user_id == first_user.id)
             )
         assert first_key is not None and first_session is not None
+        first_order = await new_order(
+            gateway.sessions,
+            clock,
+            gateway.orders,
+            first_user.merchant_id,
+            orderNo="first-secret-order",
+            description="first-secret-description",
+        )
         firsts = (
             first_user.merchant_id,
             "first@shop.example",
@@ -114,10 +131,14 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             first_key.key_prefix,
             first_session,
             first_url,
-            first_order.id,
+            paid_order.id,
             event.id,
             "first-secret-body",
             "98765.4321",
+            first_order.id,
+            first_order.order_no,
+            first_order.to_address,
+            "first-secret-description",
         )
 
         for path in SIGNED_IN_PAGES:
@@ -125,8 +146,26 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             assert page.status_code == 200
             leaked = [value for value in firsts if value in page.text]
             assert not leaked, (path, leaked)
+        for path in ID_PAGES:
+            asked = path.format(order_id=first_order.id)
+            page = await second.get(asked)
+            assert page.status_code == 404, path
+            shown = page.text.replace(asked, "")  # the language links repeat the URL asked
+            assert not [value for value in firsts if value in shown], path
+        # Nor found by a search or an export naming them.
+        for value in (first_order.id, first_order.order_no, first_order.to_address):
+            for path in ("/dashboard/orders", "/dashboard/orders.csv"):
+                page = await second.get(path, params={"q": value})
+                assert page.status_code == 200
+                shown = page.text.replace(str(escape(value)), "")  # the search box echoes it
+                assert not [v for v in firsts if v in shown], (path, value)
 
-        ids = {"key_id": first_key.id, "session_id": first_session, "event_id": event.id}
+        ids = {
+            "key_id": first_key.id,
+            "session_id": first_session,
+            "event_id": event.id,
+            "order_id": first_order.id,
+        }
         for path in SESSION_FORMS:
             if path in OWN_FORMS:
                 continue  # act on the caller's own session and merchant only
@@ -153,6 +192,8 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
                 select(AuditEntry).where(AuditEntry.action == "webhook.resend")
             )
             assert resent is None
+            order = await session.get(Order, first_order.id)
+            assert order is not None and order.status == OrderStatus.PENDING
         page = await first.get("/dashboard/keys")
         assert page.status_code == 200 and "first-secret-label" in page.text
         assert "second-label" not in page.text

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from stablegate.dashboard import (
     account_pages,
     key_pages,
+    order_pages,
     overview_pages,
     security_pages,
     settings_pages,
@@ -19,8 +20,9 @@ from stablegate.dashboard.pages import PREFIX, STATIC
 # Every page router, listed once (the tests walk them to check each route).
 PAGE_ROUTERS = (
     account_pages.router,
-    key_pages.router,
     overview_pages.router,
+    order_pages.router,
+    key_pages.router,
     webhook_pages.router,
     settings_pages.router,
     security_pages.router,

@@ -42,3 +42,63 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     }
   });
 }
+
+// ---- Orders (order_pages.py): the order page follows its order without a reload. ----------
+// It asks /dashboard/orders/<id>/live every 2.5 s while the tab is visible and puts the status,
+// the amounts, the confirmations and the exceptions in place; new payments show a notice (their
+// table needs a reload). It stops when the session ends or the order is gone.
+(() => {
+  const live = document.getElementById("order-live");
+  if (!live || !live.dataset.liveUrl || !window.fetch) {
+    return;
+  }
+  const EVERY_MS = 2500;
+  const setText = (id, text) => {
+    const element = document.getElementById(id);
+    if (element && element.textContent !== text) {
+      element.textContent = text;
+    }
+  };
+  const show = (view) => {
+    const status = document.getElementById("order-status");
+    if (status && status.dataset.status !== view.status) {
+      status.dataset.status = view.status;
+      status.className = `status status-${view.status}`;
+    }
+    setText("order-status", view.statusText);
+    setText("order-exceptions", view.exceptionsText);
+    setText("order-paid", view.paid);
+    setText("order-pending", view.pending);
+    setText("order-confirmations", view.confirmations);
+    setText("order-completed", view.completed);
+    const cancel = document.getElementById("cancel-form");
+    if (cancel) {
+      cancel.hidden = !view.cancellable;
+    }
+    const notice = document.getElementById("order-new-payments");
+    if (notice && view.payments !== Number(live.dataset.payments)) {
+      notice.hidden = false;
+    }
+  };
+  const poll = async () => {
+    if (document.visibilityState === "visible") {
+      try {
+        const answer = await fetch(live.dataset.liveUrl, {
+          credentials: "same-origin",
+          cache: "no-store",
+          headers: { Accept: "application/json" },
+        });
+        if (answer.status === 401 || answer.status === 404) {
+          return; // signed out, or not this merchant's order: nothing more to follow
+        }
+        if (answer.ok) {
+          show(await answer.json());
+        }
+      } catch (error) {
+        // A network blip: try again at the next tick.
+      }
+    }
+    window.setTimeout(poll, EVERY_MS);
+  };
+  window.setTimeout(poll, EVERY_MS);
+})();
