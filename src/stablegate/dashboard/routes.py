@@ -6,11 +6,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from stablegate.dashboard import account_pages, key_pages, security_pages
+from stablegate.dashboard import account_pages, key_pages, reset_pages, security_pages
 from stablegate.dashboard.pages import PREFIX, STATIC
 
 # Every page router, listed once (the tests walk them to check each route).
-PAGE_ROUTERS = (account_pages.router, key_pages.router, security_pages.router)
+PAGE_ROUTERS = (
+    account_pages.router,
+    key_pages.router,
+    security_pages.router,
+    reset_pages.router,
+)
 
 router = APIRouter()
 for page_router in PAGE_ROUTERS:
