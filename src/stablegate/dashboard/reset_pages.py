@@ -99,7 +99,10 @@ async def forgot(request: Request) -> Response:
     t = page.t
     sent = "forgot_sent" if ctx.mailer.configured else "forgot_sent_no_mail"
     response = page.render(
-        "message.html", title=t("forgot_sent_title"), lines=[t(sent, email=address)]
+        "message.html",
+        title=t("forgot_sent_title"),
+        lines=[t(sent, email=address)],
+        login_link=True,
     )
     if mail is not None and ctx.mailer.configured:
         # After the answer: its timing must not tell whether the address has an account.
