@@ -8,6 +8,7 @@ import re
 from html import unescape
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from tests.dashboard.dashboard_support import PASSWORD, Browser, MailSink, signed_up_and_in
@@ -15,11 +16,18 @@ from tests.dashboard.test_csrf import SESSION_FORMS
 from tests.dashboard.test_tenancy import SIGNED_IN_PAGES
 
 from stablegate.api.context import GatewayContext
+from stablegate.auth.ratelimit import MemoryRateLimitBackend
 from stablegate.clock import FakeClock
 from stablegate.dashboard.second_factor import STEP_SECONDS, code_at, time_step
 from stablegate.dashboard.sessions import PENDING_TTL_MS, token_hash
-from stablegate.dashboard.throttle import CODE_ACCOUNT_FAILURES, PERIOD_MS
+from stablegate.dashboard.throttle import (
+    CODE_ACCOUNT_FAILURES,
+    CODE_IP_FAILURES,
+    PERIOD_MS,
+    FormThrottle,
+)
 from stablegate.db.engine import session_scope
+from stablegate.errors import RateLimited
 from stablegate.models import DashboardSession, DashboardUser
 
 EMAIL = "owner@shop.example"
@@ -404,3 +412,16 @@ async def test_hostile_text_stays_inert_on_the_two_factor_pages(
         await browser.log_in(email)
         step = await second_step(browser, "<svg onload=alert(1)>")
         assert step.status_code == 400 and "<svg" not in step.text
+
+
+async def test_wrong_codes_are_limited_per_ip_across_accounts(clock: FakeClock) -> None:
+    throttle = FormThrottle(MemoryRateLimitBackend(clock))
+    for number in range(CODE_IP_FAILURES):
+        await throttle.check_code(f"usr_{number}", "198.51.100.90")
+        await throttle.note_failed_code(f"usr_{number}", "198.51.100.90")
+    with pytest.raises(RateLimited) as refused:
+        await throttle.check_code("usr_fresh", "198.51.100.90")
+    assert refused.value.retry_after == 45
+    await throttle.check_code("usr_fresh", "198.51.100.91")  # another address is not limited
+    # The log-in's own counters are separate: wrong codes do not lock the password form.
+    await throttle.check_login("owner@shop.example", "198.51.100.90")
