@@ -18,6 +18,7 @@ from fastapi import FastAPI
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 LINK = re.compile(r"https?://\S+/dashboard/verify\?token=[\w.-]+")
+RESET_LINK = re.compile(r"https?://\S+/dashboard/reset\?token=[\w.-]+")
 
 
 @dataclass
@@ -54,15 +55,21 @@ class MailSink:
     def to(self, address: str) -> list[EmailMessage]:
         return [message for rcpt, message in self.received if address in rcpt]
 
-    def link_for(self, address: str) -> str:
-        """The verification link in the latest message to ``address``."""
+    def link_for(self, address: str, pattern: re.Pattern[str] = LINK) -> str:
+        """The verification link (or another ``pattern``) in the latest message to
+        ``address``."""
         mails = self.to(address)
         assert mails, f"no mail to {address}"
         body = mails[-1].get_body(("plain",))
         assert body is not None
-        found = LINK.findall(body.get_content())
+        found = pattern.findall(body.get_content())
         assert len(found) == 1, body.get_content()
         return found[0]
+
+
+def reset_link_for(mail: MailSink, address: str) -> str:
+    """The password reset link in the latest message to ``address``."""
+    return mail.link_for(address, RESET_LINK)
 
 
 def csrf_of(html: str) -> str:

@@ -9,15 +9,30 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
-from tests.dashboard.dashboard_support import PASSWORD, Browser, MailSink, csrf_of, signed_up_and_in
+from tests.dashboard.dashboard_support import (
+    PASSWORD,
+    Browser,
+    MailSink,
+    csrf_of,
+    reset_link_for,
+    signed_up_and_in,
+)
 
 from stablegate.api.context import GatewayContext
 from stablegate.dashboard import routes
 from stablegate.dashboard.routes import PAGE_ROUTERS
 from stablegate.db.engine import session_scope
-from stablegate.models import ApiKey, DashboardSession, DashboardUser
+from stablegate.models import ApiKey, DashboardSession, DashboardUser, EmailLink
 
-PUBLIC_FORMS = ("/dashboard/signup", "/dashboard/login", "/dashboard/verify")
+PUBLIC_FORMS = (
+    "/dashboard/signup",
+    "/dashboard/login",
+    "/dashboard/verify",
+    "/dashboard/forgot",
+    "/dashboard/reset",
+)
+# Its token is bound to the pending session (tests/dashboard/test_second_factor_pages.py).
+PENDING_FORMS = ("/dashboard/login/second-factor",)
 SESSION_FORMS = (
     "/dashboard/logout",
     "/dashboard/keys",
@@ -31,6 +46,12 @@ SESSION_FORMS = (
     "/dashboard/settings/payments",
     "/dashboard/settings/cashier",
     "/dashboard/orders/{order_id}/cancel",
+    "/dashboard/security/password",
+    "/dashboard/security/two-factor/start",
+    "/dashboard/security/two-factor/cancel",
+    "/dashboard/security/two-factor/confirm",
+    "/dashboard/security/two-factor/recovery-codes",
+    "/dashboard/security/two-factor/disable",
 )
 # The form token is checked before the order is looked up: any id shows the refusal.
 SOME_ORDER = "ord-none"
@@ -46,10 +67,10 @@ def dashboard_routes(method: str) -> set[str]:
 
 
 def test_the_lists_name_every_post_route_of_the_dashboard() -> None:
-    assert dashboard_routes("POST") == {*PUBLIC_FORMS, *SESSION_FORMS}
+    assert dashboard_routes("POST") == {*PUBLIC_FORMS, *PENDING_FORMS, *SESSION_FORMS}
 
 
-async def _counts(gateway: GatewayContext) -> tuple[int, int, int, int]:
+async def _counts(gateway: GatewayContext) -> tuple[object, ...]:
     async with session_scope(gateway.sessions) as session:
         users = await session.scalar(select(func.count()).select_from(DashboardUser))
         keys = await session.scalar(
@@ -65,7 +86,20 @@ async def _counts(gateway: GatewayContext) -> tuple[int, int, int, int]:
             .select_from(DashboardUser)
             .where(DashboardUser.email_verified_at_ms.is_not(None))
         )
-    return users or 0, keys or 0, live or 0, verified or 0
+        # Passwords and second factors, links spent or not: a refused form changes none.
+        accounts = (
+            await session.execute(
+                select(
+                    DashboardUser.password_hash,
+                    DashboardUser.totp_secret_enc,
+                    DashboardUser.recovery_hashes,
+                ).order_by(DashboardUser.id)
+            )
+        ).all()
+        links = (
+            await session.execute(select(EmailLink.id, EmailLink.used_at_ms).order_by(EmailLink.id))
+        ).all()
+    return users or 0, keys or 0, live or 0, verified or 0, accounts, links
 
 
 async def _key_and_session(browser: Browser, gateway: GatewayContext) -> tuple[str, str]:
@@ -126,12 +160,20 @@ async def test_public_forms_refuse_a_missing_wrong_or_cookieless_token(
 ) -> None:
     async with Browser(app) as owner:
         await owner.sign_up("Shop", "owner@shop.example")
-    token_in_link = mail.link_for("owner@shop.example").split("token=", 1)[1]
+        token_in_link = mail.link_for("owner@shop.example").split("token=", 1)[1]
+        asked = await owner.post("/dashboard/forgot", {"email": "owner@shop.example"})
+        assert asked.status_code == 200
+    reset_token = reset_link_for(mail, "owner@shop.example").split("token=", 1)[1]
     forms = {
         "/dashboard/signup": {"name": "Forged", "email": "x@shop.example", "password": PASSWORD},
         "/dashboard/login": {"email": "owner@shop.example", "password": PASSWORD},
         "/dashboard/verify": {"token": token_in_link},
+        "/dashboard/forgot": {"email": "owner@shop.example"},
+        "/dashboard/reset": {"token": reset_token, "password": "a forged new password"},
+        # Without a pending log-in no token is valid here.
+        "/dashboard/login/second-factor": {"code": "123456"},
     }
+    mails = len(mail.received)
     before = await _counts(gateway)
     async with Browser(app) as browser, Browser(app) as other:
         mine = await browser.token("/dashboard/login")
@@ -146,13 +188,14 @@ async def test_public_forms_refuse_a_missing_wrong_or_cookieless_token(
             for path, data in forms.items():
                 _refused(await cookieless.client.post(path, data={**data, "csrf_token": mine}))
     assert await _counts(gateway) == before
+    assert len(mail.received) == mails
 
 
 async def test_the_form_token_is_in_every_form_of_every_page(
     app: FastAPI, gateway: GatewayContext, mail: MailSink
 ) -> None:
     async with Browser(app) as browser:
-        for path in ("/dashboard/signup", "/dashboard/login"):
+        for path in ("/dashboard/signup", "/dashboard/login", "/dashboard/forgot"):
             page = (await browser.get(path)).text
             assert page.count("<form") == page.count('name="csrf_token"') == 1
         await signed_up_and_in(browser, mail, "Shop", "owner@shop.example")

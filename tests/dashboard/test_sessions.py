@@ -171,3 +171,20 @@ async def test_sessions_are_listed_and_can_be_ended(app: FastAPI, mail: MailSink
         )
         assert out.headers["location"] == "/dashboard/login?notice=logged_out"
         assert (await laptop.get("/dashboard/keys")).status_code == 303
+
+
+async def test_a_log_in_waiting_for_its_second_factor_is_not_listed(
+    app: FastAPI, clock: FakeClock, mail: MailSink
+) -> None:
+    from tests.dashboard.test_second_factor_pages import enrol
+
+    async with (
+        Browser(app, user_agent="Laptop Firefox") as laptop,
+        Browser(app, user_agent="Phone Safari") as phone,
+    ):
+        await signed_up_and_in(laptop, mail, "Shop", "owner@shop.example")
+        await enrol(laptop, clock)
+        answer = await phone.log_in("owner@shop.example")
+        assert answer.headers["location"] == "/dashboard/login/second-factor"
+        page = await laptop.get("/dashboard/security")
+        assert "Laptop Firefox" in page.text and "Phone Safari" not in page.text

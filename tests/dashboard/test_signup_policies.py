@@ -174,6 +174,15 @@ async def test_without_smtp_the_operator_lists_the_links_and_approves(
             assert (await browser.verify(link["url"])).status_code == 200
             assert json.loads((await run_cli("dashboard", "links", "--json")).stdout) == []
             assert (await browser.log_in("tea@house.example")).status_code == 303
+
+            # A password reset link waits in the same list.
+            asked = await browser.post("/dashboard/forgot", {"email": "tea@house.example"})
+            assert "operator can give you a link to reset its password" in asked.text
+            [reset] = json.loads((await run_cli("dashboard", "links", "--json")).stdout)
+            assert reset["email"] == "tea@house.example" and reset["purpose"] == "reset_password"
+            assert reset["url"].startswith("https://pay.example.com/dashboard/reset?token=lnk_")
+            page = await browser.get(reset["url"].split("pay.example.com", 1)[1])
+            assert page.status_code == 200 and "Choose a new password" in page.text
         unknown = await run_cli("merchant", "approve", "--merchant-id", "mch_nope")
         assert unknown.exit_code == 2 and "not_found" in unknown.output
     finally:

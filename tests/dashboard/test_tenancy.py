@@ -8,7 +8,7 @@ import re
 from fastapi import FastAPI
 from markupsafe import escape
 from sqlalchemy import select
-from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
+from tests.dashboard.dashboard_support import PASSWORD, Browser, MailSink, signed_up_and_in
 from tests.dashboard.hooks_support import merchant_of, pay
 from tests.dashboard.hooks_support import new_order as new_paid_order
 from tests.dashboard.order_support import new_order, pay_out_to
@@ -57,6 +57,7 @@ ID_PAGES = ("/dashboard/orders/{order_id}", "/dashboard/orders/{order_id}/live")
 def test_the_walk_covers_every_signed_in_page() -> None:
     public = {"/dashboard", "/dashboard/", "/dashboard/signup", "/dashboard/login"}
     public |= {"/dashboard/verify", "/dashboard/static/{name}"}
+    public |= {"/dashboard/login/second-factor", "/dashboard/forgot", "/dashboard/reset"}
     assert dashboard_routes("GET") - public == {*SIGNED_IN_PAGES, *ID_PAGES}
 
 
@@ -167,12 +168,29 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             "order_id": first_order.id,
         }
         for path in SESSION_FORMS:
-            if path in OWN_FORMS:
-                continue  # act on the caller's own session and merchant only
+            if path == "/dashboard/logout":
+                continue
             answer = await second.post(path.format(**ids), {}, token_from="/dashboard/keys")
+            assert not [value for value in firsts if value in answer.text], path
+            if "{" not in path:
+                continue  # acts on the caller's own merchant and account: checked below
             assert answer.status_code == 404, path
             assert "There is nothing here, or it is not yours." in answer.text
-            assert not [value for value in firsts if value in answer.text]
+        # The second's security forms, filled in, touch its own account only.
+        await second.post("/dashboard/security/two-factor/start", {}, token_from="/dashboard/keys")
+        changed = await second.post(
+            "/dashboard/security/password",
+            {"current_password": PASSWORD, "new_password": "the second's new password"},
+            token_from="/dashboard/keys",
+        )
+        assert changed.status_code == 303
+        async with session_scope(gateway.sessions) as session:
+            first_now = await session.get(DashboardUser, first_user.id)
+            assert first_now is not None
+            assert first_now.password_hash == first_user.password_hash
+            assert first_now.totp_secret_enc is None
+            live = await session.get(DashboardSession, first_session)
+            assert live is not None and live.revoked_at_ms is None
 
         for path in OWN_FORMS[2:]:
             answer = await second.post(path, {"notify_url": ""}, token_from="/dashboard/webhooks")

@@ -6,10 +6,14 @@ dashboard").
 - ``GET /dashboard/verify?token=…`` shows a button; ``POST /dashboard/verify`` spends the link
   (a GET that spent it would be spent by mail scanners that open links).
 - ``GET|POST /dashboard/login``: limited per account and per IP; every log-in starts a new
-  session and ends the one the browser had.
+  session and ends the one the browser had. With two-factor on, the password starts a pending
+  session instead (5 minutes, no page but the next one):
+- ``GET|POST /dashboard/login/second-factor``: a TOTP or recovery code (wrong ones limited per
+  account and per IP) ends the pending session and starts a new, full one.
 - ``POST /dashboard/logout``.
 
-The public forms (sign-up, log-in, verify) carry a CSRF token tied to a pre-session cookie.
+The public forms (sign-up, log-in, verify) carry a CSRF token tied to a pre-session cookie; the
+second step's form one tied to the pending session.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from stablegate.dashboard.accounts import (
     normalized_email,
     sign_up,
 )
-from stablegate.dashboard.csrf import check_form_token
+from stablegate.dashboard.csrf import check_form_token, form_token
 from stablegate.dashboard.errors import AccountError, CsrfRefused
 from stablegate.dashboard.links import checked_link, issue_link, latest_link_at, verify_email
 from stablegate.dashboard.pages import PREFIX, Page, read_form
 from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
-from stablegate.dashboard.sessions import end_session, start_session
+from stablegate.dashboard.second_factor import Accepted, check_second_factor, is_enabled
+from stablegate.dashboard.sessions import PendingLogin, end_session, load_pending, start_session
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import RateLimited
 from stablegate.models import DashboardUser, Merchant
@@ -41,7 +46,9 @@ router = APIRouter()
 # A new verification link at log-in only when the last is older than this.
 RESEND_AFTER_MS = 5 * 60_000
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,60}\.[A-Za-z0-9_-]{1,60}$")
-NOTICES = ("logged_out",)
+NOTICES = ("logged_out", "second_factor_expired", "password_reset_done")
+SECOND_STEP = f"{PREFIX}/login/second-factor"
+MAX_CODE = 40
 
 
 async def send_verification(page: Page, user: DashboardUser, name: str, url: str) -> bool:
@@ -252,8 +259,9 @@ async def login(request: Request) -> Response:
             # A new session, never the browser's old one: a token planted before log-in
             # (session fixation) is worth nothing after it.
             await end_session(session, web.clock, page.session_token)
+            pending = is_enabled(user)
             token = await start_session(
-                session, web.clock, user, user_agent=page.user_agent, ip=page.ip
+                session, web.clock, user, user_agent=page.user_agent, ip=page.ip, pending=pending
             )
     except (AccountError, RateLimited) as exc:
         if isinstance(exc, AccountError) and exc.code == "email_not_verified" and found:
@@ -262,6 +270,87 @@ async def login(request: Request) -> Response:
             page, status=exc.status, error=page.error_text(exc), email=email, headers=exc.headers
         )
     page.start_session_cookie(token)
+    return page.redirect(SECOND_STEP if pending else f"{PREFIX}/keys")
+
+
+def _pending_csrf(page: Page, pending: PendingLogin) -> str:
+    # Its own kind: never valid on a signed-in form, nor a signed-in token here.
+    return form_token(page.ctx.csrf_key, "pending", pending.token)
+
+
+def _second_step_form(
+    page: Page,
+    pending: PendingLogin,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return page.render(
+        "second_factor.html",
+        status=status,
+        headers=headers,
+        csrf_token=_pending_csrf(page, pending),
+        error=error,
+    )
+
+
+@router.get(SECOND_STEP, include_in_schema=False)
+async def second_step_page(request: Request) -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    try:
+        await web.limiter.check_public(page.ip)
+    except RateLimited as exc:
+        return page.refusal(exc)
+    async with read_scope(web.sessions) as session:
+        pending = await load_pending(session, web.clock, page.session_token)
+    if pending is None:
+        return page.redirect(f"{PREFIX}/login?notice=second_factor_expired")
+    return _second_step_form(page, pending)
+
+
+@router.post(SECOND_STEP, include_in_schema=False)
+async def second_step(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    form = await read_form(request)
+    code = form.get("code", "")[:MAX_CODE]
+    try:
+        await web.limiter.check_public(page.ip)
+        async with read_scope(web.sessions) as session:
+            pending = await load_pending(session, web.clock, page.session_token)
+        expected = _pending_csrf(page, pending) if pending else None
+        check_form_token(expected, form.get("csrf_token"))
+    except (RateLimited, CsrfRefused) as exc:
+        return page.refusal(exc)
+    assert pending is not None
+    try:
+        await ctx.throttle.check_code(pending.user_id, page.ip)
+        async with session_scope(web.sessions) as session:
+            user = await session.get(DashboardUser, pending.user_id)
+            accepted = None
+            if user is not None:
+                accepted = await check_second_factor(
+                    session, web.secret_box, user, code, now_ms=web.clock.now_ms()
+                )
+            if user is None or accepted is None:
+                raise AccountError("the code is wrong", code="invalid_code")
+            await check_may_log_in(session, user)
+            # The pending session ends; the signed-in one is new (no fixation across steps).
+            await end_session(session, web.clock, pending.token)
+            token = await start_session(
+                session, web.clock, user, user_agent=page.user_agent, ip=page.ip
+            )
+    except (AccountError, RateLimited) as exc:
+        if isinstance(exc, AccountError) and exc.code == "invalid_code":
+            await ctx.throttle.note_failed_code(pending.user_id, page.ip)
+        return _second_step_form(
+            page, pending, status=exc.status, error=page.error_text(exc), headers=exc.headers
+        )
+    page.start_session_cookie(token)
+    if accepted == Accepted.RECOVERY_CODE:
+        return page.redirect(f"{PREFIX}/security?notice=recovery_code_used")
     return page.redirect(f"{PREFIX}/keys")
 
 

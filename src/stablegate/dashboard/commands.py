@@ -1,7 +1,7 @@
 """``stablegate dashboard ...``: what the operator does for the merchant dashboard.
 
-- ``links``: the verification links waiting to be used, for an operator without SMTP (or whose
-  mail did not arrive) to hand out;
+- ``links``: the verification and password reset links waiting to be used, for an operator
+  without SMTP (or whose mail did not arrive) to hand out;
 - ``invite``: a sign-up code for the ``invite`` policy, printed once.
 
 Approving a merchant under the ``approval`` policy is ``stablegate merchant approve``.
@@ -20,13 +20,16 @@ from stablegate.console import JsonFlag, error_console, print_record, print_rows
 from stablegate.dashboard import invites, links
 from stablegate.secret_box import load_secret_box
 
-dashboard_app = typer.Typer(help="The merchant dashboard: pending links and invite codes.")
+dashboard_app = typer.Typer(
+    help="The merchant dashboard: pending verification and reset links, invite codes."
+)
 
 
 @dashboard_app.command("links")
 def pending_links(as_json: JsonFlag = False) -> None:
-    """Unused, unexpired email verification links of accounts not yet verified: send each to its
-    address yourself (the account can log in once it is opened)."""
+    """Unused, unexpired links: email verification (accounts not yet verified) and password
+    reset (purpose reset_password, asked for on the log-in page). Send each to its address
+    yourself, and only to it: a reset link sets the account's password."""
 
     async def work(session: AsyncSession, settings: Settings) -> list[links.PendingLink]:
         key = load_secret_box(settings).derive_key("dashboard-links")
@@ -42,7 +45,7 @@ def pending_links(as_json: JsonFlag = False) -> None:
         }
         for link in with_session(work)
     ]
-    print_rows(rows, ["email", "merchantId", "expiresAt", "url"], as_json)
+    print_rows(rows, ["email", "merchantId", "purpose", "expiresAt", "url"], as_json)
 
 
 @dashboard_app.command("invite")

@@ -15,7 +15,8 @@ from stablegate.dashboard.errors import CsrfRefused
 
 
 def form_token(key: bytes, kind: str, cookie_value: str) -> str:
-    """``kind`` is ``session`` or ``pre``: a pre-session token never passes for a session's."""
+    """``kind`` is ``session``, ``pending`` (the log-in's second step) or ``pre``: a token of
+    one kind never passes for another's."""
     message = f"{kind}:{cookie_value}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 

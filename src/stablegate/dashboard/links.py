@@ -1,4 +1,5 @@
-"""Links mailed to dashboard users (email verification): signed, expiring, single use.
+"""Links mailed to dashboard users (email verification, password reset): signed, expiring,
+single use, each good only for its own purpose.
 
 A link's token is ``<row id>.<HMAC of the row's fields>``: the table alone gives nobody a
 working link, a changed expiry or address breaks the signature, and the operator's CLI can
@@ -12,7 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
@@ -22,7 +23,11 @@ from stablegate.models.email_link import LinkPurpose
 from stablegate.secret_box import new_token
 
 LINK_TTL_MS = 24 * 3_600_000
+RESET_TTL_MS = 3_600_000
 VERIFY_PATH = "/dashboard/verify"
+RESET_PATH = "/dashboard/reset"
+PATHS = {LinkPurpose.VERIFY_EMAIL: VERIFY_PATH, LinkPurpose.RESET_PASSWORD: RESET_PATH}
+LIFETIMES = {LinkPurpose.VERIFY_EMAIL: LINK_TTL_MS, LinkPurpose.RESET_PASSWORD: RESET_TTL_MS}
 
 
 @dataclass(frozen=True)
@@ -43,33 +48,53 @@ def _signature(key: bytes, link: EmailLink) -> str:
 
 
 def link_url(public_url: str, key: bytes, link: EmailLink) -> str:
-    return f"{public_url}{VERIFY_PATH}?token={link.id}.{_signature(key, link)}"
+    path = PATHS[LinkPurpose(link.purpose)]
+    return f"{public_url}{path}?token={link.id}.{_signature(key, link)}"
 
 
 async def issue_link(
-    session: AsyncSession, clock: Clock, key: bytes, public_url: str, user: DashboardUser
+    session: AsyncSession,
+    clock: Clock,
+    key: bytes,
+    public_url: str,
+    user: DashboardUser,
+    *,
+    purpose: LinkPurpose = LinkPurpose.VERIFY_EMAIL,
 ) -> str:
-    """A new verification link for the user's current address; its URL."""
+    """A new link for the user's current address (24 hours to verify it, 1 hour to reset the
+    password); its URL."""
     now = clock.now_ms()
     link = EmailLink(
         id=new_token("lnk_", 18),
         user_id=user.id,
-        purpose=LinkPurpose.VERIFY_EMAIL,
+        purpose=purpose,
         email=user.email,
         created_at_ms=now,
-        expires_at_ms=now + LINK_TTL_MS,
+        expires_at_ms=now + LIFETIMES[purpose],
     )
     session.add(link)
     await session.flush()
     return link_url(public_url, key, link)
 
 
-async def checked_link(session: AsyncSession, clock: Clock, key: bytes, token: str) -> EmailLink:
-    """The link a token names, when its signature is right and it is unused and unexpired."""
+async def checked_link(
+    session: AsyncSession,
+    clock: Clock,
+    key: bytes,
+    token: str,
+    *,
+    purpose: LinkPurpose = LinkPurpose.VERIFY_EMAIL,
+) -> EmailLink:
+    """The link a token names, when its signature is right, it is for ``purpose`` (a
+    verification link resets no password) and it is unused and unexpired."""
     link_id, _, signature = token.partition(".")
     link = await session.get(EmailLink, link_id) if link_id and signature else None
-    if link is None or not hmac.compare_digest(
-        _signature(key, link).encode(), signature.encode("utf-8", "surrogateescape")
+    if (
+        link is None
+        or not hmac.compare_digest(
+            _signature(key, link).encode(), signature.encode("utf-8", "surrogateescape")
+        )
+        or link.purpose != purpose
     ):
         raise AccountError("this link is not valid", code="invalid_link")
     if link.used_at_ms is not None:
@@ -88,25 +113,30 @@ async def verify_email(
     if user is None or user.email != link.email:
         raise AccountError("this link is not valid", code="invalid_link")
     now = clock.now_ms()
-    # Spent by whoever gets here first: a second use at the same moment finds no row to update.
-    spent = await session.execute(
-        update(EmailLink)
-        .where(EmailLink.id == link.id, EmailLink.used_at_ms.is_(None))
-        .values(used_at_ms=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(spent, "rowcount", 0) != 1:
-        raise AccountError("this link was used already", code="used_link")
+    await spend_link(session, link, now)
     if user.email_verified_at_ms is None:
         user.email_verified_at_ms = now
     await session.flush()
     return user
 
 
+async def spend_link(session: AsyncSession, link: EmailLink, now_ms: int) -> None:
+    """Mark the link used. Spent by whoever gets here first: a second use at the same moment
+    finds no row to update and is refused."""
+    spent = await session.execute(
+        update(EmailLink)
+        .where(EmailLink.id == link.id, EmailLink.used_at_ms.is_(None))
+        .values(used_at_ms=now_ms)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(spent, "rowcount", 0) != 1:
+        raise AccountError("this link was used already", code="used_link")
+
+
 async def latest_link_at(session: AsyncSession, user_id: str) -> int | None:
     return await session.scalar(
         select(EmailLink.created_at_ms)
-        .where(EmailLink.user_id == user_id)
+        .where(EmailLink.user_id == user_id, EmailLink.purpose == LinkPurpose.VERIFY_EMAIL)
         .order_by(EmailLink.created_at_ms.desc())
         .limit(1)
     )
@@ -115,16 +145,20 @@ async def latest_link_at(session: AsyncSession, user_id: str) -> int | None:
 async def pending_links(
     session: AsyncSession, clock: Clock, key: bytes, public_url: str
 ) -> list[PendingLink]:
-    """Every unused, unexpired link of a user whose address is not verified yet, oldest first:
-    what the operator hands out when there is no SMTP server."""
+    """Every unused, unexpired link to a user's current address, oldest first: verification
+    links of users not verified yet, and password reset links. What the operator hands out
+    when there is no SMTP server."""
     rows = await session.execute(
         select(EmailLink, DashboardUser.merchant_id)
         .join(DashboardUser, DashboardUser.id == EmailLink.user_id)
         .where(
             EmailLink.used_at_ms.is_(None),
             EmailLink.expires_at_ms > clock.now_ms(),
-            DashboardUser.email_verified_at_ms.is_(None),
             DashboardUser.email == EmailLink.email,
+            or_(
+                EmailLink.purpose == LinkPurpose.RESET_PASSWORD,
+                DashboardUser.email_verified_at_ms.is_(None),
+            ),
         )
         .order_by(EmailLink.created_at_ms, EmailLink.id)
     )

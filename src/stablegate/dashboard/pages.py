@@ -36,6 +36,7 @@ MAX_FORM_BYTES = 16_384
 MAX_FORM_FIELDS = 20
 # Pages whose form a POST answers again (an error, a new key): the language links go back there.
 LANGUAGE_TARGETS = {f"{PREFIX}/signup", f"{PREFIX}/login", f"{PREFIX}/keys"}
+LANGUAGE_TARGETS |= {f"{PREFIX}/login/second-factor", f"{PREFIX}/forgot"}
 
 _templates = page_templates("stablegate.dashboard")
 

@@ -11,6 +11,7 @@ from stablegate.dashboard import (
     key_pages,
     order_pages,
     overview_pages,
+    reset_pages,
     security_pages,
     settings_pages,
     webhook_pages,
@@ -26,6 +27,7 @@ PAGE_ROUTERS = (
     webhook_pages.router,
     settings_pages.router,
     security_pages.router,
+    reset_pages.router,
 )
 
 router = APIRouter()

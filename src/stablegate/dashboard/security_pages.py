@@ -1,39 +1,318 @@
-"""The Security page: the signed-in user's live sessions, each of which can be ended (the
-current one too, which logs out). Scoped to the user (:mod:`stablegate.dashboard.sessions`)."""
+"""The Security page: the signed-in user's two-factor authentication, password and live sessions.
+Everything acts on the viewer's own account and sessions (:mod:`stablegate.dashboard.sessions`).
+
+- ``POST /dashboard/security/two-factor/start`` makes a secret (stored sealed, not in force yet);
+  the page then shows it as a QR code (an SVG ``data:`` image, which the CSP allows) and as text.
+  ``.../confirm`` with a code from the app turns it on and answers with the 10 recovery codes,
+  shown this once; ``.../cancel`` drops an unconfirmed secret.
+- ``.../recovery-codes`` (a current code) replaces the recovery codes; ``.../disable`` (the
+  password and a code or a recovery code) turns two-factor off.
+- ``POST /dashboard/security/password``: the current password and a new one; the user's other
+  sessions end.
+- ``POST /dashboard/security/sessions/{id}/revoke`` ends one session (its own: a log-out).
+
+Wrong codes and passwords here count against the same per-account and per-IP limits as the
+log-in's second step, so a stolen session guesses no faster here.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.dashboard.errors import CsrfRefused
+from stablegate.dashboard import second_factor
+from stablegate.dashboard.errors import AccountError, CsrfRefused
 from stablegate.dashboard.pages import PREFIX, Page, read_form
-from stablegate.dashboard.sessions import list_sessions, revoke_session
+from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
+from stablegate.dashboard.sessions import (
+    Viewer,
+    end_user_sessions,
+    list_sessions,
+    revoke_session,
+)
 from stablegate.db.engine import session_scope
-from stablegate.errors import NotFound
+from stablegate.errors import GatewayError, NotFound, RateLimited
+from stablegate.models import DashboardUser
 
 router = APIRouter()
 
+SECURITY = f"{PREFIX}/security"
+TWO_FACTOR = f"{SECURITY}/two-factor"
+NOTICES = (
+    "session_ended",
+    "password_changed",
+    "two_factor_disabled",
+    "two_factor_cancelled",
+    "recovery_code_used",
+)
+MAX_CODE = 40
 
-@router.get(PREFIX + "/security", include_in_schema=False)
-async def security_page(request: Request, ended: str = "") -> Response:
+
+def issuer(public_url: str) -> str:
+    """The name an authenticator app shows above the code: the product and the gateway's host
+    (one operator's gateway is told from another's)."""
+    host = urlsplit(public_url).hostname or ""
+    return f"stablegate ({host})" if host else "stablegate"
+
+
+async def _own_user(session: AsyncSession, viewer: Viewer) -> DashboardUser:
+    user = await session.get(DashboardUser, viewer.user_id)
+    if user is None:  # the session's user exists (load_viewer joined it)
+        raise NotFound("no such user")
+    return user
+
+
+async def _security_page(
+    page: Page,
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    web = page.ctx.web
+    user = await _own_user(session, viewer)
+    sessions = await list_sessions(session, web.clock, viewer.user_id)
+    enrolment = None
+    secret = second_factor.secret_of(web.secret_box, user)
+    if second_factor.is_enrolling(user) and secret is not None:
+        uri = second_factor.provisioning_uri(
+            secret, account=user.email, issuer=issuer(web.settings.public_url)
+        )
+        enrolment = {
+            "qr": second_factor.qr_data_uri(uri),
+            "secret": second_factor.grouped_secret(secret),
+        }
+    return page.render(
+        "security.html",
+        status=status,
+        headers=headers,
+        viewer=viewer,
+        current="security",
+        sessions=sessions,
+        two_factor_on=second_factor.is_enabled(user),
+        two_factor_since=user.totp_enabled_at_ms,
+        recovery_left=second_factor.recovery_codes_left(user),
+        enrolment=enrolment,
+        notice=page.t(notice) if notice else None,
+        errors=errors or {},
+    )
+
+
+@router.get(SECURITY, include_in_schema=False)
+async def security_page(request: Request, ended: str = "", notice: str = "") -> Response:
     page = Page.of(request)
     web = page.ctx.web
     async with session_scope(web.sessions) as session:
         viewer = await page.viewer(session)
         if viewer is None:
             return page.redirect(f"{PREFIX}/login")
-        sessions = await list_sessions(session, web.clock, viewer.user_id)
+        shown = "session_ended" if ended else (notice if notice in NOTICES else None)
+        return await _security_page(page, session, viewer, notice=shown)
+
+
+async def _signed_in_form(page: Page) -> tuple[Viewer | None, dict[str, str], Response | None]:
+    """The viewer and the form of a Security POST, or the answer when there is no viewer (the
+    log-in page) or the CSRF check fails (403)."""
+    web = page.ctx.web
+    form = await read_form(page.request)
+    async with session_scope(web.sessions) as session:
+        viewer = await page.viewer(session)
+    if viewer is None:
+        return None, form, page.redirect(f"{PREFIX}/login")
+    try:
+        page.check_session_form(viewer, form)
+    except CsrfRefused as exc:
+        return viewer, form, page.refusal(exc, viewer)
+    return viewer, form, None
+
+
+async def _refused_form(
+    page: Page, section: str, exc: GatewayError, *, extra: dict[str, str] | None = None
+) -> Response:
+    """The Security page again, the error in the section whose form was refused."""
+    web = page.ctx.web
+    async with session_scope(web.sessions) as session:
+        viewer = await page.viewer(session)
+        if viewer is None:
+            return page.redirect(f"{PREFIX}/login")
+        return await _security_page(
+            page,
+            session,
+            viewer,
+            status=exc.status,
+            errors={section: page.error_text(exc), **(extra or {})},
+            headers=dict(exc.headers),
+        )
+
+
+def _wrong_code() -> AccountError:
+    return AccountError("the code is wrong", code="invalid_code")
+
+
+@router.post(TWO_FACTOR + "/start", include_in_schema=False)
+async def start_two_factor(request: Request) -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    viewer, _form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    async with session_scope(web.sessions) as session:
+        user = await _own_user(session, viewer)
+        if not second_factor.is_enabled(user):
+            second_factor.start_enrolment(web.secret_box, user)
+    return page.redirect(f"{SECURITY}#two-factor")
+
+
+@router.post(TWO_FACTOR + "/cancel", include_in_schema=False)
+async def cancel_two_factor(request: Request) -> Response:
+    page = Page.of(request)
+    web = page.ctx.web
+    viewer, _form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    async with session_scope(web.sessions) as session:
+        second_factor.cancel_enrolment(await _own_user(session, viewer))
+    return page.redirect(f"{SECURITY}?notice=two_factor_cancelled#two-factor")
+
+
+async def _codes_answer(page: Page, viewer: Viewer, codes: list[str], *, first: bool) -> Response:
     return page.render(
-        "security.html",
-        viewer=viewer,
-        current="security",
-        sessions=sessions,
-        notice=page.t("session_ended") if ended else None,
+        "recovery_codes.html", viewer=viewer, current="security", codes=codes, first=first
     )
 
 
-@router.post(PREFIX + "/security/sessions/{session_id}/revoke", include_in_schema=False)
+@router.post(TWO_FACTOR + "/confirm", include_in_schema=False)
+async def confirm_two_factor(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    viewer, form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    try:
+        await ctx.throttle.check_code(viewer.user_id, page.ip)
+        async with session_scope(web.sessions) as session:
+            user = await _own_user(session, viewer)
+            codes = await second_factor.enable(
+                session,
+                web.secret_box,
+                user,
+                form.get("code", "")[:MAX_CODE],
+                now_ms=web.clock.now_ms(),
+            )
+            if codes is None:
+                raise _wrong_code()
+    except (AccountError, RateLimited) as exc:
+        if exc.code == "invalid_code":
+            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
+        return await _refused_form(page, "confirm", exc)
+    return await _codes_answer(page, viewer, codes, first=True)
+
+
+@router.post(TWO_FACTOR + "/recovery-codes", include_in_schema=False)
+async def new_recovery_codes(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    viewer, form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    try:
+        await ctx.throttle.check_code(viewer.user_id, page.ip)
+        async with session_scope(web.sessions) as session:
+            user = await _own_user(session, viewer)
+            codes = await second_factor.replace_recovery_codes(
+                session,
+                web.secret_box,
+                user,
+                form.get("code", "")[:MAX_CODE],
+                now_ms=web.clock.now_ms(),
+            )
+            if codes is None:
+                raise _wrong_code()
+    except (AccountError, RateLimited) as exc:
+        if exc.code == "invalid_code":
+            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
+        return await _refused_form(page, "recovery", exc)
+    return await _codes_answer(page, viewer, codes, first=False)
+
+
+async def _password_matches(page: Page, viewer: Viewer, password: str) -> bool:
+    web = page.ctx.web
+    async with session_scope(web.sessions) as session:
+        stored = (await _own_user(session, viewer)).password_hash
+    # Outside any transaction: Argon2 takes tens of milliseconds.
+    return await verify_password(stored, password)
+
+
+@router.post(TWO_FACTOR + "/disable", include_in_schema=False)
+async def disable_two_factor(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    viewer, form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    try:
+        await ctx.throttle.check_code(viewer.user_id, page.ip)
+        if not await _password_matches(page, viewer, form.get("password", "")):
+            raise AccountError("the password is wrong", code="wrong_password")
+        async with session_scope(web.sessions) as session:
+            user = await _own_user(session, viewer)
+            accepted = await second_factor.check_second_factor(
+                session,
+                web.secret_box,
+                user,
+                form.get("code", "")[:MAX_CODE],
+                now_ms=web.clock.now_ms(),
+            )
+            if accepted is None:
+                raise _wrong_code()
+            await second_factor.disable(session, user)
+    except (AccountError, RateLimited) as exc:
+        if exc.code in ("invalid_code", "wrong_password"):
+            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
+        return await _refused_form(page, "disable", exc)
+    return page.redirect(f"{SECURITY}?notice=two_factor_disabled#two-factor")
+
+
+@router.post(SECURITY + "/password", include_in_schema=False)
+async def change_password(request: Request) -> Response:
+    page = Page.of(request)
+    ctx, web = page.ctx, page.ctx.web
+    viewer, form, answer = await _signed_in_form(page)
+    if answer is not None:
+        return answer
+    assert viewer is not None
+    try:
+        await ctx.throttle.check_code(viewer.user_id, page.ip)
+        new_password = checked_password(form.get("new_password", ""))
+        if not await _password_matches(page, viewer, form.get("current_password", "")):
+            raise AccountError("the password is wrong", code="wrong_password")
+        password_hash = await hash_password(new_password)
+        async with session_scope(web.sessions) as session:
+            if await page.viewer(session) is None:
+                return page.redirect(f"{PREFIX}/login")
+            user = await _own_user(session, viewer)
+            user.password_hash = password_hash
+            # Whoever is logged in elsewhere (perhaps with the old password) is out.
+            await end_user_sessions(session, web.clock, viewer.user_id, keep=viewer.session_id)
+    except (AccountError, RateLimited) as exc:
+        if exc.code == "wrong_password":
+            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
+        return await _refused_form(page, "password", exc)
+    return page.redirect(f"{SECURITY}?notice=password_changed")
+
+
+@router.post(SECURITY + "/sessions/{session_id}/revoke", include_in_schema=False)
 async def end_one_session(request: Request, session_id: str) -> Response:
     page = Page.of(request)
     web = page.ctx.web
@@ -50,4 +329,4 @@ async def end_one_session(request: Request, session_id: str) -> Response:
     if session_id == viewer.session_id:
         page.end_session_cookie()
         return page.redirect(f"{PREFIX}/login?notice=logged_out")
-    return page.redirect(f"{PREFIX}/security?ended=1")
+    return page.redirect(f"{SECURITY}?ended=1")

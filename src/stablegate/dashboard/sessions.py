@@ -4,6 +4,9 @@ The cookie holds a random 256-bit token; the table holds its SHA-256, so a copy 
 logs nobody in. A session lasts 7 days at most and ends after 24 hours without a request; every
 log-in makes a new one (the token a browser had before cannot become a logged-in session), and
 the user can list and end any of them.
+
+With two-factor on, the password alone makes a *pending* session (``second_factor_pending``):
+it lasts 5 minutes and opens no page but the second step, which ends it and starts a new one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ IDLE_TIMEOUT_MS = 24 * 3_600_000
 # last_seen is written at most this often, not on every page.
 TOUCH_EVERY_MS = 60_000
 MAX_USER_AGENT = 300
+# Time to enter the code after the password.
+PENDING_TTL_MS = 5 * 60_000
 
 
 @dataclass(frozen=True)
@@ -40,14 +45,30 @@ class Viewer:
     merchant_name: str
 
 
+@dataclass(frozen=True)
+class PendingLogin:
+    """A log-in whose password was right and whose second factor is awaited."""
+
+    session_id: str
+    token: str
+    user_id: str
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 async def start_session(
-    session: AsyncSession, clock: Clock, user: DashboardUser, *, user_agent: str, ip: str
+    session: AsyncSession,
+    clock: Clock,
+    user: DashboardUser,
+    *,
+    user_agent: str,
+    ip: str,
+    pending: bool = False,
 ) -> str:
-    """A new session for the user; returns the cookie's token (shown nowhere else)."""
+    """A new session for the user (``pending``: awaiting the second factor, for 5 minutes);
+    returns the cookie's token (shown nowhere else)."""
     now = clock.now_ms()
     token = secrets.token_urlsafe(32)
     session.add(
@@ -56,13 +77,15 @@ async def start_session(
             token_hash=token_hash(token),
             user_id=user.id,
             created_at_ms=now,
-            expires_at_ms=now + SESSION_TTL_MS,
+            expires_at_ms=now + (PENDING_TTL_MS if pending else SESSION_TTL_MS),
             last_seen_at_ms=now,
             user_agent=user_agent[:MAX_USER_AGENT],
             ip=ip[:45],
+            second_factor_pending=pending,
         )
     )
-    user.last_login_at_ms = now
+    if not pending:
+        user.last_login_at_ms = now
     await session.flush()
     return token
 
@@ -76,7 +99,8 @@ def _live(now: int) -> list[ColumnElement[bool]]:
 
 
 async def load_viewer(session: AsyncSession, clock: Clock, token: str | None) -> Viewer | None:
-    """Who holds this cookie token, if its session is live and its merchant active."""
+    """Who holds this cookie token, if its session is live, past its second factor, and its
+    merchant active."""
     if not token:
         return None
     now = clock.now_ms()
@@ -85,7 +109,11 @@ async def load_viewer(session: AsyncSession, clock: Clock, token: str | None) ->
             select(DashboardSession, DashboardUser, Merchant)
             .join(DashboardUser, DashboardUser.id == DashboardSession.user_id)
             .join(Merchant, Merchant.id == DashboardUser.merchant_id)
-            .where(DashboardSession.token_hash == token_hash(token), *_live(now))
+            .where(
+                DashboardSession.token_hash == token_hash(token),
+                DashboardSession.second_factor_pending.is_(False),
+                *_live(now),
+            )
         )
     ).first()
     if row is None:
@@ -99,13 +127,33 @@ async def load_viewer(session: AsyncSession, clock: Clock, token: str | None) ->
     return Viewer(held.id, token, user.id, user.email, merchant.id, merchant.name)
 
 
+async def load_pending(
+    session: AsyncSession, clock: Clock, token: str | None
+) -> PendingLogin | None:
+    """The pending log-in of this cookie token, if it has not expired."""
+    if not token:
+        return None
+    held = await session.scalar(
+        select(DashboardSession).where(
+            DashboardSession.token_hash == token_hash(token),
+            DashboardSession.second_factor_pending.is_(True),
+            *_live(clock.now_ms()),
+        )
+    )
+    return PendingLogin(held.id, token, held.user_id) if held is not None else None
+
+
 async def list_sessions(
     session: AsyncSession, clock: Clock, user_id: str
 ) -> list[DashboardSession]:
     """The user's live sessions, most recently used first."""
     rows = await session.scalars(
         select(DashboardSession)
-        .where(DashboardSession.user_id == user_id, *_live(clock.now_ms()))
+        .where(
+            DashboardSession.user_id == user_id,
+            DashboardSession.second_factor_pending.is_(False),
+            *_live(clock.now_ms()),
+        )
         .order_by(DashboardSession.last_seen_at_ms.desc(), DashboardSession.id)
     )
     return list(rows.all())
@@ -138,6 +186,23 @@ async def end_session(session: AsyncSession, clock: Clock, token: str | None) ->
         .where(
             DashboardSession.token_hash == token_hash(token),
             DashboardSession.revoked_at_ms.is_(None),
+        )
+        .values(revoked_at_ms=clock.now_ms())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def end_user_sessions(
+    session: AsyncSession, clock: Clock, user_id: str, *, keep: str | None = None
+) -> None:
+    """End every session of the user (pending ones too), but the one whose id is ``keep``:
+    after a password change or reset, nobody stays logged in on the old password."""
+    await session.execute(
+        update(DashboardSession)
+        .where(
+            DashboardSession.user_id == user_id,
+            DashboardSession.revoked_at_ms.is_(None),
+            DashboardSession.id != (keep or ""),
         )
         .values(revoked_at_ms=clock.now_ms())
         .execution_options(synchronize_session=False)
