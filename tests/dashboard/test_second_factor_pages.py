@@ -187,7 +187,8 @@ async def test_a_pending_session_opens_no_page_but_the_second_step(
         assert home.headers["location"] == "/dashboard/login"
         token = await browser.token(SECOND_STEP)
         for path in SESSION_FORMS:
-            url = path.format(key_id=key_id, session_id=session_id)
+            ids = {"event_id": "evt_none", "order_id": "ord-none"}
+            url = path.format(key_id=key_id, session_id=session_id, **ids)
             answer = await browser.client.post(url, data={"csrf_token": token, "label": "x"})
             assert answer.status_code == 303, path
             assert answer.headers["location"] == "/dashboard/login", path
