@@ -22,6 +22,9 @@ SESSION_FORMS = (
     "/dashboard/logout",
     "/dashboard/keys",
     "/dashboard/keys/{key_id}/revoke",
+    "/dashboard/keys/{key_id}/public-keys",
+    "/dashboard/keys/{key_id}/signed-reads",
+    "/dashboard/keys/{key_id}/ip-allowlist",
     "/dashboard/security/sessions/{session_id}/revoke",
 )
 

@@ -12,9 +12,16 @@ from tests.dashboard.test_csrf import SESSION_FORMS, dashboard_routes
 
 from stablegate.api.context import GatewayContext
 from stablegate.db.engine import session_scope
-from stablegate.models import ApiKey, DashboardSession, DashboardUser
+from stablegate.models import ApiKey, ApiPublicKey, DashboardSession, DashboardUser
 
-SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security")
+# A P-256 public key (docs/DESIGN.md §2's test vector).
+PEM = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcQWIm/lXgaj0DhRyK4QOO2SogaOp
+aGUv3bZNihf9i9IxRDRHJe9m6ucIsxK4XaFScoVQZavByNqfPmqZw/X6Ig==
+-----END PUBLIC KEY-----
+"""
+
+SIGNED_IN_PAGES = ("/dashboard/keys", "/dashboard/security", "/dashboard/keys/{key_id}")
 
 
 def test_the_walk_covers_every_signed_in_page() -> None:
@@ -56,17 +63,22 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             first_session,
         )
 
+        ids = {"key_id": first_key.id, "session_id": first_session}
         for path in SIGNED_IN_PAGES:
-            page = await second.get(path)
-            assert page.status_code == 200
-            leaked = [value for value in firsts if value in page.text]
+            url = path.format(**ids)
+            page = await second.get(url)
+            # A page of one of the first merchant's things is not found; the lists are the
+            # second merchant's own. (The language links repeat the URL asked for.)
+            assert page.status_code == (404 if "{" in path else 200), path
+            leaked = [value for value in firsts if value in page.text.replace(url, "")]
             assert not leaked, (path, leaked)
 
-        ids = {"key_id": first_key.id, "session_id": first_session}
         for path in SESSION_FORMS:
             if path == "/dashboard/logout" or path == "/dashboard/keys":
                 continue  # act on the caller's own session and merchant only
-            answer = await second.post(path.format(**ids), {}, token_from="/dashboard/keys")
+            # Also with a form a person could have filled in on their own key's page.
+            form = {"pem": PEM, "signed_reads": "off", "ip_allowlist": "198.51.100.20"}
+            answer = await second.post(path.format(**ids), form, token_from="/dashboard/keys")
             assert answer.status_code == 404, path
             assert "There is nothing here, or it is not yours." in answer.text
             assert not [value for value in firsts if value in answer.text]
@@ -75,6 +87,8 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
         async with session_scope(gateway.sessions) as session:
             key = await session.get(ApiKey, first_key.id)
             assert key is not None and key.revoked_at_ms is None
+            assert key.signed_reads is None and key.ip_allowlist is None
+            assert not (await session.scalars(select(ApiPublicKey))).all()
         page = await first.get("/dashboard/keys")
         assert page.status_code == 200 and "first-secret-label" in page.text
         assert "second-label" not in page.text
