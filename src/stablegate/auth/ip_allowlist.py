@@ -10,6 +10,7 @@ does not parse allows nothing rather than everything.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -70,6 +71,9 @@ def stored_ip_allowlist(networks: list[str]) -> str | None:
     return ",".join(networks) or None
 
 
+# Keyed by the column's text, so a changed list is a new entry: nothing here can go stale. It
+# saves parsing on every request (ipaddress takes ~20 us a network, 1 ms for 50).
+@functools.lru_cache(maxsize=4096)
 def load_ip_allowlist(stored: str | None) -> tuple[IPNetwork, ...] | None:
     """The column's networks, None for any address. An entry that does not parse (the column
     was edited by hand) is dropped, so a broken list narrows access, never widens it."""

@@ -149,8 +149,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "can no longer change.",
         "keys_pub_title": "Public keys (V1 signatures)",
         "keys_pub_intro": "Sign requests with your own ECDSA P-256 private key (V1) instead of "
-        "the secret key. Once a public key is registered, this API key accepts V1 signatures "
-        "only, and reads need a signature unless you allow them below.",
+        "the secret key (sk_…). Once a public key is registered, this API key accepts V1 "
+        "signatures only, and reads need a signature unless you allow them below.",
         "keys_pub_none": "No public key is registered.",
         "keys_col_fingerprint": "Fingerprint (SHA-256)",
         "keys_col_added": "Added",
@@ -324,8 +324,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "keys_sig_both": "V1（ECDSA P-256）和 V2（HMAC）",
         "keys_revoked_frozen": "此密钥已撤销：使用它的请求会失败，其设置也不能再更改。",
         "keys_pub_title": "公钥（V1 签名）",
-        "keys_pub_intro": "使用您自己的 ECDSA P-256 私钥（V1）而不是私钥字符串为请求签名。"
-        "注册公钥后，此 API 密钥只接受 V1 签名；除非您在下方允许，查询也需要签名。",
+        "keys_pub_intro": "用您自己的 ECDSA P-256 密钥对为请求签名（V1），不再使用以 sk_ 开头的"
+        "私钥。注册公钥后，此 API 密钥只接受 V1 签名；除非您在下方允许，查询也需要签名。",
         "keys_pub_none": "尚未注册公钥。",
         "keys_col_fingerprint": "指纹（SHA-256）",
         "keys_col_added": "添加时间",
