@@ -10,6 +10,9 @@ Hierarchy::
     │                                  invalid_notify_url, ...
     ├── AuthError             401      missing_api_key, invalid_api_key, invalid_signature,
     │                                  request_expired, replayed_request, signature_required
+    ├── Forbidden             403      forbidden
+    │   └── IpNotAllowed      403      ip_not_allowed (the API key's IP allowlist does not hold
+    │                                  the client's address; refused before anything else)
     ├── NotFound              404      not_found
     ├── Conflict              409      order_conflict, order_has_payments, no_free_offset
     ├── RateLimited           429/418  rate_limited, ip_banned, too_many_streams (live-status
@@ -50,6 +53,10 @@ class AuthError(GatewayError):
 class Forbidden(GatewayError):
     status = 403
     code = "forbidden"
+
+
+class IpNotAllowed(Forbidden):
+    code = "ip_not_allowed"
 
 
 class NotFound(GatewayError):

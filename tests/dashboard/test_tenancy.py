@@ -19,6 +19,7 @@ from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.models import (
     ApiKey,
+    ApiPublicKey,
     AuditEntry,
     DashboardSession,
     DashboardUser,
@@ -29,8 +30,16 @@ from stablegate.models import (
 )
 from stablegate.models.order import OrderStatus
 
+# A P-256 public key (docs/DESIGN.md §2's test vector).
+PEM = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcQWIm/lXgaj0DhRyK4QOO2SogaOp
+aGUv3bZNihf9i9IxRDRHJe9m6ucIsxK4XaFScoVQZavByNqfPmqZw/X6Ig==
+-----END PUBLIC KEY-----
+"""
+
 SIGNED_IN_PAGES = (
     "/dashboard/keys",
+    "/dashboard/keys/{key_id}",
     "/dashboard/settings",
     "/dashboard/security",
     "/dashboard/overview",
@@ -142,10 +151,14 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             "first-secret-description",
         )
 
+        ids = {"key_id": first_key.id, "session_id": first_session}
         for path in SIGNED_IN_PAGES:
-            page = await second.get(path)
-            assert page.status_code == 200
-            leaked = [value for value in firsts if value in page.text]
+            url = path.format(**ids)
+            page = await second.get(url)
+            # A page of one of the first merchant's things is not found; the lists are the
+            # second merchant's own. (The language links repeat the URL asked for.)
+            assert page.status_code == (404 if "{" in path else 200), path
+            leaked = [value for value in firsts if value in page.text.replace(url, "")]
             assert not leaked, (path, leaked)
         for path in ID_PAGES:
             asked = path.format(order_id=first_order.id)
@@ -170,7 +183,9 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
         for path in SESSION_FORMS:
             if path == "/dashboard/logout":
                 continue
-            answer = await second.post(path.format(**ids), {}, token_from="/dashboard/keys")
+            # Also with a form a person could have filled in on their own key's page.
+            form = {"pem": PEM, "signed_reads": "off", "ip_allowlist": "198.51.100.20"}
+            answer = await second.post(path.format(**ids), form, token_from="/dashboard/keys")
             assert not [value for value in firsts if value in answer.text], path
             if "{" not in path:
                 continue  # acts on the caller's own merchant and account: checked below
@@ -212,6 +227,8 @@ async def test_a_second_merchant_can_neither_see_nor_change_the_firsts(
             assert resent is None
             order = await session.get(Order, first_order.id)
             assert order is not None and order.status == OrderStatus.PENDING
+            assert key.signed_reads is None and key.ip_allowlist is None
+            assert not (await session.scalars(select(ApiPublicKey))).all()
         page = await first.get("/dashboard/keys")
         assert page.status_code == 200 and "first-secret-label" in page.text
         assert "second-label" not in page.text

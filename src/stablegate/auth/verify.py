@@ -8,7 +8,9 @@ Order of the checks, cheapest and key-independent first so that bad traffic cost
 3. When a signature is present: request time (401 ``missing_request_time``, 400
    ``invalid_request_time``), receive window (400 ``invalid_recv_window`` /
    ``conflicting_recv_window``) and the time rule (401 ``request_expired``).
-4. Key lookup: unknown key is 401 ``invalid_api_key``.
+4. Key lookup: unknown key is 401 ``invalid_api_key``. A key with an IP allowlist used from
+   another address is 403 ``ip_not_allowed``, before any signature is checked or the replay
+   cache is touched (the address is the caller's :func:`~stablegate.auth.client_ip.client_ip`).
 5. Unsigned request: allowed for reads unless the key requires signed reads (401
    ``signature_required``): set per key, and by default once a public key is registered.
 6. Signature policy: once a public key is registered, V2 needs the merchant's opt-in (401
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from stablegate.auth.client_ip import IPNetwork
 from stablegate.auth.headers import (
     API_KEY_HEADER,
     AuthHeaders,
@@ -35,11 +38,12 @@ from stablegate.auth.headers import (
     parse_request_time,
     read_auth_headers,
 )
+from stablegate.auth.ip_allowlist import ip_allowed
 from stablegate.auth.replay import REPLAY_TTL_MS, ReplayStore, replay_key
 from stablegate.auth.signatures import verify_v1, verify_v2
 from stablegate.auth.signing import signing_string
 from stablegate.clock import Clock
-from stablegate.errors import AuthError
+from stablegate.errors import AuthError, IpNotAllowed
 
 # Stand-in secret for unknown keys, so a miss costs about what a V2 check on a known key does.
 _DUMMY_SECRET = b"stablegate-unknown-key"
@@ -57,6 +61,8 @@ class KeyCredentials:
     v2_enabled: bool
     # Reads need a signature too: True or False as the operator set it, None for the default.
     signed_reads: bool | None
+    # The networks the key may be used from; None: any address.
+    ip_allowlist: tuple[IPNetwork, ...] | None = None
 
     @property
     def accepts_v2(self) -> bool:
@@ -107,13 +113,15 @@ async def authenticate(
     clock: Clock,
     *,
     require_signature: bool,
+    client_ip: str | None = None,
 ) -> AuthResult:
     """Authenticate ``req`` or raise :class:`~stablegate.errors.GatewayError` (see module doc).
 
     ``require_signature`` is True for writes and the webhook delivery log. A read without a
     signature is accepted with the key alone (``signed=False``) unless the key
     :attr:`~KeyCredentials.requires_signed_reads`; a read that carries a signature is checked like
-    a write.
+    a write. ``client_ip`` is checked against the key's IP allowlist (an unknown address is
+    outside every list).
     """
     headers = read_auth_headers(req.headers)
     api_key = headers.api_key
@@ -149,6 +157,9 @@ async def authenticate(
         if message is not None:
             verify_v2(_DUMMY_SECRET, message, headers.signature_v2 or "")
         raise AuthError("unknown or revoked API key", code="invalid_api_key")
+
+    if not ip_allowed(credentials.ip_allowlist, client_ip):
+        raise IpNotAllowed("this API key may not be used from this address")
 
     if message is None:
         if credentials.requires_signed_reads:

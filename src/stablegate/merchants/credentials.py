@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stablegate.auth.ip_allowlist import load_ip_allowlist
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
 from stablegate.merchants.service import hash_api_key
@@ -32,4 +33,5 @@ async def load_credentials(
         public_keys=tuple(load_public_key_pem(pem) for pem in pems),
         v2_enabled=key.v2_enabled,
         signed_reads=key.signed_reads,
+        ip_allowlist=load_ip_allowlist(key.ip_allowlist),
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from eth_utils.address import is_address, to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -274,17 +275,39 @@ async def add_public_key(
 ) -> str:
     """Register a P-256 public key; from now on this key accepts V1 signatures only."""
     public_key = load_public_key_pem(pem)
+    key = await find_api_key(session, api_key)
+    return await register_public_key(session, clock, key, public_key, actor=actor)
+
+
+def public_key_fingerprint(public_key: EllipticCurvePublicKey) -> str:
+    """Lowercase hex SHA-256 of the key's DER SubjectPublicKeyInfo."""
     der = public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    fingerprint = hashlib.sha256(der).hexdigest()
-    key = await find_api_key(session, api_key)
-    existing = await session.scalar(
-        select(ApiPublicKey).where(
-            ApiPublicKey.api_key_id == key.id, ApiPublicKey.fingerprint == fingerprint
+    return hashlib.sha256(der).hexdigest()
+
+
+async def register_public_key(
+    session: AsyncSession,
+    clock: Clock,
+    key: ApiKey,
+    public_key: EllipticCurvePublicKey,
+    *,
+    actor: str,
+) -> str:
+    """Attach a parsed P-256 public key to the active key ``key`` (audited) and return its
+    fingerprint. The key's first public key makes it V1 only, whatever ``v2_enabled`` said
+    before (V2 back needs ``merchant set-key-policy --v2``); the same public key twice changes
+    nothing."""
+    fingerprint = public_key_fingerprint(public_key)
+    registered = (
+        await session.scalars(
+            select(ApiPublicKey.fingerprint).where(ApiPublicKey.api_key_id == key.id)
         )
-    )
-    if existing is None:
+    ).all()
+    if fingerprint not in registered:
+        if not registered:
+            key.v2_enabled = False
         normalized = public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
@@ -453,6 +476,21 @@ async def set_key_policy(
     that replaces the default (signed reads once a public key is registered); None keeps the
     current setting."""
     key = await find_api_key(session, api_key)
+    return await apply_key_policy(
+        session, clock, key, v2_enabled=v2_enabled, signed_reads=signed_reads, actor=actor
+    )
+
+
+async def apply_key_policy(
+    session: AsyncSession,
+    clock: Clock,
+    key: ApiKey,
+    *,
+    v2_enabled: bool | None,
+    signed_reads: bool | None,
+    actor: str,
+) -> dict[str, object]:
+    """:func:`set_key_policy` on a key row the caller found (and scoped)."""
     if v2_enabled is not None:
         key.v2_enabled = v2_enabled
     if signed_reads is not None:

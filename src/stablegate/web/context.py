@@ -19,6 +19,7 @@ from stablegate.chain.evm.factory_check import FactoryChecks
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
+from stablegate.merchants.key_use import KeyUseRecorder
 from stablegate.secret_box import SecretBox
 
 
@@ -86,6 +87,8 @@ class WebContext:
     metrics: Metrics
     # Chains whose deposit factory disagrees with the chains file take no orders.
     factory_checks: FactoryChecks = field(default_factory=FactoryChecks)
+    # When each API key was last used, written at most once a minute per key.
+    key_use: KeyUseRecorder = field(default_factory=KeyUseRecorder)
 
 
 def get_context(request: Request) -> WebContext:

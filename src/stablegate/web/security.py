@@ -14,7 +14,7 @@ from stablegate.auth.client_ip import client_ip, forwarded_for
 from stablegate.auth.json_body import MAX_BODY_BYTES
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
-from stablegate.errors import AuthError, GatewayError
+from stablegate.errors import AuthError, GatewayError, IpNotAllowed
 from stablegate.merchants.credentials import load_credentials
 from stablegate.web.context import WebContext, get_context
 
@@ -92,8 +92,10 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
         body=body,
     )
     try:
-        result = await authenticate(signed, lookup, ctx.replay, ctx.clock, require_signature=write)
-    except AuthError as exc:
+        result = await authenticate(
+            signed, lookup, ctx.replay, ctx.clock, require_signature=write, client_ip=ip
+        )
+    except (AuthError, IpNotAllowed) as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         # Only failures are limited (per IP, 429 once over budget): checking the address before
         # authenticating would let junk from a shared address lock out correctly signed
@@ -106,6 +108,7 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
     key_id = result.credentials.api_key_id
+    await ctx.key_use.record(ctx.sessions, ctx.clock, key_id)
     # Reads made with the key alone have their own budget: they never starve signed requests.
     if result.signed:
         rate_headers = await ctx.limiter.check_key(key_id, ip)

@@ -9,7 +9,7 @@ Hierarchy::
     │                                     unsupported_token, chain_unavailable, body_too_large...
     ├── AuthenticationError    401        invalid_api_key, invalid_signature, request_expired,
     │                                     replayed_request, signature_required...
-    ├── Forbidden              403
+    ├── Forbidden              403        ip_not_allowed (outside the API key's IP allowlist)
     ├── NotFound               404        not_found
     ├── Conflict               409        order_not_pending, no_free_offset...
     │   ├── OrderConflict      409        order_conflict: same orderNo, different fields
@@ -47,7 +47,7 @@ class AuthenticationError(StablegateError):
 
 
 class Forbidden(StablegateError):
-    """403."""
+    """403, e.g. ``ip_not_allowed``: the API key may not be used from this address."""
 
 
 class NotFound(StablegateError):
