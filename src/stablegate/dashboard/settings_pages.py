@@ -98,7 +98,7 @@ async def _render(
         status=status,
         viewer=viewer,
         current="settings",
-        chains=list(page.ctx.web.registry),
+        chains=page.ctx.web.registry.with_rpc(),  # the chains the gateway watches
         payouts=payouts,
         merchant=merchant,
         tolerance=tolerance_percent(merchant.underpay_tolerance_ppm),
@@ -145,6 +145,8 @@ async def save_payout(request: Request) -> Response:
             return answer or page.redirect(f"{PREFIX}/login")
         address = form.get("address", "").strip()
         chain = web.registry.get(_int(form.get("chain_id", "")))
+        if chain is not None and not chain.has_rpc:
+            chain = None  # a chain the gateway does not watch takes no payout address
         if chain is None:
             return await _render(
                 page,
