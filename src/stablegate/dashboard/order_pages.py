@@ -72,7 +72,7 @@ class Formats:
 
     def chain(self, chain_id: int) -> str:
         chain = self.registry.get(chain_id)
-        return chain.name if chain else f"Chain {chain_id}"
+        return chain.name if chain else self.t("orders_unknown_chain", id=chain_id)
 
     def amount(self, units: int, decimals: int) -> str:
         return format_amount(units, decimals)

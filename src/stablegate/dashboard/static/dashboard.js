@@ -44,7 +44,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
 }
 
 // ---- Orders (order_pages.py): the order page follows its order without a reload. ----------
-// It asks /dashboard/orders/<id>/live every 2.5 s while the tab is visible and puts the status,
+// It asks /dashboard/orders/<id>/live every 2.5 s while the tab is visible (every 15 s once the
+// order waits for no payment: a late or reversed one can still change it) and puts the status,
 // the amounts, the confirmations and the exceptions in place; new payments show a notice (their
 // table needs a reload). It stops when the session ends or the order is gone.
 (() => {
@@ -53,6 +54,8 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     return;
   }
   const EVERY_MS = 2500;
+  const SETTLED_EVERY_MS = 15000;
+  const waiting = (status) => status === "pending" || status === "confirming";
   const setText = (id, text) => {
     const element = document.getElementById(id);
     if (element && element.textContent !== text) {
@@ -81,6 +84,7 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
     }
   };
   const poll = async () => {
+    let next = EVERY_MS;
     if (document.visibilityState === "visible") {
       try {
         const answer = await fetch(live.dataset.liveUrl, {
@@ -92,13 +96,15 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
           return; // signed out, or not this merchant's order: nothing more to follow
         }
         if (answer.ok) {
-          show(await answer.json());
+          const view = await answer.json();
+          show(view);
+          next = waiting(view.status) ? EVERY_MS : SETTLED_EVERY_MS;
         }
       } catch (error) {
         // A network blip: try again at the next tick.
       }
     }
-    window.setTimeout(poll, EVERY_MS);
+    window.setTimeout(poll, next);
   };
   window.setTimeout(poll, EVERY_MS);
 })();
