@@ -769,7 +769,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_no_notify_url": "请先设置通知 URL：测试事件将发送到该地址。",
         "nav_settings": "设置",
         "settings_title": "设置",
-        "settings_intro": "设置收款去向和顾客看到的内容。更改仅对之后创建的订单生效。",
+        "settings_intro": "设置收款去向和顾客看到的内容。",
         "settings_saved_payout": "收款地址已保存，新订单将付款到该地址。",
         "settings_saved_payments": "付款规则已保存。",
         "settings_saved_cashier": "收银台信息已保存。",
