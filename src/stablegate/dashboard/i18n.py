@@ -236,8 +236,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_no_notify_url": "Set a notify URL first: the test event is sent there.",
         "nav_settings": "Settings",
         "settings_title": "Settings",
-        "settings_intro": "Where your payments go and what your customers see. Changes apply to "
-        "orders created after them.",
+        "settings_intro": "Where your payments go and what your customers see.",
         "settings_saved_payout": "The payout address is saved. New orders pay out to it.",
         "settings_saved_payments": "The payment rules are saved.",
         "settings_saved_cashier": "The checkout page details are saved.",
