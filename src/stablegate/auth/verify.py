@@ -156,7 +156,9 @@ async def authenticate(
     if credentials is None:
         if message is not None:
             verify_v2(_DUMMY_SECRET, message, headers.signature_v2 or "")
-        raise AuthError("unknown or revoked API key", code="invalid_api_key")
+        raise AuthError(
+            "unknown or revoked API key, or its merchant is not active", code="invalid_api_key"
+        )
 
     if not ip_allowed(credentials.ip_allowlist, client_ip):
         raise IpNotAllowed("this API key may not be used from this address")

@@ -23,6 +23,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from stablegate.config import SignupPolicy
 from stablegate.dashboard.accounts import (
     check_may_log_in,
     checked_name,
@@ -37,6 +38,7 @@ from stablegate.dashboard.pages import PREFIX, Page, read_form
 from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
 from stablegate.dashboard.second_factor import Accepted, check_second_factor, is_enabled
 from stablegate.dashboard.sessions import PendingLogin, end_session, load_pending, start_session
+from stablegate.dashboard.signup_policy import current_policy
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import RateLimited
 from stablegate.models import DashboardUser, Merchant
@@ -71,6 +73,7 @@ async def home(request: Request) -> Response:
 
 def _signup_form(
     page: Page,
+    policy: SignupPolicy,
     *,
     status: int = 200,
     error: str | None = None,
@@ -82,7 +85,7 @@ def _signup_form(
         status=status,
         headers=headers,
         csrf_token=page.form_csrf(),
-        policy=str(page.ctx.policy),
+        policy=str(policy),
         error=error,
         values=values or {},
     )
@@ -95,7 +98,9 @@ async def signup_page(request: Request) -> Response:
         await page.ctx.web.limiter.check_public(page.ip)
     except RateLimited as exc:
         return page.refusal(exc)
-    return _signup_form(page)
+    async with read_scope(page.ctx.web.sessions) as session:
+        policy = await current_policy(session, page.ctx.web.settings)
+    return _signup_form(page, policy)
 
 
 @router.post(PREFIX + "/signup", include_in_schema=False)
@@ -109,11 +114,13 @@ async def signup(request: Request) -> Response:
         check_form_token(page.expected_form_csrf(), form.get("csrf_token"))
     except (RateLimited, CsrfRefused) as exc:
         return page.refusal(exc)
+    async with read_scope(web.sessions) as session:
+        policy = await current_policy(session, web.settings)
     try:
         name = checked_name(values["name"])
         normalized_email(values["email"])
         password = checked_password(form.get("password", ""))
-        if ctx.policy == "invite" and not form.get("invite_code", "").strip():
+        if policy == SignupPolicy.INVITE and not form.get("invite_code", "").strip():
             raise AccountError("sign-up needs an invite code", code="invite_required")
         await ctx.throttle.check_signup(page.ip)
         password_hash = await hash_password(password)
@@ -122,7 +129,7 @@ async def signup(request: Request) -> Response:
                 session,
                 web.secret_box,
                 web.clock,
-                policy=ctx.policy,
+                policy=policy,
                 name=name,
                 email=values["email"],
                 password_hash=password_hash,
@@ -133,7 +140,12 @@ async def signup(request: Request) -> Response:
             )
     except (AccountError, RateLimited) as exc:
         return _signup_form(
-            page, status=exc.status, error=page.error_text(exc), values=values, headers=exc.headers
+            page,
+            policy,
+            status=exc.status,
+            error=page.error_text(exc),
+            values=values,
+            headers=exc.headers,
         )
     t, email = page.t, account.user.email
     if not ctx.mailer.configured:

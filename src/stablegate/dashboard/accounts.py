@@ -132,6 +132,10 @@ async def check_may_log_in(session: AsyncSession, user: DashboardUser) -> Mercha
     merchant = await session.get(Merchant, user.merchant_id)
     if merchant is None:
         raise AccountError("the email or password is wrong", code="invalid_credentials")
+    if merchant.status == MerchantStatus.DISABLED:
+        raise AccountError(
+            "the operator has disabled this merchant account", code="merchant_disabled"
+        )
     if merchant.status == MerchantStatus.PENDING:
         raise AccountError(
             "the operator has not approved this account yet", code="merchant_pending"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from stablegate.config import SignupPolicy
 from stablegate.dashboard.mailer import Mailer, SmtpServer
 from stablegate.dashboard.throttle import FormThrottle
 from stablegate.web.context import WebContext, get_context
@@ -20,7 +19,6 @@ class DashboardContext:
     throttle: FormThrottle
     link_key: bytes
     csrf_key: bytes
-    policy: SignupPolicy
     secure_cookies: bool  # the public URL is https: cookies only ever go over TLS
 
     @classmethod
@@ -36,7 +34,6 @@ class DashboardContext:
             throttle=FormThrottle(web.limiter.backend),
             link_key=web.secret_box.derive_key("dashboard-links"),
             csrf_key=web.secret_box.derive_key("dashboard-csrf"),
-            policy=settings.signup_policy,
             secure_cookies=settings.public_url.lower().startswith("https://"),
         )
 

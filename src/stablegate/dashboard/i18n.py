@@ -70,6 +70,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "emailed you. When you try to log in and your last link is more than 5 minutes old, "
         "we send a new one.",
         "error_merchant_pending": "The gateway's operator has not approved your account yet.",
+        "error_merchant_disabled": "The gateway's operator has disabled this account. Contact "
+        "them to have it enabled again.",
         "error_invite_required": "Enter the invite code you were given.",
         "error_invalid_invite": "This invite code is not valid: it may be used or expired.",
         "error_invalid_link": "This link is not valid. Check that you copied all of it.",
@@ -613,6 +615,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "error_email_not_verified": "请先通过我们发送的邮件链接确认邮箱。"
         "登录时如果上一封链接已超过 5 分钟，我们会发送新的链接。",
         "error_merchant_pending": "网关运营方尚未审核通过您的账户。",
+        "error_merchant_disabled": "网关运营方已停用此账户。如需重新启用，请联系运营方。",
         "error_invite_required": "请输入您收到的邀请码。",
         "error_invalid_invite": "邀请码无效：可能已被使用或已过期。",
         "error_invalid_link": "此链接无效，请检查是否完整复制。",

@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.dashboard.context import DashboardContext, dashboard_context
@@ -57,7 +58,16 @@ def shown_time(ms: int) -> tuple[str, str]:
 
 @dataclass
 class Page:
-    """One request to a dashboard page: its context, language and the cookies to set."""
+    """One request to a dashboard page: its context, language and the cookies to set.
+
+    The operator console (:mod:`stablegate.admin`) answers its pages with a subclass that
+    changes the class attributes: its own path (so its cookies are never sent to the merchants'
+    pages, nor theirs to it), templates and messages."""
+
+    prefix: ClassVar[str] = PREFIX
+    session_cookie: ClassVar[str] = SESSION_COOKIE
+    language_targets: ClassVar[frozenset[str]] = frozenset(LANGUAGE_TARGETS)
+    templates: ClassVar[Environment] = _templates
 
     ctx: DashboardContext
     request: Request
@@ -66,7 +76,7 @@ class Page:
     expired: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, request: Request) -> Page:
+    def of(cls, request: Request) -> Self:
         requested = request.query_params.get("lang")
         language = choose_language(
             requested, request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
@@ -78,7 +88,11 @@ class Page:
 
     @property
     def t(self) -> Translator:
-        return translator(self.language)
+        return self.translator(self.language)
+
+    @staticmethod
+    def translator(language: str) -> Translator:
+        return translator(language)
 
     @property
     def ip(self) -> str:
@@ -97,8 +111,8 @@ class Page:
         """Links to this page in each language; a POST's answer links to the page that shows
         the same form, or to the dashboard's start."""
         path = self.request.url.path
-        if self.request.method != "GET" and path not in LANGUAGE_TARGETS:
-            path = f"{PREFIX}/"
+        if self.request.method != "GET" and path not in self.language_targets:
+            path = f"{self.prefix}/"
         return [
             {
                 "code": code,
@@ -148,7 +162,7 @@ class Page:
         **context: Any,
     ) -> Response:
         t = self.t
-        html = _templates.get_template(template).render(
+        html = self.templates.get_template(template).render(
             t=t,
             lang=self.language,
             static_url=static_url,
@@ -188,26 +202,30 @@ class Page:
                 name,
                 value,
                 max_age=max_age,
-                path=PREFIX,
+                path=self.prefix,
                 secure=self.ctx.secure_cookies,
                 httponly=True,
                 samesite="lax",
             )
         for name in self.expired:
             response.delete_cookie(
-                name, path=PREFIX, secure=self.ctx.secure_cookies, httponly=True, samesite="lax"
+                name,
+                path=self.prefix,
+                secure=self.ctx.secure_cookies,
+                httponly=True,
+                samesite="lax",
             )
         return response
 
     def start_session_cookie(self, token: str) -> None:
-        self.cookies.append((SESSION_COOKIE, token, SESSION_TTL_MS // 1000))
+        self.cookies.append((self.session_cookie, token, SESSION_TTL_MS // 1000))
 
     def end_session_cookie(self) -> None:
-        self.expired.append(SESSION_COOKIE)
+        self.expired.append(self.session_cookie)
 
     @property
     def session_token(self) -> str | None:
-        return self.request.cookies.get(SESSION_COOKIE)
+        return self.request.cookies.get(self.session_cookie)
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -15,6 +15,7 @@ from stablegate.config import Settings
 from stablegate.console import JsonFlag, error_console, print_record, print_rows, with_session
 from stablegate.merchants import service
 from stablegate.merchants.payout_check import PayoutCodeCheck
+from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import load_secret_box
 
 merchant_app = typer.Typer(help="Merchants, API keys, public keys and payout addresses.")
@@ -100,6 +101,41 @@ def approve(merchant_id: MerchantOption, as_json: JsonFlag = False) -> None:
 
     async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
         merchant = await service.approve_merchant(session, SystemClock(), merchant_id=merchant_id)
+        return {"merchantId": merchant.id, "name": merchant.name, "status": merchant.status}
+
+    print_record(with_session(work), as_json)
+
+
+@merchant_app.command("disable")
+def disable(
+    merchant_id: MerchantOption,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Stop a merchant at once: its API keys are refused and its dashboard users logged out on
+    their next request (audited). Its orders and payments are kept; `merchant enable` undoes
+    it."""
+    _set_status(merchant_id, MerchantStatus.DISABLED, reason, as_json)
+
+
+@merchant_app.command("enable")
+def enable(merchant_id: MerchantOption, as_json: JsonFlag = False) -> None:
+    """Make a disabled (or pending) merchant active again (audited)."""
+    _set_status(merchant_id, MerchantStatus.ACTIVE, None, as_json)
+
+
+def _set_status(
+    merchant_id: str, status: MerchantStatus, reason: str | None, as_json: bool
+) -> None:
+    async def work(session: AsyncSession, _settings: Settings) -> dict[str, Any]:
+        merchant = await service.set_merchant_status(
+            session,
+            SystemClock(),
+            merchant_id=merchant_id,
+            status=status,
+            actor="cli",
+            reason=reason,
+        )
         return {"merchantId": merchant.id, "name": merchant.name, "status": merchant.status}
 
     print_record(with_session(work), as_json)

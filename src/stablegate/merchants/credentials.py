@@ -9,16 +9,23 @@ from stablegate.auth.ip_allowlist import load_ip_allowlist
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
 from stablegate.merchants.service import hash_api_key
-from stablegate.models import ApiKey, ApiPublicKey
+from stablegate.models import ApiKey, ApiPublicKey, Merchant
+from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import SecretBox
 
 
 async def load_credentials(
     session: AsyncSession, box: SecretBox, api_key: str
 ) -> KeyCredentials | None:
+    # Read on every request, never cached: a key stops working the moment it is revoked or
+    # its merchant is disabled (or still awaits the operator's approval).
     key = await session.scalar(
-        select(ApiKey).where(
-            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at_ms.is_(None)
+        select(ApiKey)
+        .join(Merchant, Merchant.id == ApiKey.merchant_id)
+        .where(
+            ApiKey.key_hash == hash_api_key(api_key),
+            ApiKey.revoked_at_ms.is_(None),
+            Merchant.status == MerchantStatus.ACTIVE,
         )
     )
     if key is None:

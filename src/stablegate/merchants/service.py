@@ -179,6 +179,40 @@ async def approve_merchant(
     return merchant
 
 
+async def set_merchant_status(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    merchant_id: str,
+    status: MerchantStatus,
+    actor: str,
+    reason: str | None = None,
+) -> Merchant:
+    """Disable a merchant (its API keys and dashboard sessions stop working on their next
+    request: both are checked against the merchant's status every time) or make it active
+    again. Audited; a merchant already in that status is left alone, unaudited."""
+    merchant = await get_merchant(session, merchant_id)
+    if merchant.status != status:
+        action = "merchant.disabled" if status == MerchantStatus.DISABLED else "merchant.enabled"
+        if status == MerchantStatus.ACTIVE and merchant.status == MerchantStatus.PENDING:
+            action = "merchant.approved"
+        details = {"from": str(merchant.status)}
+        if reason:
+            details["reason"] = reason[:500]
+        merchant.status = status
+        session.add(
+            AuditEntry(
+                at_ms=clock.now_ms(),
+                actor=actor,
+                action=action,
+                subject=merchant_id,
+                details=details,
+            )
+        )
+        await session.flush()
+    return merchant
+
+
 async def issue_api_key(
     session: AsyncSession,
     box: SecretBox,
