@@ -22,6 +22,13 @@ def command_names(command: object, prefix: str = "") -> list[str]:
 
 def test_every_command_keeps_its_name() -> None:
     assert command_names(typer.main.get_command(app)) == [
+        "admin",
+        "admin create",
+        "admin disable",
+        "admin enable",
+        "admin list",
+        "admin reset-second-factor",
+        "admin set-password",
         "chain",
         "chain deploy",
         "chain status",
@@ -35,6 +42,8 @@ def test_every_command_keeps_its_name() -> None:
         "merchant add-public-key",
         "merchant approve",
         "merchant create",
+        "merchant disable",
+        "merchant enable",
         "merchant list",
         "merchant rotate-webhook-secret",
         "merchant set-key-policy",

@@ -15,6 +15,7 @@ import typer
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from stablegate.admin.commands import admin_app
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app
@@ -180,6 +181,7 @@ app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(dashboard_app, name="dashboard")
+app.add_typer(admin_app, name="admin")
 app.add_typer(rates_app, name="rates")
 
 

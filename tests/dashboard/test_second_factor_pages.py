@@ -45,17 +45,20 @@ def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-async def enrol(browser: Browser, clock: FakeClock) -> tuple[str, list[str]]:
-    """Turn two-factor on through the Security page: the secret and the recovery codes."""
-    started = await browser.post(f"{SECURITY}/two-factor/start", {}, token_from=SECURITY)
+async def enrol(
+    browser: Browser, clock: FakeClock, security: str = SECURITY
+) -> tuple[str, list[str]]:
+    """Turn two-factor on through the Security page (the dashboard's, or the console's at
+    ``/admin/security``): the secret and the recovery codes."""
+    started = await browser.post(f"{security}/two-factor/start", {}, token_from=security)
     assert started.status_code == 303
-    page = await browser.get(SECURITY)
+    page = await browser.get(security)
     found = SECRET.search(page.text)
     assert found is not None, page.text
     secret = found.group(1).replace(" ", "")
     assert 'src="data:image/svg+xml' in page.text
     confirmed = await browser.post(
-        f"{SECURITY}/two-factor/confirm", {"code": now_code(secret, clock)}, token_from=SECURITY
+        f"{security}/two-factor/confirm", {"code": now_code(secret, clock)}, token_from=security
     )
     assert confirmed.status_code == 200, confirmed.text
     codes = CODES.findall(confirmed.text)

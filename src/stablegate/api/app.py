@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from stablegate import __version__
+from stablegate.admin import routes as admin_routes
 from stablegate.api import health
 from stablegate.api.context import GatewayContext
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
@@ -142,6 +143,7 @@ def create_app(
     app.include_router(rate_endpoints.public_router)
     app.include_router(cashier_page.router)
     app.include_router(dashboard_routes.router)
+    app.include_router(admin_routes.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 

@@ -173,6 +173,8 @@ class Page:
             if csrf_token is not None
             else (self.session_csrf(viewer) if viewer else ""),
             shown_time=shown_time,
+            # The shared Security sections post here (the console has its own).
+            security_path=f"{self.prefix}/security",
             **context,
         )
         extra = {"Content-Language": self.language, "Vary": "Accept-Language, Cookie"}

@@ -95,6 +95,7 @@ async def _security_page(
         viewer=viewer,
         current="security",
         sessions=sessions,
+        current_session_id=viewer.session_id,
         two_factor_on=second_factor.is_enabled(user),
         two_factor_since=user.totp_enabled_at_ms,
         recovery_left=second_factor.recovery_codes_left(user),

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -39,11 +39,13 @@ def page_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def page_templates(package: str) -> Environment:
-    """A package's ``templates/`` folder, autoescaped (every field a merchant or customer
-    controls is escaped), failing on an undefined name instead of rendering it empty."""
+def page_templates(package: str, *fallbacks: str) -> Environment:
+    """A package's ``templates/`` folder (then each fallback package's, for a name it does not
+    have), autoescaped (every field a merchant or customer controls is escaped), failing on an
+    undefined name instead of rendering it empty."""
+    loaders = [PackageLoader(name, "templates") for name in (package, *fallbacks)]
     return Environment(
-        loader=PackageLoader(package, "templates"),
+        loader=loaders[0] if not fallbacks else ChoiceLoader(loaders),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -1,0 +1,1 @@
+"""The gateway operator's console at /admin/ (docs/DESIGN.md §9)."""
