@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from stablegate.admin import (
     audit_pages,
+    chain_pages,
     login_pages,
     merchant_pages,
     security_pages,
@@ -17,6 +18,7 @@ from stablegate.admin import (
 PAGE_ROUTERS = (
     login_pages.router,
     merchant_pages.router,
+    chain_pages.router,
     audit_pages.router,
     settings_pages.router,
     security_pages.router,
