@@ -35,6 +35,7 @@ def test_every_command_keeps_its_name() -> None:
         "merchant add-public-key",
         "merchant approve",
         "merchant create",
+        "merchant create-key",
         "merchant list",
         "merchant rotate-webhook-secret",
         "merchant set-key-policy",

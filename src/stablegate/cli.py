@@ -15,6 +15,7 @@ import typer
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from stablegate.compat.commands import create_key_command
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app
@@ -175,6 +176,8 @@ def sweep(
 
 # rotate-webhook-secret belongs to the webhooks package, which sits above merchants.
 merchant_app.command("rotate-webhook-secret")(rotate_webhook_secret_command)
+# create-key makes compatibility credentials too, which belong to compat (above merchants).
+merchant_app.command("create-key")(create_key_command)
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")
