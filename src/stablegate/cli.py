@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from stablegate.compat.commands import create_key_command
+from stablegate.compat.epay.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app
@@ -34,7 +35,12 @@ from stablegate.webhooks.commands import (
 )
 
 app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin payment gateway.")
-app.command("deliver")(deliver_command)
+
+
+@app.command("deliver")
+def deliver() -> None:
+    """Run the webhook delivery worker until stopped (SIGINT or SIGTERM)."""
+    deliver_command(callback_formats())
 
 
 @app.callback()
