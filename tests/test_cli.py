@@ -42,6 +42,7 @@ def test_every_command_keeps_its_name() -> None:
         "merchant add-public-key",
         "merchant approve",
         "merchant create",
+        "merchant create-key",
         "merchant disable",
         "merchant enable",
         "merchant list",

@@ -52,6 +52,10 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
         ("admin",),
         "the operators' console: its own sessions, over the dashboard's pages and accounts",
     ),
+    (
+        ("compat",),
+        "foreign wire formats (EPay, Epusdt) translated onto the order, rate and webhook services",
+    ),
     (("reference",), "the API reference page, rendered from the assembled app's schema"),
     (("api",), "the app assembly, server and health"),
     (("embedded", "demo_receiver"), "everything in one process; the demo's webhook receiver"),

@@ -16,6 +16,8 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from stablegate.admin.commands import admin_app
+from stablegate.compat.commands import create_key_command
+from stablegate.compat.epay.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app
@@ -34,7 +36,12 @@ from stablegate.webhooks.commands import (
 )
 
 app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin payment gateway.")
-app.command("deliver")(deliver_command)
+
+
+@app.command("deliver")
+def deliver() -> None:
+    """Run the webhook delivery worker until stopped (SIGINT or SIGTERM)."""
+    deliver_command(callback_formats())
 
 
 @app.callback()
@@ -176,6 +183,8 @@ def sweep(
 
 # rotate-webhook-secret belongs to the webhooks package, which sits above merchants.
 merchant_app.command("rotate-webhook-secret")(rotate_webhook_secret_command)
+# create-key makes compatibility credentials too, which belong to compat (above merchants).
+merchant_app.command("create-key")(create_key_command)
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(orders_app, name="orders")
 app.add_typer(chain_app, name="chain")

@@ -35,6 +35,7 @@ from stablegate.chain.devchain import start_devchain
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import eth_call, transact
+from stablegate.compat.epay.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.dashboard.accounts import add_owner
 from stablegate.dashboard.passwords import hash_password
@@ -162,7 +163,12 @@ async def run_demo(
         )
         tasks.append(watchers)
         deliveries = WebhookWorker(
-            ctx.sessions, ctx.clock, settings, ctx.secret_box, ctx.signing_key
+            ctx.sessions,
+            ctx.clock,
+            settings,
+            ctx.secret_box,
+            ctx.signing_key,
+            callback_formats=callback_formats(),
         )
         tasks.append(asyncio.create_task(deliveries.run_forever(stop)))
         tasks += [asyncio.create_task(worker(ctx, stop)) for worker in workers or []]

@@ -18,6 +18,7 @@ import uvicorn
 from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.api.server import server_config
+from stablegate.compat.epay.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.migrations import upgrade
 from stablegate.rates.fetcher import RateFetcher
@@ -91,7 +92,14 @@ async def run_embedded(
         )
     else:
         log.warning("sweeper_off", reason="STABLEGATE_RELAYER_KEY is not set")
-    deliveries = WebhookWorker(ctx.sessions, ctx.clock, settings, ctx.secret_box, ctx.signing_key)
+    deliveries = WebhookWorker(
+        ctx.sessions,
+        ctx.clock,
+        settings,
+        ctx.secret_box,
+        ctx.signing_key,
+        callback_formats=callback_formats(),
+    )
     tasks.append(asyncio.create_task(deliveries.run_forever(stop), name="webhooks"))
     if rate_sources is not None:
         fetcher = RateFetcher(ctx.sessions, ctx.clock, settings, rate_sources)

@@ -267,9 +267,11 @@ async def post_pinned(
     resolver: Resolver | None = None,
     timeout_s: float,
     body_limit: int = 256,
+    method: str = "POST",
 ) -> PinnedResponse:
     """POST to ``url`` through the guard: resolve once, connect to the pinned address with the
-    name as Host and SNI, follow no redirect.
+    name as Host and SNI, follow no redirect. (``method`` "GET" for callbacks that are GETs,
+    EPay's: ``content`` is then empty.)
 
     ``client_for(host)`` gives the client to use for that host name. The status must arrive
     within ``timeout_s`` (else :class:`TimeoutError`); the body prefix is read in what is left
@@ -280,7 +282,7 @@ async def post_pinned(
         target = await resolve_target(url, allow_private=allow_private, resolver=resolver)
         client = await client_for(target.host)
         request = client.build_request(
-            "POST",
+            method,
             target.request_url,
             content=content,
             # identity: only a prefix is kept, and nothing is decompressed to get it

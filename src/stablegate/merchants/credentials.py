@@ -1,4 +1,8 @@
-"""Look up what an API key may sign with, for the authentication step."""
+"""Look up what an API key may sign with, for the authentication step.
+
+Only ``signed`` credentials exist for the signed API: a compatibility credential (EPay's pid and
+MD5 key) is answered exactly like an unknown key, whatever is sent in its place, so a key made
+for an MD5-speaking plugin can never read or write through the signed API."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
 from stablegate.merchants.service import hash_api_key
 from stablegate.models import ApiKey, ApiPublicKey, Merchant
+from stablegate.models.api_key import CredentialKind
 from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import SecretBox
 
@@ -26,6 +31,7 @@ async def load_credentials(
             ApiKey.key_hash == hash_api_key(api_key),
             ApiKey.revoked_at_ms.is_(None),
             Merchant.status == MerchantStatus.ACTIVE,
+            ApiKey.kind == CredentialKind.SIGNED,
         )
     )
     if key is None:

@@ -24,6 +24,7 @@ from stablegate.merchants.branding import (
 )
 from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, Merchant, PayoutAddress
+from stablegate.models.api_key import CredentialKind
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy, MerchantStatus
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.secret_box import SecretBox, new_token
@@ -243,9 +244,12 @@ async def issue_api_key(
 
 
 async def find_api_key(session: AsyncSession, api_key: str) -> ApiKey:
+    """An active key of the signed API (the public-key and key-policy commands act on these)."""
     row = await session.scalar(
         select(ApiKey).where(
-            ApiKey.key_hash == hash_api_key(api_key), ApiKey.revoked_at_ms.is_(None)
+            ApiKey.key_hash == hash_api_key(api_key),
+            ApiKey.revoked_at_ms.is_(None),
+            ApiKey.kind == CredentialKind.SIGNED,
         )
     )
     if row is None:

@@ -1,11 +1,26 @@
-"""API keys (stored as hashes) and the ECDSA public keys registered for them."""
+"""API keys (stored as hashes) and the ECDSA public keys registered for them.
+
+A row is one credential of a merchant, of one :class:`CredentialKind`: the signed API's
+``ak_…``/``sk_…`` pair, or a compatibility credential (``epay``: a numeric pid, which is the
+row's id, and an MD5 key) that only the foreign-format endpoints accept (docs/INTEGRATIONS.md).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
+from stablegate.db.types import StrEnumColumn
+
+
+class CredentialKind(StrEnum):
+    """What a credential authenticates: each kind is accepted by its own endpoints only."""
+
+    SIGNED = "signed"  # the merchant API (docs/DESIGN.md §2)
+    EPAY = "epay"  # the EPay / Epusdt endpoints, MD5-signed (stablegate.compat.epay)
 
 
 class ApiKey(Base):
@@ -34,6 +49,17 @@ class ApiKey(Base):
     last_used_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     # The addresses and networks (CIDR) the key may be used from, comma-separated; NULL: any.
     ip_allowlist: Mapped[str | None] = mapped_column(Text)
+    # Which endpoints accept the credential; the signed API only ``signed`` ones.
+    kind: Mapped[CredentialKind] = mapped_column(
+        StrEnumColumn(CredentialKind, 16),
+        default=CredentialKind.SIGNED,
+        server_default="signed",
+    )
+    # A compatibility credential's orders: the chain and token they are paid in and the fiat
+    # currency their amounts are in (the foreign formats name none of these). NULL on signed keys.
+    compat_chain_id: Mapped[int | None] = mapped_column(Integer)
+    compat_symbol: Mapped[str | None] = mapped_column(String(20))
+    compat_currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class ApiPublicKey(Base):

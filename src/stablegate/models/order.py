@@ -33,6 +33,15 @@ class OrderException(StrEnum):
     WRONG_TOKEN = "wrong_token"
 
 
+class NotifyFormat(StrEnum):
+    """How an order's notifications are sent: the gateway's signed webhooks, or the callback of
+    the foreign format the order was created in (stablegate.compat.epay)."""
+
+    SIGNED = "signed"
+    EPUSDT = "epusdt"  # one POST of JSON when paid, MD5-signed, answered "ok"
+    EPAY = "epay"  # one GET with the query when paid, MD5-signed, answered "success"
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
@@ -67,6 +76,12 @@ class Order(Base):
     deposit_salt: Mapped[str | None] = mapped_column(String(66))
     notify_url: Mapped[str | None] = mapped_column(Text)
     redirect_url: Mapped[str | None] = mapped_column(Text)
+    notify_format: Mapped[NotifyFormat] = mapped_column(
+        StrEnumColumn(NotifyFormat, 16), default=NotifyFormat.SIGNED, server_default="signed"
+    )
+    # The compatibility credential that created the order (its key signs the callbacks); NULL
+    # for orders of the signed API. Keys are revoked, never deleted.
+    compat_key_id: Mapped[str | None] = mapped_column(String(40))
     description: Mapped[str | None] = mapped_column(String(256))
     metadata_json: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     tx_id: Mapped[str | None] = mapped_column(String(66))

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,7 @@ from stablegate.merchants.service import get_merchant
 from stablegate.migrations import upgrade
 from stablegate.secret_box import SecretKeyMissing, load_secret_box
 from stablegate.webhooks import service
+from stablegate.webhooks.callbacks import CallbackFormat
 from stablegate.webhooks.signing_key import load_signing_key
 from stablegate.webhooks.worker import WebhookWorker
 
@@ -151,8 +153,9 @@ def rotate_webhook_secret_command(
     )
 
 
-def deliver_command() -> None:
-    """Run the webhook delivery worker until stopped (SIGINT or SIGTERM)."""
+def deliver_command(callback_formats: Mapping[str, CallbackFormat] | None = None) -> None:
+    """Run the webhook delivery worker until stopped (SIGINT or SIGTERM). ``callback_formats``:
+    the foreign formats it sends (stablegate.cli hands in the compatibility APIs')."""
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
 
@@ -167,6 +170,7 @@ def deliver_command() -> None:
                 settings,
                 load_secret_box(settings),
                 load_signing_key(settings),
+                callback_formats=callback_formats,
             )
             stop = stop_on_signals()
             await worker.run_forever(stop)

@@ -43,7 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
-from stablegate.models import AuditEntry, Merchant, WebhookDelivery, WebhookEvent
+from stablegate.models import ApiKey, AuditEntry, Merchant, WebhookDelivery, WebhookEvent
+from stablegate.models.order import NotifyFormat
 from stablegate.models.webhook_event import EventStatus
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.pagination import INT32_MAX, cursor_int, decode_cursor, encode_cursor
@@ -137,6 +138,11 @@ class Claim:
     secrets: tuple[str, ...] = field(repr=False)
     secret_error: str | None = None
     host: str = ""  # the URL's host name ("" without a usable URL): the per-host limit's key
+    # The order's notification format (models.order.NotifyFormat): "signed" for the gateway's
+    # webhooks; a foreign format's callback is signed with the compat credential's key, which
+    # is then ``secrets``' only entry, and named by ``credential_id`` (EPay's pid).
+    notify_format: str = NotifyFormat.SIGNED.value
+    credential_id: str | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -155,6 +161,7 @@ def _claim_statement(dialect: str) -> Update:
     returned: the event, the order's URL, the merchant's URL and stored webhook secrets."""
     events, orders = EVENTS, ORDERS
     merchants = cast(Table, Merchant.__table__)
+    api_keys = cast(Table, ApiKey.__table__)
     now = bindparam("now_ms", type_=BigInteger)
     picked = events.alias("due")
     due = (
@@ -198,6 +205,18 @@ def _claim_statement(dialect: str) -> Update:
             lookup(merchants.c.webhook_secret_enc, "merchant_id", "secret_enc"),
             lookup(merchants.c.webhook_secret_prev_enc, "merchant_id", "prev_enc"),
             lookup(merchants.c.webhook_secret_prev_until_ms, "merchant_id", "prev_until_ms"),
+            lookup(orders.c.notify_format, "order_id", "notify_format"),
+            lookup(orders.c.compat_key_id, "order_id", "credential_id"),
+            # Nested, not joined: each level names one table (see lookup()).
+            select(api_keys.c.secret_enc)
+            .where(
+                api_keys.c.id
+                == select(orders.c.compat_key_id)
+                .where(orders.c.id == literal_column("webhook_events.order_id"))
+                .scalar_subquery()
+            )
+            .scalar_subquery()
+            .label("credential_enc"),
         )
     )
 
@@ -242,13 +261,21 @@ async def claim_due(
     keys: dict[tuple[str, str | None, int | None], tuple[tuple[str, ...], str | None]] = {}
     claims: list[Claim] = []
     for row in rows:
-        key = (row.secret_enc, row.prev_enc, row.prev_until_ms)
+        notify_format = row.notify_format or NotifyFormat.SIGNED
+        if notify_format == NotifyFormat.SIGNED:
+            key = (row.secret_enc, row.prev_enc, row.prev_until_ms)
+        else:  # a foreign callback is signed with the credential that made the order
+            key = (row.credential_enc or "", None, None)
         if key not in keys:
             try:
+                if not key[0]:
+                    raise SecretKeyMissing("the order's compatibility credential is gone")
                 keys[key] = (tuple(webhook_secrets(*key, secrets, now_ms)), None)
             except SecretKeyMissing as exc:  # that merchant's attempts fail; others go on
                 keys[key] = ((), str(exc))
         url = row.order_url or row.merchant_url or None
+        if notify_format != NotifyFormat.SIGNED:
+            url = row.order_url or None  # the panel's notify_url, never the merchant's webhook
         claims.append(
             Claim(
                 event_id=row.id,
@@ -262,6 +289,8 @@ async def claim_due(
                 secrets=keys[key][0],
                 secret_error=keys[key][1],
                 host=_host_of(url),
+                notify_format=notify_format,
+                credential_id=row.credential_id,
             )
         )
     return claims

@@ -49,7 +49,7 @@ import secrets
 import socket
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -63,10 +63,12 @@ from stablegate.clock import Clock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.models import WebhookEvent
+from stablegate.models.order import NotifyFormat
 from stablegate.models.webhook_event import EventStatus
 from stablegate.outbound import DestinationError, Resolver, post_pinned
 from stablegate.secret_box import SecretBox
 from stablegate.watchdog import Watchdog
+from stablegate.webhooks.callbacks import CallbackFormat, CallbackRequest
 from stablegate.webhooks.recording import AttemptResult, Recorded, log_text, record_attempts
 from stablegate.webhooks.schedule import ATTEMPT_TIMEOUT_S, is_success
 from stablegate.webhooks.secret_cache import WebhookSecretCache
@@ -142,6 +144,7 @@ class WebhookWorker:
         max_per_host: int = 4,
         lease_seconds: float = 120.0,
         poll_interval: float = 0.25,  # commit -> first attempt; an idle poll is one query
+        callback_formats: Mapping[str, CallbackFormat] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -168,6 +171,8 @@ class WebhookWorker:
         self._watchdog = Watchdog("webhooks", settings.step_timeout_s, worker_id=self.worker_id)
         self._unrecorded: list[_Unrecorded] = []
         self._recorder: asyncio.Task[None] | None = None
+        # Foreign formats by name (orders made through a compatibility API; webhooks.callbacks).
+        self._formats: Mapping[str, CallbackFormat] = callback_formats or {}
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
@@ -311,6 +316,19 @@ class WebhookWorker:
                 )
                 await self._record(claim, skipped)
                 return False
+            if self._not_a_callback(claim):
+                now = self._clock.now_ms()
+                event_type = claim.payload.get("type")
+                skipped = AttemptResult(
+                    Outcome.SKIPPED,
+                    claim.url,
+                    now,
+                    0,
+                    error=f"{claim.notify_format} callbacks are sent when the order is paid, "
+                    f"not for {event_type}",
+                )
+                await self._record(claim, skipped)
+                return False
             async with self._hosts.slot(claim.host):
                 if self._clock.now_ms() + _LEASE_MARGIN_MS > claim.lease_until_ms:
                     await self.release([claim])  # waited too long for a slot: hand it back
@@ -321,6 +339,13 @@ class WebhookWorker:
         except Exception:  # one broken attempt must not stop the worker; its lease runs out
             log.exception("webhook_attempt_crashed", event_id=claim.event_id)
             return False
+
+    def _not_a_callback(self, claim: Claim) -> bool:
+        """An event of an order in a foreign format that the format does not send."""
+        if claim.notify_format == NotifyFormat.SIGNED:
+            return False
+        known = self._formats.get(claim.notify_format)
+        return known is not None and not known.sends(str(claim.payload.get("type")))
 
     async def send(self, claim: Claim) -> AttemptResult:
         """One request for ``claim``, recorded nowhere: the dashboard's test event (an event
@@ -340,24 +365,36 @@ class WebhookWorker:
 
         if claim.secret_error is not None:
             return result(Outcome.ERROR, error=claim.secret_error)
+        callback: CallbackFormat | None = None
         try:
-            body = webhook_body(claim.payload, merchant_id=claim.merchant_id)
-            headers = webhook_headers(
-                event_id=claim.event_id,
-                time_ms=started_ms,
-                body=body,
-                secrets=claim.secrets,
-                signing_key=self._signing_key,
-            )
+            if claim.notify_format == NotifyFormat.SIGNED:
+                body = webhook_body(claim.payload, merchant_id=claim.merchant_id)
+                headers = webhook_headers(
+                    event_id=claim.event_id,
+                    time_ms=started_ms,
+                    body=body,
+                    secrets=claim.secrets,
+                    signing_key=self._signing_key,
+                )
+                request = CallbackRequest("POST", url, body, headers)
+            else:
+                callback = self._formats.get(claim.notify_format)
+                if callback is None:
+                    return result(
+                        Outcome.ERROR,
+                        error=f"this worker cannot send {claim.notify_format} callbacks",
+                    )
+                request = callback.request(claim, url)
             response = await post_pinned(
                 self._client,
-                url,
-                content=body,
-                headers=headers,
+                request.url,
+                content=request.body,
+                headers=request.headers,
                 allow_private=self._allow_private,
                 resolver=self._resolver,
                 timeout_s=ATTEMPT_TIMEOUT_S,
                 body_limit=RESPONSE_BODY_LIMIT,
+                method=request.method,
             )
         except DestinationError as exc:
             return result(Outcome.ERROR, error=str(exc)[:_ERROR_LIMIT])
@@ -372,7 +409,10 @@ class WebhookWorker:
             log.warning("webhook_attempt_error", event_id=claim.event_id, exc_info=True)
             return result(Outcome.ERROR, error=f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT])
         status = response.status_code
-        outcome = Outcome.SUCCESS if is_success(status) else Outcome.FAILURE
+        taken = is_success(status) and (
+            callback is None or callback.acknowledged(status, response.body_prefix)
+        )
+        outcome = Outcome.SUCCESS if taken else Outcome.FAILURE
         return result(outcome, status_code=status, body=log_text(response.body_prefix))
 
     async def _client(self, host: str) -> httpx.AsyncClient:
