@@ -76,6 +76,9 @@ class ConsolePage(Page):
             **context,
         )
 
+    def refusal_links(self) -> dict[str, Any]:
+        return {"next_link": {"href": f"{PREFIX}/", "text": self.t("console_home")}}
+
     def public(self, template: str, **context: Any) -> Response:
         """A page before the log-in (no menu)."""
         context.setdefault("operator", None)

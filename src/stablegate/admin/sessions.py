@@ -6,24 +6,23 @@ so no merchant's session can ever open the console. A disabled operator's sessio
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.dashboard.sessions import (
-    IDLE_TIMEOUT_MS,
-    MAX_USER_AGENT,
-    PENDING_TTL_MS,
-    SESSION_TTL_MS,
     TOUCH_EVERY_MS,
+    SessionTable,
+    add_session,
+    end_by_token,
+    end_owned,
+    live_session,
+    revoke_owned,
     token_hash,
 )
-from stablegate.errors import NotFound
 from stablegate.models.operator_account import OperatorAccount, OperatorSession
-from stablegate.secret_box import new_token
 
 
 @dataclass(frozen=True)
@@ -36,13 +35,12 @@ class Operator:
     email: str
 
 
+CONSOLE_SESSIONS = SessionTable(OperatorSession, "operator_id", "ops_")
+
+
 def _live(now: int) -> list[ColumnElement[bool]]:
-    return [
-        OperatorSession.revoked_at_ms.is_(None),
-        OperatorSession.expires_at_ms > now,
-        OperatorSession.last_seen_at_ms > now - IDLE_TIMEOUT_MS,
-        OperatorAccount.disabled_at_ms.is_(None),
-    ]
+    # A disabled account's sessions end with it.
+    return [*live_session(OperatorSession, now), OperatorAccount.disabled_at_ms.is_(None)]
 
 
 async def start_session(
@@ -54,23 +52,11 @@ async def start_session(
     ip: str,
     pending: bool = False,
 ) -> str:
-    now = clock.now_ms()
-    token = secrets.token_urlsafe(32)
-    session.add(
-        OperatorSession(
-            id=new_token("ops_", 12),
-            token_hash=token_hash(token),
-            operator_id=operator.id,
-            created_at_ms=now,
-            expires_at_ms=now + (PENDING_TTL_MS if pending else SESSION_TTL_MS),
-            last_seen_at_ms=now,
-            user_agent=user_agent[:MAX_USER_AGENT],
-            ip=ip[:45],
-            second_factor_pending=pending,
-        )
+    token = add_session(
+        session, clock, CONSOLE_SESSIONS, operator.id, user_agent=user_agent, ip=ip, pending=pending
     )
     if not pending:
-        operator.last_login_at_ms = now
+        operator.last_login_at_ms = clock.now_ms()
     await session.flush()
     return token
 
@@ -138,42 +124,15 @@ async def revoke_session(
     session: AsyncSession, clock: Clock, *, operator_id: str, session_id: str
 ) -> None:
     """End one of the operator's own sessions; any other id is ``not_found``."""
-    ended = await session.execute(
-        update(OperatorSession)
-        .where(
-            OperatorSession.id == session_id,
-            OperatorSession.operator_id == operator_id,
-            OperatorSession.revoked_at_ms.is_(None),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
+    await revoke_owned(
+        session, clock, CONSOLE_SESSIONS, owner_id=operator_id, session_id=session_id
     )
-    if getattr(ended, "rowcount", 0) != 1:
-        raise NotFound("no such session")
 
 
 async def end_session(session: AsyncSession, clock: Clock, token: str | None) -> None:
-    if not token:
-        return
-    await session.execute(
-        update(OperatorSession)
-        .where(
-            OperatorSession.token_hash == token_hash(token),
-            OperatorSession.revoked_at_ms.is_(None),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
-    )
+    await end_by_token(session, clock, OperatorSession, token)
 
 
 async def end_operator_sessions(session: AsyncSession, clock: Clock, operator_id: str) -> None:
     """Every session of the account ends (after a password is set from the command line)."""
-    await session.execute(
-        update(OperatorSession)
-        .where(
-            OperatorSession.operator_id == operator_id,
-            OperatorSession.revoked_at_ms.is_(None),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
-    )
+    await end_owned(session, clock, CONSOLE_SESSIONS, operator_id)

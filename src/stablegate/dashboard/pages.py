@@ -173,7 +173,9 @@ class Page:
             if csrf_token is not None
             else (self.session_csrf(viewer) if viewer else ""),
             shown_time=shown_time,
-            # The shared Security sections post here (the console has its own).
+            # Shared templates (log-in's second step, Security's sections) post under the
+            # page's own path: /dashboard or the console's /admin.
+            prefix=self.prefix,
             security_path=f"{self.prefix}/security",
             **context,
         )
@@ -193,7 +195,12 @@ class Page:
             title=title,
             lines=[self.error_text(exc)],
             headers=dict(exc.headers),
+            **self.refusal_links(),
         )
+
+    def refusal_links(self) -> dict[str, Any]:
+        """What a refusal page offers to go on with (the dashboard: its menu, when signed in)."""
+        return {}
 
     def redirect(self, path: str) -> Response:
         return self.finish(RedirectResponse(path, status_code=303, headers=page_headers()))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.errors import NotFound
-from stablegate.models import DashboardSession, DashboardUser, Merchant
+from stablegate.models import DashboardSession, DashboardUser, Merchant, OperatorSession
 from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import new_token
 
@@ -58,6 +58,112 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+SessionModel = type[DashboardSession] | type[OperatorSession]
+
+
+@dataclass(frozen=True)
+class SessionTable:
+    """Where one kind of log-in session lives: the dashboard's (merchant users) or the operator
+    console's, each in its own table so neither's token opens the other."""
+
+    model: SessionModel
+    owner: str  # the column naming the account: ``user_id`` or ``operator_id``
+    id_prefix: str
+
+    def owner_is(self, owner_id: str) -> ColumnElement[bool]:
+        column: ColumnElement[str] = getattr(self.model, self.owner)
+        return column == owner_id
+
+
+DASHBOARD_SESSIONS = SessionTable(DashboardSession, "user_id", "ses_")
+
+
+def live_session(model: SessionModel, now: int) -> list[ColumnElement[bool]]:
+    """Not ended, not expired, used within the idle timeout."""
+    return [
+        model.revoked_at_ms.is_(None),
+        model.expires_at_ms > now,
+        model.last_seen_at_ms > now - IDLE_TIMEOUT_MS,
+    ]
+
+
+def add_session(
+    session: AsyncSession,
+    clock: Clock,
+    table: SessionTable,
+    owner_id: str,
+    *,
+    user_agent: str,
+    ip: str,
+    pending: bool,
+) -> str:
+    """A new session row for the account (``pending``: awaiting the second factor, for 5
+    minutes); returns the cookie's token (shown nowhere else)."""
+    now = clock.now_ms()
+    token = secrets.token_urlsafe(32)
+    session.add(
+        table.model(
+            id=new_token(table.id_prefix, 12),
+            token_hash=token_hash(token),
+            created_at_ms=now,
+            expires_at_ms=now + (PENDING_TTL_MS if pending else SESSION_TTL_MS),
+            last_seen_at_ms=now,
+            user_agent=user_agent[:MAX_USER_AGENT],
+            ip=ip[:45],
+            second_factor_pending=pending,
+            **{table.owner: owner_id},
+        )
+    )
+    return token
+
+
+async def revoke_owned(
+    session: AsyncSession, clock: Clock, table: SessionTable, *, owner_id: str, session_id: str
+) -> None:
+    """End one of the account's sessions; another account's session id is ``not_found``."""
+    model = table.model
+    ended = await session.execute(
+        update(model)
+        .where(model.id == session_id, table.owner_is(owner_id), model.revoked_at_ms.is_(None))
+        .values(revoked_at_ms=clock.now_ms())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(ended, "rowcount", 0) != 1:
+        raise NotFound("no such session")
+
+
+async def end_by_token(
+    session: AsyncSession, clock: Clock, model: SessionModel, token: str | None
+) -> None:
+    """Log out: the session of this cookie token ends (nothing happens for an unknown one)."""
+    if not token:
+        return
+    await session.execute(
+        update(model)
+        .where(model.token_hash == token_hash(token), model.revoked_at_ms.is_(None))
+        .values(revoked_at_ms=clock.now_ms())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def end_owned(
+    session: AsyncSession,
+    clock: Clock,
+    table: SessionTable,
+    owner_id: str,
+    *,
+    keep: str | None = None,
+) -> None:
+    """End every session of the account (pending ones too), but the one whose id is ``keep``."""
+    model = table.model
+    await session.execute(
+        update(model)
+        .where(table.owner_is(owner_id), model.revoked_at_ms.is_(None), model.id != (keep or ""))
+        .values(revoked_at_ms=clock.now_ms())
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def start_session(
     session: AsyncSession,
     clock: Clock,
@@ -69,33 +175,17 @@ async def start_session(
 ) -> str:
     """A new session for the user (``pending``: awaiting the second factor, for 5 minutes);
     returns the cookie's token (shown nowhere else)."""
-    now = clock.now_ms()
-    token = secrets.token_urlsafe(32)
-    session.add(
-        DashboardSession(
-            id=new_token("ses_", 12),
-            token_hash=token_hash(token),
-            user_id=user.id,
-            created_at_ms=now,
-            expires_at_ms=now + (PENDING_TTL_MS if pending else SESSION_TTL_MS),
-            last_seen_at_ms=now,
-            user_agent=user_agent[:MAX_USER_AGENT],
-            ip=ip[:45],
-            second_factor_pending=pending,
-        )
+    token = add_session(
+        session, clock, DASHBOARD_SESSIONS, user.id, user_agent=user_agent, ip=ip, pending=pending
     )
     if not pending:
-        user.last_login_at_ms = now
+        user.last_login_at_ms = clock.now_ms()
     await session.flush()
     return token
 
 
 def _live(now: int) -> list[ColumnElement[bool]]:
-    return [
-        DashboardSession.revoked_at_ms.is_(None),
-        DashboardSession.expires_at_ms > now,
-        DashboardSession.last_seen_at_ms > now - IDLE_TIMEOUT_MS,
-    ]
+    return live_session(DashboardSession, now)
 
 
 async def load_viewer(session: AsyncSession, clock: Clock, token: str | None) -> Viewer | None:
@@ -163,33 +253,12 @@ async def revoke_session(
     session: AsyncSession, clock: Clock, *, user_id: str, session_id: str
 ) -> None:
     """End one of the user's sessions; another user's session id is ``not_found``."""
-    ended = await session.execute(
-        update(DashboardSession)
-        .where(
-            DashboardSession.id == session_id,
-            DashboardSession.user_id == user_id,
-            DashboardSession.revoked_at_ms.is_(None),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(ended, "rowcount", 0) != 1:
-        raise NotFound("no such session")
+    await revoke_owned(session, clock, DASHBOARD_SESSIONS, owner_id=user_id, session_id=session_id)
 
 
 async def end_session(session: AsyncSession, clock: Clock, token: str | None) -> None:
     """Log out: the session of this cookie token ends (nothing happens for an unknown one)."""
-    if not token:
-        return
-    await session.execute(
-        update(DashboardSession)
-        .where(
-            DashboardSession.token_hash == token_hash(token),
-            DashboardSession.revoked_at_ms.is_(None),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
-    )
+    await end_by_token(session, clock, DashboardSession, token)
 
 
 async def end_user_sessions(
@@ -197,13 +266,4 @@ async def end_user_sessions(
 ) -> None:
     """End every session of the user (pending ones too), but the one whose id is ``keep``:
     after a password change or reset, nobody stays logged in on the old password."""
-    await session.execute(
-        update(DashboardSession)
-        .where(
-            DashboardSession.user_id == user_id,
-            DashboardSession.revoked_at_ms.is_(None),
-            DashboardSession.id != (keep or ""),
-        )
-        .values(revoked_at_ms=clock.now_ms())
-        .execution_options(synchronize_session=False)
-    )
+    await end_owned(session, clock, DASHBOARD_SESSIONS, user_id, keep=keep)
