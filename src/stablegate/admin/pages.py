@@ -40,6 +40,15 @@ class ConsolePage(Page):
     session_cookie: ClassVar[str] = "stablegate_console"
     language_targets: ClassVar[frozenset[str]] = frozenset({LOGIN, SECOND_STEP})
     templates: ClassVar[Any] = _templates
+    site: ClassVar[str] = "console"
+    menu: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("merchants", "nav_merchants"),
+        ("chains", "nav_chains"),
+        ("sweeps", "nav_sweeps"),
+        ("audit", "nav_audit"),
+        ("settings", "nav_gateway_settings"),
+        ("security", "nav_security"),
+    )
 
     @staticmethod
     def translator(language: str) -> Translator:
@@ -73,6 +82,7 @@ class ConsolePage(Page):
             current=current,
             csrf_token=self.operator_csrf(operator),
             operator=operator,
+            who=(self.t("operator_label"), operator.email),
             **context,
         )
 

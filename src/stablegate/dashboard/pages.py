@@ -68,6 +68,16 @@ class Page:
     session_cookie: ClassVar[str] = SESSION_COOKIE
     language_targets: ClassVar[frozenset[str]] = frozenset(LANGUAGE_TARGETS)
     templates: ClassVar[Environment] = _templates
+    site: ClassVar[str] = "dashboard"  # the message naming the site in titles and the top bar
+    # The menu of a signed-in page: (path below the prefix, message of its label).
+    menu: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("overview", "nav_overview"),
+        ("orders", "orders_nav"),
+        ("keys", "nav_keys"),
+        ("webhooks", "nav_webhooks"),
+        ("settings", "nav_settings"),
+        ("security", "nav_security"),
+    )
 
     ctx: DashboardContext
     request: Request
@@ -177,7 +187,9 @@ class Page:
             # page's own path: /dashboard or the console's /admin.
             prefix=self.prefix,
             security_path=f"{self.prefix}/security",
-            **context,
+            site=self.site,
+            menu=self.menu,
+            **{"who": (viewer.merchant_name, viewer.email) if viewer else None, **context},
         )
         extra = {"Content-Language": self.language, "Vary": "Accept-Language, Cookie"}
         response = HTMLResponse(
