@@ -24,6 +24,7 @@ from stablegate.cashier.live import LiveOrders, database_views
 from stablegate.cashier.stream_slots import StreamSlots
 from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
+from stablegate.compat import integration_pages
 from stablegate.compat.epay import epay_endpoints, epusdt_endpoints
 from stablegate.config import Settings
 from stablegate.dashboard import routes as dashboard_routes
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(dashboard_routes.router)
     app.include_router(admin_routes.router)
     app.include_router(epay_endpoints.router)
+    app.include_router(integration_pages.router)
     app.include_router(epusdt_endpoints.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)

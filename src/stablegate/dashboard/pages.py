@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.dashboard.context import DashboardContext, dashboard_context
 from stablegate.dashboard.csrf import check_form_token, form_token
+from stablegate.dashboard.errors import CsrfRefused
 from stablegate.dashboard.i18n import LANGUAGES, choose_language, translator
 from stablegate.dashboard.passwords import MAX_LENGTH, MIN_LENGTH
 from stablegate.dashboard.sessions import SESSION_TTL_MS, Viewer, load_viewer
@@ -76,6 +77,7 @@ class Page:
         ("keys", "nav_keys"),
         ("webhooks", "nav_webhooks"),
         ("settings", "nav_settings"),
+        ("integrations", "nav_integrations"),  # served by stablegate.compat
         ("security", "nav_security"),
     )
 
@@ -269,3 +271,19 @@ async def read_form(request: Request) -> dict[str, str]:
         # NUL cannot be stored in PostgreSQL text, and no field needs it.
         form.setdefault(name, value.replace("\x00", "\ufffd"))
     return form
+
+
+async def signed_in_form(
+    page: Page, session: AsyncSession
+) -> tuple[Viewer, dict[str, str]] | Response:
+    """The viewer and form of a signed-in page's POST, its CSRF token checked; or the answer
+    that ends the request (the log-in page without a session, 403 with a wrong token)."""
+    form = await read_form(page.request)
+    viewer = await page.viewer(session)
+    if viewer is None:
+        return page.redirect(f"{page.prefix}/login")
+    try:
+        page.check_session_form(viewer, form)
+    except CsrfRefused as exc:
+        return page.refusal(exc, viewer)
+    return viewer, form

@@ -25,9 +25,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.dashboard.errors import CsrfRefused
 from stablegate.dashboard.key_pages import actor
-from stablegate.dashboard.pages import PREFIX, Page, read_form
+from stablegate.dashboard.pages import PREFIX, Page, signed_in_form
 from stablegate.dashboard.sessions import Viewer
 from stablegate.db.engine import session_scope
 from stablegate.errors import GatewayError, InvalidRequest
@@ -122,17 +121,10 @@ async def settings_page(request: Request, saved: str = "") -> Response:
 async def _signed_in_form(
     page: Page, session: AsyncSession
 ) -> tuple[Viewer | None, dict[str, str], Response | None]:
-    """The viewer and the form of a settings POST, or the answer that ends it (log-in
-    redirect, CSRF refusal)."""
-    form = await read_form(page.request)
-    viewer = await page.viewer(session)
-    if viewer is None:
-        return None, form, page.redirect(f"{PREFIX}/login")
-    try:
-        page.check_session_form(viewer, form)
-    except CsrfRefused as exc:
-        return viewer, form, page.refusal(exc, viewer)
-    return viewer, form, None
+    found = await signed_in_form(page, session)
+    if isinstance(found, Response):
+        return None, {}, found
+    return found[0], found[1], None
 
 
 @router.post(PREFIX + "/settings/payout", include_in_schema=False)
