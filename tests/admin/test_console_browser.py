@@ -52,15 +52,18 @@ SECRET_PATH = "k3y-in-the-path"
 
 @dataclass
 class LiveConsole:
+    """A live gateway whose pages are captured as ``<prefix>-<name>-<size>.png``."""
+
     url: str
     shots: Path
+    prefix: str = "console"
 
     async def capture(self, page: Page, name: str) -> None:
         """axe-core finds nothing; the page at 1280x800 and at 390x844."""
         assert await axe_violations(page) == [], name
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             await page.set_viewport_size(size)  # type: ignore[arg-type]
-            path = self.shots / f"console-{name}-{label}.png"
+            path = self.shots / f"{self.prefix}-{name}-{label}.png"
             await page.screenshot(path=str(path), full_page=True)
             if os.environ.get("STABLEGATE_SAVE_SCREENSHOTS") == "1":
                 target = REPO / "docs" / "screenshots"
