@@ -65,6 +65,7 @@ async def test_each_url_is_probed_on_its_own_and_named_without_its_secret(
         f"{fakes}/other/s3cret-key",
         f"{fakes}/garbage",
         f"{fakes}/slow",
+        "https://rpc.example:S3CRET-in-the-port/x",
     )
     probes = await probe_rpc_urls(registry_of(tmp_path, urls), timeout_s=0.5)
     assert [p.url_shown for p in probes] == [
@@ -73,8 +74,9 @@ async def test_each_url_is_probed_on_its_own_and_named_without_its_secret(
         f"{fakes}/…",
         f"{fakes}/…",
         f"{fakes}/…",
+        "https://rpc.example/…",
     ]
-    healthy, dead, other, broken, late = probes
+    healthy, dead, other, broken, late, unusable = probes
     assert healthy.ok and healthy.error is None and healthy.chain_id == 31337
     assert isinstance(healthy.block, int) and healthy.latency_ms is not None
     assert (dead.ok, dead.error) == (False, "connection failed")
@@ -82,7 +84,8 @@ async def test_each_url_is_probed_on_its_own_and_named_without_its_secret(
     assert other.block == 16  # it answered, just for another chain
     assert (broken.ok, broken.block) == (False, None) and broken.error == "no usable answer"
     assert (late.ok, late.error) == (False, "timeout")
-    assert all("s3cret" not in (p.error or "") + p.url_shown for p in probes)
+    assert unusable.ok is False and unusable.error is not None
+    assert all("s3cret" not in ((p.error or "") + p.url_shown).lower() for p in probes)
 
 
 async def test_the_relayer_balance_is_read_per_chain(

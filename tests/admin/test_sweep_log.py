@@ -3,11 +3,15 @@ chain the deposits waiting and those the sweeper gave up on."""
 
 from __future__ import annotations
 
+from tests.sweeper.conftest import SweepEnv, env, sweep_env
+
 from stablegate.admin.sweep_log import recent_sweeps, sweep_backlog
 from stablegate.api.context import GatewayContext
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.models import SweepItem, SweepTx
 from stablegate.models.sweep import SweepItemStatus, SweepTxStatus
+
+__all__ = ["env", "sweep_env"]  # fixtures used below
 
 ADDRESS = "0x" + "ab" * 20
 
@@ -71,3 +75,20 @@ async def test_recent_sweeps_newest_first_with_their_deposits_and_the_backlog(
     async with read_scope(gateway.sessions) as session:
         latest = await recent_sweeps(session, limit=1)
     assert [(t.nonce, count) for t, count in latest] == [(2, 1)]
+
+
+async def test_credited_money_not_yet_swept_counts_as_waiting_until_the_sweep(
+    sweep_env: SweepEnv,
+) -> None:
+    [order] = await sweep_env.final_orders([("USDT", 5_000_000)])
+    chain_id = sweep_env.watch.chain.id
+    async with read_scope(sweep_env.watch.sessions) as session:
+        before = await sweep_backlog(session, [chain_id])
+    assert before == {chain_id: {"waiting": 1, "stuck": 0}}
+    await sweep_env.sweep(sweep_env.sweeper())
+    async with read_scope(sweep_env.watch.sessions) as session:
+        after = await sweep_backlog(session, [chain_id])
+        [(sent, count)] = await recent_sweeps(session)
+    assert after == {}
+    assert (sent.chain_id, sent.status, count) == (chain_id, SweepTxStatus.MINED, 1)
+    assert order.to_address is not None

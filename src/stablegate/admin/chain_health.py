@@ -86,6 +86,8 @@ async def _probe(chain: Chain, url: str, timeout_s: float) -> RpcProbe:
         return RpcProbe(chain.id, chain.name, shown, False, None, None, "malformed answer")
     except (RpcError, TimeoutError) as exc:
         return RpcProbe(chain.id, chain.name, shown, False, None, None, _reason(exc))
+    except Exception:  # a URL httpx cannot use at all: the page must still answer
+        return RpcProbe(chain.id, chain.name, shown, False, None, None, "unusable URL")
     finally:
         await client.aclose()
     latency = int((time.monotonic() - started) * 1000)
@@ -132,6 +134,8 @@ async def _balance(chain: Chain, address: str, timeout_s: float) -> RelayerBalan
         return RelayerBalance(chain.id, chain.name, symbol, NATIVE_DECIMALS, None, "malformed")
     except (RpcError, TimeoutError) as exc:
         return RelayerBalance(chain.id, chain.name, symbol, NATIVE_DECIMALS, None, _reason(exc))
+    except Exception:  # as in _probe
+        return RelayerBalance(chain.id, chain.name, symbol, NATIVE_DECIMALS, None, "unusable URL")
     finally:
         await client.aclose()
     return RelayerBalance(chain.id, chain.name, symbol, NATIVE_DECIMALS, wei, None)

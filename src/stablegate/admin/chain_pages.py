@@ -52,9 +52,10 @@ async def sweeps_page(request: Request) -> Response:
         return signed
     page = signed.page
     web = page.ctx.web
+    watched = [chain.id for chain in web.registry.with_rpc()]
     async with read_scope(web.sessions) as session:
         sweeps = await recent_sweeps(session)
-        backlog = await sweep_backlog(session)
+        backlog = await sweep_backlog(session, watched)
     relayer = relayer_address(web.settings)
     balances = await relayer_balances(web.registry, relayer)
     names = {chain.id: chain.name for chain in web.registry.with_rpc()}

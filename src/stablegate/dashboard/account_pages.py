@@ -19,6 +19,7 @@ second step's form one tied to the pending session.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -51,6 +52,7 @@ TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,60}\.[A-Za-z0-9_-]{1,60}$")
 NOTICES = ("logged_out", "second_factor_expired", "password_reset_done")
 SECOND_STEP = f"{PREFIX}/login/second-factor"
 MAX_CODE = 40
+MAX_NEXT = 2000  # a path with its query, where a log-in asked for by a page leads back to
 
 
 async def send_verification(page: Page, user: DashboardUser, name: str, url: str) -> bool:
@@ -212,6 +214,20 @@ async def verify(request: Request) -> Response:
     )
 
 
+def after_login(value: str | None) -> str | None:
+    """Where a log-in may send the browser on: a dashboard path of this gateway only (never
+    another site, never a scheme-relative ``//host`` or a backslash trick), else nowhere."""
+    if not value or len(value) > MAX_NEXT or not value.startswith(f"{PREFIX}/"):
+        return None
+    if "\\" in value or any(ord(c) < 33 for c in value):
+        return None
+    return value
+
+
+def _landing(next_path: str | None) -> str:
+    return next_path or f"{PREFIX}/keys"
+
+
 def _login_form(
     page: Page,
     *,
@@ -220,6 +236,7 @@ def _login_form(
     email: str = "",
     notice: str | None = None,
     headers: dict[str, str] | None = None,
+    next_path: str | None = None,
 ) -> Response:
     return page.render(
         "login.html",
@@ -229,17 +246,20 @@ def _login_form(
         error=error,
         email=email,
         notice=notice,
+        next_path=next_path or "",
     )
 
 
 @router.get(PREFIX + "/login", include_in_schema=False)
-async def login_page(request: Request, notice: str = "") -> Response:
+async def login_page(request: Request, notice: str = "", next: str = "") -> Response:
     page = Page.of(request)
     try:
         await page.ctx.web.limiter.check_public(page.ip)
     except RateLimited as exc:
         return page.refusal(exc)
-    return _login_form(page, notice=page.t(notice) if notice in NOTICES else None)
+    return _login_form(
+        page, notice=page.t(notice) if notice in NOTICES else None, next_path=after_login(next)
+    )
 
 
 @router.post(PREFIX + "/login", include_in_schema=False)
@@ -248,6 +268,7 @@ async def login(request: Request) -> Response:
     ctx, web = page.ctx, page.ctx.web
     form = await read_form(request)
     email, password = form.get("email", ""), form.get("password", "")
+    next_path = after_login(form.get("next"))
     found: DashboardUser | None = None
     try:
         await web.limiter.check_public(page.ip)
@@ -279,10 +300,18 @@ async def login(request: Request) -> Response:
         if isinstance(exc, AccountError) and exc.code == "email_not_verified" and found:
             await _resend_verification(page, found)
         return _login_form(
-            page, status=exc.status, error=page.error_text(exc), email=email, headers=exc.headers
+            page,
+            status=exc.status,
+            error=page.error_text(exc),
+            email=email,
+            headers=exc.headers,
+            next_path=next_path,
         )
     page.start_session_cookie(token)
-    return page.redirect(SECOND_STEP if pending else f"{PREFIX}/keys")
+    if pending:
+        query = f"?{urlencode({'next': next_path})}" if next_path else ""
+        return page.redirect(SECOND_STEP + query)
+    return page.redirect(_landing(next_path))
 
 
 def _pending_csrf(page: Page, pending: PendingLogin) -> str:
@@ -297,6 +326,7 @@ def _second_step_form(
     status: int = 200,
     error: str | None = None,
     headers: dict[str, str] | None = None,
+    next_path: str | None = None,
 ) -> Response:
     return page.render(
         "second_factor.html",
@@ -304,11 +334,12 @@ def _second_step_form(
         headers=headers,
         csrf_token=_pending_csrf(page, pending),
         error=error,
+        next_path=next_path or "",
     )
 
 
 @router.get(SECOND_STEP, include_in_schema=False)
-async def second_step_page(request: Request) -> Response:
+async def second_step_page(request: Request, next: str = "") -> Response:
     page = Page.of(request)
     web = page.ctx.web
     try:
@@ -319,7 +350,7 @@ async def second_step_page(request: Request) -> Response:
         pending = await load_pending(session, web.clock, page.session_token)
     if pending is None:
         return page.redirect(f"{PREFIX}/login?notice=second_factor_expired")
-    return _second_step_form(page, pending)
+    return _second_step_form(page, pending, next_path=after_login(next))
 
 
 @router.post(SECOND_STEP, include_in_schema=False)
@@ -328,6 +359,7 @@ async def second_step(request: Request) -> Response:
     ctx, web = page.ctx, page.ctx.web
     form = await read_form(request)
     code = form.get("code", "")[:MAX_CODE]
+    next_path = after_login(form.get("next"))
     try:
         await web.limiter.check_public(page.ip)
         async with read_scope(web.sessions) as session:
@@ -358,12 +390,17 @@ async def second_step(request: Request) -> Response:
         if isinstance(exc, AccountError) and exc.code == "invalid_code":
             await ctx.throttle.note_failed_code(pending.user_id, page.ip)
         return _second_step_form(
-            page, pending, status=exc.status, error=page.error_text(exc), headers=exc.headers
+            page,
+            pending,
+            status=exc.status,
+            error=page.error_text(exc),
+            headers=exc.headers,
+            next_path=next_path,
         )
     page.start_session_cookie(token)
-    if accepted == Accepted.RECOVERY_CODE:
+    if accepted == Accepted.RECOVERY_CODE and next_path is None:
         return page.redirect(f"{PREFIX}/security?notice=recovery_code_used")
-    return page.redirect(f"{PREFIX}/keys")
+    return page.redirect(_landing(next_path))
 
 
 async def _resend_verification(page: Page, user: DashboardUser) -> None:

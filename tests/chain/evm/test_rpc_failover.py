@@ -282,6 +282,10 @@ async def test_failover_waits_read_the_injected_clock() -> None:
 
 def test_redact_url() -> None:
     assert redact_url("https://mainnet.infura.io/v3/0123abcd") == "https://mainnet.infura.io/…"
+    # A key where the port goes is not shown (nor raised in an error), IPv6 keeps its brackets.
+    assert redact_url("https://rpc.example:S3CRET/x") == "https://rpc.example/…"
+    assert redact_url("http://[::1]:8545") == "http://[::1]:8545"
+    assert redact_url("https://user:pass@rpc.example/") == "https://rpc.example"
     assert redact_url("https://rpc.example.org/?key=x") == "https://rpc.example.org/…"
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
     assert redact_url("http://127.0.0.1:8545/") == "http://127.0.0.1:8545"

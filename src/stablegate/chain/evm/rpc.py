@@ -72,7 +72,12 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     hidden = "/…" if parts.path.strip("/") or parts.query else ""
     host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    if ":" in host:  # IPv6, bracketed as in the URL
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: whatever is there (a key, say) is not shown
+        port, hidden = "", "/…"
     return f"{parts.scheme}://{host}{port}{hidden}"
 
 
