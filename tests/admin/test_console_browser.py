@@ -15,7 +15,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
@@ -159,9 +159,16 @@ async def test_an_operator_runs_the_gateway_from_the_console(
         await expect(page.get_by_role("cell", name="owner@cafe.example")).to_be_visible()
         await live.capture(page, "merchant")
         await page.get_by_label("Reason (kept in the audit log)").fill("Chargebacks <reported>")
-        page.once("dialog", lambda dialog: dialog.accept())
+        confirmations: list[str] = []
+
+        async def confirm(dialog: Any) -> None:
+            confirmations.append(dialog.message)
+            await dialog.accept()
+
+        page.once("dialog", confirm)
         await page.get_by_role("button", name="Disable merchant").click()
         await expect(page.locator("#merchant-status")).to_have_text("Disabled")
+        assert confirmations == ["Disable this merchant? Its API keys stop working at once."]
         await expect(page.get_by_text('"reason": "Chargebacks <reported>"')).to_be_visible()
         await live.capture(page, "merchant-disabled")
 
