@@ -16,19 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.admin.pages import PREFIX, ConsolePage, SignedIn, signed_in, signed_in_form
 from stablegate.admin.sessions import Operator, list_sessions, revoke_session
-from stablegate.dashboard import second_factor
-from stablegate.dashboard.errors import AccountError
-from stablegate.dashboard.passwords import verify_password
-from stablegate.dashboard.security_pages import issuer
+from stablegate.dashboard.security_pages import TWO_FACTOR_FORMS, issuer
+from stablegate.dashboard.two_factor_forms import TwoFactorForms, two_factor_view
 from stablegate.db.engine import session_scope
-from stablegate.errors import GatewayError, NotFound, RateLimited
+from stablegate.errors import GatewayError, NotFound
 from stablegate.models.operator_account import OperatorAccount
 
 router = APIRouter()
 
 SECURITY = f"{PREFIX}/security"
 TWO_FACTOR = f"{SECURITY}/two-factor"
-MAX_CODE = 40
 NOTICES = ("two_factor_cancelled", "two_factor_disabled", "recovery_code_used", "session_ended")
 
 
@@ -52,18 +49,6 @@ async def _security_page(
     async with session_scope(web.sessions) as session:
         account = await _own_account(session, operator)
         sessions = await list_sessions(session, web.clock, operator.operator_id)
-    enrolment = None
-    secret = second_factor.secret_of(web.secret_box, account)
-    if second_factor.is_enrolling(account) and secret is not None:
-        uri = second_factor.provisioning_uri(
-            secret,
-            account=account.email,
-            issuer=f"{issuer(web.settings.public_url)} console",
-        )
-        enrolment = {
-            "qr": second_factor.qr_data_uri(uri),
-            "secret": second_factor.grouped_secret(secret),
-        }
     return page.console(
         "security.html",
         operator,
@@ -72,10 +57,7 @@ async def _security_page(
         current="security",
         sessions=sessions,
         current_session_id=operator.session_id,
-        two_factor_on=second_factor.is_enabled(account),
-        two_factor_since=account.totp_enabled_at_ms,
-        recovery_left=second_factor.recovery_codes_left(account),
-        enrolment=enrolment,
+        **two_factor_view(web.secret_box, account, f"{issuer(web.settings.public_url)} console"),
         notice=page.t(notice) if notice else None,
         errors=errors or {},
     )
@@ -100,100 +82,43 @@ async def _refused(signed: SignedIn, section: str, exc: GatewayError) -> Respons
     )
 
 
-@router.post(TWO_FACTOR + "/start", include_in_schema=False)
-async def start_two_factor(request: Request) -> Response:
-    signed = await signed_in_form(request)
-    if not isinstance(signed, SignedIn):
-        return signed
-    web = signed.page.ctx.web
-    async with session_scope(web.sessions) as session:
-        account = await _own_account(session, signed.operator)
-        if not second_factor.is_enabled(account):
-            second_factor.start_enrolment(web.secret_box, account)
-    return signed.page.redirect(f"{SECURITY}#two-factor")
-
-
-@router.post(TWO_FACTOR + "/cancel", include_in_schema=False)
-async def cancel_two_factor(request: Request) -> Response:
-    signed = await signed_in_form(request)
-    if not isinstance(signed, SignedIn):
-        return signed
-    async with session_scope(signed.page.ctx.web.sessions) as session:
-        second_factor.cancel_enrolment(await _own_account(session, signed.operator))
-    return signed.page.redirect(f"{SECURITY}?notice=two_factor_cancelled#two-factor")
-
-
-async def _with_code(signed: SignedIn, section: str) -> list[str] | Response:
-    """Confirm an enrolment (``confirm``) or replace the recovery codes (``recovery``) with a
-    current TOTP code: the new recovery codes, or the page with the error."""
+def _forms(signed: SignedIn) -> TwoFactorForms:
     page, operator = signed.page, signed.operator
-    ctx, web = page.ctx, page.ctx.web
-    code = signed.form.get("code", "")[:MAX_CODE]
-    try:
-        await ctx.throttle.check_code(operator.operator_id, page.ip)
-        async with session_scope(web.sessions) as session:
-            account = await _own_account(session, operator)
-            act = (
-                second_factor.enable
-                if section == "confirm"
-                else second_factor.replace_recovery_codes
-            )
-            codes = await act(session, web.secret_box, account, code, now_ms=web.clock.now_ms())
-            if codes is None:
-                raise AccountError("the code is wrong", code="invalid_code")
-    except (AccountError, RateLimited) as exc:
-        if exc.code == "invalid_code":
-            await ctx.throttle.note_failed_code(operator.operator_id, page.ip)
+
+    async def load(session: AsyncSession) -> OperatorAccount:
+        return await _own_account(session, operator)
+
+    async def refused(section: str, exc: GatewayError) -> Response:
         return await _refused(signed, section, exc)
-    return codes
+
+    def codes_page(codes: list[str], first: bool) -> Response:
+        return page.console(
+            "recovery_codes.html", operator, current="security", codes=codes, first=first
+        )
+
+    return TwoFactorForms(page, operator.operator_id, load, refused, codes_page)
 
 
-@router.post(TWO_FACTOR + "/confirm", include_in_schema=False)
-@router.post(TWO_FACTOR + "/recovery-codes", include_in_schema=False)
-async def codes_from_app(request: Request) -> Response:
+async def two_factor_form(request: Request) -> Response:
+    """One of the dashboard's two-factor forms (:data:`TWO_FACTOR_FORMS`), on the operator."""
+    action = request.url.path.rsplit("/", 1)[1]
     signed = await signed_in_form(request)
     if not isinstance(signed, SignedIn):
         return signed
-    first = request.url.path.endswith("/confirm")
-    codes = await _with_code(signed, "confirm" if first else "recovery")
-    if not isinstance(codes, list):
-        return codes
-    return signed.page.console(
-        "recovery_codes.html", signed.operator, current="security", codes=codes, first=first
+    forms = _forms(signed)
+    if action == "start":
+        return await forms.start()
+    if action == "cancel":
+        return await forms.cancel()
+    if action in ("confirm", "recovery-codes"):
+        return await forms.with_code(signed.form, first=action == "confirm")
+    return await forms.disable(signed.form)
+
+
+for _action in TWO_FACTOR_FORMS:
+    router.add_api_route(
+        f"{TWO_FACTOR}/{_action}", two_factor_form, methods=["POST"], include_in_schema=False
     )
-
-
-@router.post(TWO_FACTOR + "/disable", include_in_schema=False)
-async def disable_two_factor(request: Request) -> Response:
-    signed = await signed_in_form(request)
-    if not isinstance(signed, SignedIn):
-        return signed
-    page, operator, form = signed.page, signed.operator, signed.form
-    ctx, web = page.ctx, page.ctx.web
-    try:
-        await ctx.throttle.check_code(operator.operator_id, page.ip)
-        async with session_scope(web.sessions) as session:
-            stored = (await _own_account(session, operator)).password_hash
-        # Outside any transaction: Argon2 takes tens of milliseconds.
-        if not await verify_password(stored, form.get("password", "")):
-            raise AccountError("the password is wrong", code="wrong_password")
-        async with session_scope(web.sessions) as session:
-            account = await _own_account(session, operator)
-            accepted = await second_factor.check_second_factor(
-                session,
-                web.secret_box,
-                account,
-                form.get("code", "")[:MAX_CODE],
-                now_ms=web.clock.now_ms(),
-            )
-            if accepted is None:
-                raise AccountError("the code is wrong", code="invalid_code")
-            await second_factor.disable(session, account)
-    except (AccountError, RateLimited) as exc:
-        if exc.code in ("invalid_code", "wrong_password"):
-            await ctx.throttle.note_failed_code(operator.operator_id, page.ip)
-        return await _refused(signed, "disable", exc)
-    return page.redirect(f"{SECURITY}?notice=two_factor_disabled#two-factor")
 
 
 @router.post(SECURITY + "/sessions/{session_id}/revoke", include_in_schema=False)

@@ -23,7 +23,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stablegate.dashboard import second_factor
 from stablegate.dashboard.errors import AccountError, CsrfRefused
 from stablegate.dashboard.pages import PREFIX, Page, read_form
 from stablegate.dashboard.passwords import checked_password, hash_password, verify_password
@@ -33,6 +32,7 @@ from stablegate.dashboard.sessions import (
     list_sessions,
     revoke_session,
 )
+from stablegate.dashboard.two_factor_forms import TwoFactorForms, two_factor_view
 from stablegate.db.engine import session_scope
 from stablegate.errors import GatewayError, NotFound, RateLimited
 from stablegate.models import DashboardUser
@@ -78,16 +78,6 @@ async def _security_page(
     web = page.ctx.web
     user = await _own_user(session, viewer)
     sessions = await list_sessions(session, web.clock, viewer.user_id)
-    enrolment = None
-    secret = second_factor.secret_of(web.secret_box, user)
-    if second_factor.is_enrolling(user) and secret is not None:
-        uri = second_factor.provisioning_uri(
-            secret, account=user.email, issuer=issuer(web.settings.public_url)
-        )
-        enrolment = {
-            "qr": second_factor.qr_data_uri(uri),
-            "secret": second_factor.grouped_secret(secret),
-        }
     return page.render(
         "security.html",
         status=status,
@@ -96,10 +86,7 @@ async def _security_page(
         current="security",
         sessions=sessions,
         current_session_id=viewer.session_id,
-        two_factor_on=second_factor.is_enabled(user),
-        two_factor_since=user.totp_enabled_at_ms,
-        recovery_left=second_factor.recovery_codes_left(user),
-        enrolment=enrolment,
+        **two_factor_view(web.secret_box, user, issuer(web.settings.public_url)),
         notice=page.t(notice) if notice else None,
         errors=errors or {},
     )
@@ -152,98 +139,47 @@ async def _refused_form(
         )
 
 
-def _wrong_code() -> AccountError:
-    return AccountError("the code is wrong", code="invalid_code")
+def _forms(page: Page, viewer: Viewer) -> TwoFactorForms:
+    async def load(session: AsyncSession) -> DashboardUser:
+        return await _own_user(session, viewer)
+
+    async def refused(section: str, exc: GatewayError) -> Response:
+        return await _refused_form(page, section, exc)
+
+    def codes_page(codes: list[str], first: bool) -> Response:
+        return page.render(
+            "recovery_codes.html", viewer=viewer, current="security", codes=codes, first=first
+        )
+
+    return TwoFactorForms(page, viewer.user_id, load, refused, codes_page)
 
 
-@router.post(TWO_FACTOR + "/start", include_in_schema=False)
-async def start_two_factor(request: Request) -> Response:
+TWO_FACTOR_FORMS = ("start", "cancel", "confirm", "recovery-codes", "disable")
+
+
+async def two_factor_form(request: Request) -> Response:
+    """One of :data:`TWO_FACTOR_FORMS`, by the path's last part
+    (:mod:`stablegate.dashboard.two_factor_forms`)."""
+    action = request.url.path.rsplit("/", 1)[1]
     page = Page.of(request)
-    web = page.ctx.web
-    viewer, _form, answer = await _signed_in_form(page)
+    viewer, form, answer = await _signed_in_form(page)
     if answer is not None:
         return answer
     assert viewer is not None
-    async with session_scope(web.sessions) as session:
-        user = await _own_user(session, viewer)
-        if not second_factor.is_enabled(user):
-            second_factor.start_enrolment(web.secret_box, user)
-    return page.redirect(f"{SECURITY}#two-factor")
+    forms = _forms(page, viewer)
+    if action == "start":
+        return await forms.start()
+    if action == "cancel":
+        return await forms.cancel()
+    if action in ("confirm", "recovery-codes"):
+        return await forms.with_code(form, first=action == "confirm")
+    return await forms.disable(form)
 
 
-@router.post(TWO_FACTOR + "/cancel", include_in_schema=False)
-async def cancel_two_factor(request: Request) -> Response:
-    page = Page.of(request)
-    web = page.ctx.web
-    viewer, _form, answer = await _signed_in_form(page)
-    if answer is not None:
-        return answer
-    assert viewer is not None
-    async with session_scope(web.sessions) as session:
-        second_factor.cancel_enrolment(await _own_user(session, viewer))
-    return page.redirect(f"{SECURITY}?notice=two_factor_cancelled#two-factor")
-
-
-async def _codes_answer(page: Page, viewer: Viewer, codes: list[str], *, first: bool) -> Response:
-    return page.render(
-        "recovery_codes.html", viewer=viewer, current="security", codes=codes, first=first
+for _action in TWO_FACTOR_FORMS:
+    router.add_api_route(
+        f"{TWO_FACTOR}/{_action}", two_factor_form, methods=["POST"], include_in_schema=False
     )
-
-
-@router.post(TWO_FACTOR + "/confirm", include_in_schema=False)
-async def confirm_two_factor(request: Request) -> Response:
-    page = Page.of(request)
-    ctx, web = page.ctx, page.ctx.web
-    viewer, form, answer = await _signed_in_form(page)
-    if answer is not None:
-        return answer
-    assert viewer is not None
-    try:
-        await ctx.throttle.check_code(viewer.user_id, page.ip)
-        async with session_scope(web.sessions) as session:
-            user = await _own_user(session, viewer)
-            codes = await second_factor.enable(
-                session,
-                web.secret_box,
-                user,
-                form.get("code", "")[:MAX_CODE],
-                now_ms=web.clock.now_ms(),
-            )
-            if codes is None:
-                raise _wrong_code()
-    except (AccountError, RateLimited) as exc:
-        if exc.code == "invalid_code":
-            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
-        return await _refused_form(page, "confirm", exc)
-    return await _codes_answer(page, viewer, codes, first=True)
-
-
-@router.post(TWO_FACTOR + "/recovery-codes", include_in_schema=False)
-async def new_recovery_codes(request: Request) -> Response:
-    page = Page.of(request)
-    ctx, web = page.ctx, page.ctx.web
-    viewer, form, answer = await _signed_in_form(page)
-    if answer is not None:
-        return answer
-    assert viewer is not None
-    try:
-        await ctx.throttle.check_code(viewer.user_id, page.ip)
-        async with session_scope(web.sessions) as session:
-            user = await _own_user(session, viewer)
-            codes = await second_factor.replace_recovery_codes(
-                session,
-                web.secret_box,
-                user,
-                form.get("code", "")[:MAX_CODE],
-                now_ms=web.clock.now_ms(),
-            )
-            if codes is None:
-                raise _wrong_code()
-    except (AccountError, RateLimited) as exc:
-        if exc.code == "invalid_code":
-            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
-        return await _refused_form(page, "recovery", exc)
-    return await _codes_answer(page, viewer, codes, first=False)
 
 
 async def _password_matches(page: Page, viewer: Viewer, password: str) -> bool:
@@ -252,37 +188,6 @@ async def _password_matches(page: Page, viewer: Viewer, password: str) -> bool:
         stored = (await _own_user(session, viewer)).password_hash
     # Outside any transaction: Argon2 takes tens of milliseconds.
     return await verify_password(stored, password)
-
-
-@router.post(TWO_FACTOR + "/disable", include_in_schema=False)
-async def disable_two_factor(request: Request) -> Response:
-    page = Page.of(request)
-    ctx, web = page.ctx, page.ctx.web
-    viewer, form, answer = await _signed_in_form(page)
-    if answer is not None:
-        return answer
-    assert viewer is not None
-    try:
-        await ctx.throttle.check_code(viewer.user_id, page.ip)
-        if not await _password_matches(page, viewer, form.get("password", "")):
-            raise AccountError("the password is wrong", code="wrong_password")
-        async with session_scope(web.sessions) as session:
-            user = await _own_user(session, viewer)
-            accepted = await second_factor.check_second_factor(
-                session,
-                web.secret_box,
-                user,
-                form.get("code", "")[:MAX_CODE],
-                now_ms=web.clock.now_ms(),
-            )
-            if accepted is None:
-                raise _wrong_code()
-            await second_factor.disable(session, user)
-    except (AccountError, RateLimited) as exc:
-        if exc.code in ("invalid_code", "wrong_password"):
-            await ctx.throttle.note_failed_code(viewer.user_id, page.ip)
-        return await _refused_form(page, "disable", exc)
-    return page.redirect(f"{SECURITY}?notice=two_factor_disabled#two-factor")
 
 
 @router.post(SECURITY + "/password", include_in_schema=False)
