@@ -3,18 +3,35 @@ out in the language of the sign-up."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
-from tests.dashboard.dashboard_support import Browser, MailSink
+from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_in
 
+from stablegate.admin.i18n import CONSOLE_MESSAGES
+from stablegate.compat.i18n import INTEGRATION_MESSAGES
 from stablegate.dashboard.i18n import MESSAGES
 
 
-def test_both_languages_have_every_message_with_the_same_fields() -> None:
-    assert MESSAGES["en"].keys() == MESSAGES["zh-CN"].keys()
-    for key, english in MESSAGES["en"].items():
+@pytest.mark.parametrize(
+    "messages",
+    [MESSAGES, CONSOLE_MESSAGES, INTEGRATION_MESSAGES],
+    ids=["dashboard", "console", "integrations"],
+)
+def test_both_languages_have_every_message_with_the_same_fields(
+    messages: dict[str, dict[str, str]],
+) -> None:
+    assert messages["en"].keys() == messages["zh-CN"].keys()
+    for key, english in messages["en"].items():
         fields = {part.split("}")[0] for part in english.split("{")[1:]}
-        chinese = {part.split("}")[0] for part in MESSAGES["zh-CN"][key].split("{")[1:]}
+        chinese = {part.split("}")[0] for part in messages["zh-CN"][key].split("{")[1:]}
         assert fields == chinese, key
+
+
+async def test_the_language_links_keep_the_pages_filters(app: FastAPI, mail: MailSink) -> None:
+    async with Browser(app) as browser:
+        await signed_up_and_in(browser, mail, "Shop", "owner@shop.example")
+        page = await browser.get("/dashboard/orders?status=completed&q=x&lang=en")
+        assert 'href="/dashboard/orders?status=completed&amp;q=x&amp;lang=zh-CN"' in page.text
 
 
 async def test_accept_language_then_the_lang_link_then_the_cookie(

@@ -123,13 +123,18 @@ class Page:
         """Links to this page in each language; a POST's answer links to the page that shows
         the same form, or to the dashboard's start."""
         path = self.request.url.path
-        if self.request.method != "GET" and path not in self.language_targets:
-            path = f"{self.prefix}/"
+        kept: list[tuple[str, str]] = []
+        if self.request.method != "GET":
+            if path not in self.language_targets:
+                path = f"{self.prefix}/"
+        else:
+            # The same page in another language: its filters and page stay.
+            kept = [(k, v) for k, v in self.request.query_params.multi_items() if k != "lang"]
         return [
             {
                 "code": code,
                 "name": name,
-                "href": f"{path}?{urlencode({'lang': code})}",
+                "href": f"{path}?{urlencode([*kept, ('lang', code)])}",
                 "current": code == self.language,
             }
             for code, name in LANGUAGES.items()
