@@ -107,8 +107,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "revoked_notice": "Key {prefix}… is revoked.",
         "no_keys": "You have no API keys yet.",
         "no_action": "None",
-        "no_payout": "Your account has no payout address yet: set one under Settings, and "
-        "orders can be created on that chain.",
+        "no_payout": "Your account has no payout address yet: orders can be created on a chain "
+        "once it has one.",
+        "set_payout_link": "Set a payout address",
         "key_created_title": "Your new API key",
         "key_created_warning": "Copy the secret key now. It is shown only on this page and "
         "cannot be shown again; if you lose it, create a new key and revoke this one.",
@@ -651,7 +652,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "revoked_notice": "密钥 {prefix}… 已撤销。",
         "no_keys": "您还没有 API 密钥。",
         "no_action": "无",
-        "no_payout": "您的账户还没有收款地址：请在“设置”中设置，之后即可在该链上创建订单。",
+        "no_payout": "您的账户还没有收款地址：设置后即可在该链上创建订单。",
+        "set_payout_link": "设置收款地址",
         "key_created_title": "您的新 API 密钥",
         "key_created_warning": "请立即复制私钥。它只在此页面显示一次，之后无法再次查看；"
         "如果丢失，请创建新密钥并撤销此密钥。",
