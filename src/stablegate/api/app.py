@@ -26,6 +26,8 @@ from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.compat import integration_pages
 from stablegate.compat.epay import epay_endpoints, epusdt_endpoints
+from stablegate.compat.greenfield import invoice_endpoints as greenfield_invoices
+from stablegate.compat.greenfield import store_endpoints as greenfield_stores
 from stablegate.config import Settings
 from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -149,6 +151,8 @@ def create_app(
     app.include_router(epay_endpoints.router)
     app.include_router(integration_pages.router)
     app.include_router(epusdt_endpoints.router)
+    app.include_router(greenfield_stores.router)
+    app.include_router(greenfield_invoices.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 

@@ -17,6 +17,8 @@ from stablegate.compat.epay.credentials import (
     DEFAULT_SYMBOL,
     issue_epay_credential,
 )
+from stablegate.compat.greenfield.credentials import DEFAULT_CURRENCY as GREENFIELD_CURRENCY
+from stablegate.compat.greenfield.credentials import issue_greenfield_credential
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, error_console, print_record, with_session
 from stablegate.merchants.api_keys import create_api_key
@@ -27,6 +29,7 @@ from stablegate.secret_box import load_secret_box
 class KeyKind(StrEnum):
     SIGNED = "signed"
     EPAY = "epay"
+    GREENFIELD = "greenfield"
 
 
 def create_key_command(
@@ -35,17 +38,27 @@ def create_key_command(
         KeyKind,
         typer.Option(
             help="signed: the signed API's ak_/sk_ pair; epay: a pid and MD5 key for EPay and "
-            "Epusdt plugins (accepted by /epay/ and /epusdt/ only)."
+            "Epusdt plugins (accepted by /epay/ and /epusdt/ only); greenfield: a BTCPay "
+            "Greenfield API key for BTCPay plugins (accepted by the Greenfield endpoints only)."
         ),
     ] = KeyKind.SIGNED,
     chain: Annotated[
         int | None,
-        typer.Option(help="epay: the chain its orders are paid on (default: the only one)."),
+        typer.Option(
+            help="epay, greenfield: the chain its orders are paid on when the request names "
+            "none (default: the merchant's only payout chain)."
+        ),
     ] = None,
-    symbol: Annotated[str, typer.Option(help="epay: the token paid.")] = DEFAULT_SYMBOL,
+    symbol: Annotated[
+        str, typer.Option(help="epay, greenfield: the token paid (by default).")
+    ] = DEFAULT_SYMBOL,
     currency: Annotated[
-        str, typer.Option(help="epay: the fiat currency of the amounts.")
-    ] = DEFAULT_CURRENCY,
+        str | None,
+        typer.Option(
+            help="epay: the fiat currency of the amounts (default CNY); greenfield: the "
+            "store's default currency (default USD)."
+        ),
+    ] = None,
     label: Annotated[str, typer.Option(help="A name for the key, shown as text.")] = "",
     as_json: JsonFlag = False,
 ) -> None:
@@ -64,6 +77,30 @@ def create_key_command(
                 "apiKey": api_key,
                 "secretKey": secret_key,
             }
+        if kind == KeyKind.GREENFIELD:
+            issued = await issue_greenfield_credential(
+                session,
+                box,
+                SystemClock(),
+                load_registry(settings.chains_file),
+                merchant_id=merchant_id,
+                chain_id=chain,
+                symbol=symbol,
+                currency=(currency or GREENFIELD_CURRENCY).upper(),
+                label=label,
+            )
+            made = issued.credential
+            return {
+                "merchantId": merchant_id,
+                "kind": kind.value,
+                "keyId": made.key_id,
+                "apiKey": issued.key,
+                "storeId": made.store_id,
+                "permissions": list(made.permissions),
+                "chainId": made.chain_id,
+                "symbol": made.symbol,
+                "currency": made.currency,
+            }
         credential = await issue_epay_credential(
             session,
             box,
@@ -72,7 +109,7 @@ def create_key_command(
             merchant_id=merchant_id,
             chain_id=chain,
             symbol=symbol,
-            currency=currency.upper(),
+            currency=(currency or DEFAULT_CURRENCY).upper(),
             label=label,
         )
         return {

@@ -1,8 +1,9 @@
 """API keys (stored as hashes) and the ECDSA public keys registered for them.
 
 A row is one credential of a merchant, of one :class:`CredentialKind`: the signed API's
-``ak_…``/``sk_…`` pair, or a compatibility credential (``epay``: a numeric pid, which is the
-row's id, and an MD5 key) that only the foreign-format endpoints accept (docs/INTEGRATIONS.md).
+``ak_…``/``sk_…`` pair, or a compatibility credential that only the foreign-format endpoints
+accept (docs/INTEGRATIONS.md): ``epay`` (a numeric pid, which is the row's id, and an MD5 key) or
+``greenfield`` (a BTCPay-style API token, stored as a hash like the signed keys).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class CredentialKind(StrEnum):
 
     SIGNED = "signed"  # the merchant API (docs/DESIGN.md §2)
     EPAY = "epay"  # the EPay / Epusdt endpoints, MD5-signed (stablegate.compat.epay)
+    GREENFIELD = "greenfield"  # BTCPay's Greenfield API subset (stablegate.compat.greenfield)
 
 
 class ApiKey(Base):
@@ -60,6 +62,9 @@ class ApiKey(Base):
     compat_chain_id: Mapped[int | None] = mapped_column(Integer)
     compat_symbol: Mapped[str | None] = mapped_column(String(20))
     compat_currency: Mapped[str | None] = mapped_column(String(3))
+    # A greenfield credential's permissions as BTCPay names them (``btcpay.store.…:<storeId>``),
+    # space-separated; NULL on other kinds.
+    compat_permissions: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiPublicKey(Base):

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
+from stablegate.compat.payout_chains import payment_chain
 from stablegate.errors import InvalidRequest
 from stablegate.merchants.api_keys import checked_label
 from stablegate.merchants.service import get_merchant, hash_api_key
@@ -63,27 +64,6 @@ def is_pid(value: str) -> bool:
     return len(value) == PID_DIGITS and value.isascii() and value.isdigit()
 
 
-async def _chain_of(
-    session: AsyncSession, registry: ChainRegistry, merchant_id: str, chain_id: int | None
-) -> int:
-    """The chain asked for, else the merchant's one payout chain."""
-    if chain_id is not None:
-        return registry.require(chain_id).id
-    chains = (
-        await session.scalars(
-            select(PayoutAddress.chain_id).where(PayoutAddress.merchant_id == merchant_id)
-        )
-    ).all()
-    if len(chains) != 1:
-        raise InvalidRequest(
-            "the merchant is paid out on "
-            + (f"{len(chains)} chains" if chains else "no chain")
-            + ": name the chain the orders are paid on (--chain)",
-            code="invalid_request",
-        )
-    return registry.require(chains[0]).id
-
-
 async def issue_epay_credential(
     session: AsyncSession,
     box: SecretBox,
@@ -101,7 +81,7 @@ async def issue_epay_credential(
     once. Its orders are paid in ``symbol`` on the chain (by default the
     merchant's only payout chain) and priced in ``currency``."""
     await get_merchant(session, merchant_id)
-    chain = registry.require(await _chain_of(session, registry, merchant_id, chain_id))
+    chain = registry.require(await payment_chain(session, registry, merchant_id, chain_id))
     token = chain.token_by_symbol(symbol)
     if token is None:
         raise InvalidRequest(
