@@ -11,23 +11,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from cryptography.fernet import Fernet
 from tests.admin.test_console_browser import LiveConsole
 from tests.cashier.browser_support import DESKTOP, browser, chromium
-from tests.chain_files import write_chains_file
+from tests.compat.compat_browser_support import OWNER, seeded_settings
 from tests.dashboard.dashboard_support import PASSWORD
-from tests.support import PAYOUT, TEST_USDT, LiveServer
+from tests.support import LiveServer
 
 from stablegate.api.app import create_app
-from stablegate.clock import SystemClock
-from stablegate.config import Settings
-from stablegate.dashboard.accounts import add_owner
-from stablegate.dashboard.passwords import hash_password
-from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
-from stablegate.merchants.service import add_merchant
-from stablegate.migrations import upgrade
-from stablegate.models import PayoutAddress
-from stablegate.secret_box import load_secret_box
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -35,42 +25,11 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.asyncio(loop_scope="session")]
 __all__ = ["browser", "chromium"]  # fixtures used by the tests below
 
-OWNER = "owner@cards.example"
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveConsole]:
     folder = tmp_path_factory.mktemp("integrations")
-    settings = Settings(
-        data_dir=folder / "data",
-        database_url=f"sqlite+aiosqlite:///{folder / 'gateway.db'}",
-        chains_file=write_chains_file(
-            folder / "chains.toml", name="Dev chain", tokens=[("USDT", TEST_USDT, 6)]
-        ),
-        secret_key=Fernet.generate_key().decode(),
-        public_url="https://pay.example.com",
-        signup_policy="approval",
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    engine = make_engine(settings.effective_database_url)
-    await upgrade(engine)
-    clock = SystemClock()
-    async with session_scope(make_sessionmaker(engine)) as session:
-        merchant_id, _ = await add_merchant(
-            session, load_secret_box(settings), clock, name="Card Shop"
-        )
-        await add_owner(
-            session, clock, merchant_id, OWNER, await hash_password(PASSWORD), verified=True
-        )
-        session.add(
-            PayoutAddress(
-                merchant_id=merchant_id,
-                chain_id=31337,
-                address=PAYOUT,
-                updated_at_ms=clock.now_ms(),
-            )
-        )
-    await engine.dispose()
+    settings = await seeded_settings(folder)
     shots = folder / "screenshots"
     shots.mkdir()
     with LiveServer(create_app(settings, migrate=False)) as server:

@@ -26,6 +26,7 @@ from stablegate.chain.registry import ChainRegistry, load_registry
 from stablegate.clock import Clock, SystemClock
 from stablegate.compat import integration_pages
 from stablegate.compat.epay import epay_endpoints, epusdt_endpoints
+from stablegate.compat.greenfield import authorize_pages as greenfield_authorize
 from stablegate.compat.greenfield import invoice_endpoints as greenfield_invoices
 from stablegate.compat.greenfield import store_endpoints as greenfield_stores
 from stablegate.config import Settings
@@ -153,6 +154,7 @@ def create_app(
     app.include_router(epusdt_endpoints.router)
     app.include_router(greenfield_stores.router)
     app.include_router(greenfield_invoices.router)
+    app.include_router(greenfield_authorize.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 

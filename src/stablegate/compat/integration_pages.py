@@ -52,6 +52,27 @@ class IntegrationPage(Page):
         return translator(language)
 
 
+async def payment_choices(session: AsyncSession, page: Page, merchant_id: str) -> dict[str, Any]:
+    """What a plugin credential's orders can default to: a watched chain the merchant has a
+    payout address on, its stablecoins (the only tokens a fiat price converts to), a fiat
+    currency."""
+    registry = page.ctx.web.registry
+    paid_on = set(
+        (
+            await session.scalars(
+                select(PayoutAddress.chain_id).where(PayoutAddress.merchant_id == merchant_id)
+            )
+        ).all()
+    )
+    chains = [chain for chain in registry.with_rpc() if chain.id in paid_on]
+    symbols = sorted({t.symbol for c in chains for t in c.tokens if t.symbol in STABLECOINS})
+    return {
+        "chains": [{"id": chain.id, "name": chain.name} for chain in chains],
+        "symbols": symbols,
+        "currencies": sorted(FIAT_MINOR_UNITS),
+    }
+
+
 async def _page(
     page: IntegrationPage,
     viewer: Viewer,
@@ -67,29 +88,14 @@ async def _page(
         .where(ApiKey.kind == CredentialKind.EPAY)
         .order_by(ApiKey.revoked_at_ms.is_not(None), ApiKey.created_at_ms.desc())
     )
-    paid_on = set(
-        (
-            await session.scalars(
-                select(PayoutAddress.chain_id).where(
-                    PayoutAddress.merchant_id == viewer.merchant_id
-                )
-            )
-        ).all()
-    )
-    # What a credential can be issued for: a watched chain with a payout address, and its
-    # stablecoins (the only tokens a fiat price converts to).
-    chains = [chain for chain in web.registry.with_rpc() if chain.id in paid_on]
-    symbols = sorted({t.symbol for c in chains for t in c.tokens if t.symbol in STABLECOINS})
-    options = [{"id": chain.id, "name": chain.name} for chain in chains]
+    choices = await payment_choices(session, page, viewer.merchant_id)
     return page.render(
         "integrations.html",
         status=status,
         viewer=viewer,
         current="integrations",
         credentials=list(rows.all()),
-        chains=options,
-        symbols=symbols,
-        currencies=sorted(FIAT_MINOR_UNITS),
+        **choices,
         public_url=web.settings.public_url.rstrip("/"),
         error=error,
         form=form or {"symbol": DEFAULT_SYMBOL, "currency": DEFAULT_CURRENCY},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -89,10 +90,6 @@ def is_key(value: str) -> bool:
     return _KEY.fullmatch(value) is not None
 
 
-def scoped_permissions(store_id: str) -> tuple[str, ...]:
-    return tuple(f"{name}:{store_id}" for name in STORE_PERMISSIONS)
-
-
 async def issue_greenfield_credential(
     session: AsyncSession,
     box: SecretBox,
@@ -105,6 +102,7 @@ async def issue_greenfield_credential(
     currency: str = DEFAULT_CURRENCY,
     label: str = "",
     actor: str = "cli",
+    permissions: Sequence[str] = STORE_PERMISSIONS,
 ) -> IssuedCredential:
     """A new ``greenfield`` credential for the merchant (audited), with its key, shown this
     once. Invoices naming no payment method are paid in ``symbol`` on the chain (by default
@@ -128,7 +126,14 @@ async def issue_greenfield_credential(
         )
     key = secrets.token_urlsafe(KEY_BYTES)
     key_id = new_token("gfk_", 12)
-    permissions = scoped_permissions(store_id_of(merchant_id))
+    unknown = set(permissions) - set(STORE_PERMISSIONS)
+    if unknown or not permissions:
+        raise InvalidRequest(
+            f"permissions are some of {', '.join(STORE_PERMISSIONS)}", code="invalid_request"
+        )
+    scoped = tuple(
+        f"{name}:{store_id_of(merchant_id)}" for name in STORE_PERMISSIONS if name in permissions
+    )
     now = clock.now_ms()
     session.add(
         ApiKey(
@@ -146,7 +151,7 @@ async def issue_greenfield_credential(
             compat_chain_id=chain.id,
             compat_symbol=token.symbol,
             compat_currency=currency,
-            compat_permissions=" ".join(permissions),
+            compat_permissions=" ".join(scoped),
         )
     )
     session.add(
@@ -164,7 +169,7 @@ async def issue_greenfield_credential(
     )
     await session.flush()
     credential = GreenfieldCredential(
-        key_id, merchant_id, checked_label(label), permissions, chain.id, token.symbol, currency
+        key_id, merchant_id, checked_label(label), scoped, chain.id, token.symbol, currency
     )
     return IssuedCredential(credential, key)
 
