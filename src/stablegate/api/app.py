@@ -28,6 +28,7 @@ from stablegate.compat import integration_pages
 from stablegate.compat.epay import epay_endpoints, epusdt_endpoints
 from stablegate.compat.greenfield import invoice_endpoints as greenfield_invoices
 from stablegate.compat.greenfield import store_endpoints as greenfield_stores
+from stablegate.compat.greenfield import webhook_endpoints as greenfield_webhooks
 from stablegate.config import Settings
 from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -153,6 +154,7 @@ def create_app(
     app.include_router(epusdt_endpoints.router)
     app.include_router(greenfield_stores.router)
     app.include_router(greenfield_invoices.router)
+    app.include_router(greenfield_webhooks.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 
