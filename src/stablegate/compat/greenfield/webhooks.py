@@ -182,7 +182,7 @@ async def find_webhook(
         statement = statement.with_for_update()
     webhook = await session.scalar(statement)
     if webhook is None:
-        raise NotFound("no such webhook in this store", code="webhook-not-found")
+        raise NotFound("no such webhook in this store")
     return webhook
 
 
