@@ -91,8 +91,7 @@ def _received(data: dict[str, Any]) -> Decimal:
 
 
 def _text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _payment(data: dict[str, Any], event_type: str, time_s: int) -> dict[str, Any]:
