@@ -16,8 +16,8 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from stablegate.admin.commands import admin_app
+from stablegate.compat.callbacks import callback_formats
 from stablegate.compat.commands import create_key_command
-from stablegate.compat.epay.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app

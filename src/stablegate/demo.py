@@ -35,7 +35,7 @@ from stablegate.chain.devchain import start_devchain
 from stablegate.chain.evm.contracts import tether_token
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import eth_call, transact
-from stablegate.compat.epay.callbacks import callback_formats
+from stablegate.compat.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.dashboard.accounts import add_owner
 from stablegate.dashboard.passwords import hash_password

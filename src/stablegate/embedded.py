@@ -18,7 +18,7 @@ import uvicorn
 from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.api.server import server_config
-from stablegate.compat.epay.callbacks import callback_formats
+from stablegate.compat.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.migrations import upgrade
 from stablegate.rates.fetcher import RateFetcher

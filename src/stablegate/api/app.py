@@ -29,6 +29,7 @@ from stablegate.compat.epay import epay_endpoints, epusdt_endpoints
 from stablegate.compat.greenfield import authorize_pages as greenfield_authorize
 from stablegate.compat.greenfield import invoice_endpoints as greenfield_invoices
 from stablegate.compat.greenfield import store_endpoints as greenfield_stores
+from stablegate.compat.greenfield import webhook_endpoints as greenfield_webhooks
 from stablegate.config import Settings
 from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -155,6 +156,7 @@ def create_app(
     app.include_router(greenfield_stores.router)
     app.include_router(greenfield_invoices.router)
     app.include_router(greenfield_authorize.router)
+    app.include_router(greenfield_webhooks.router)
     app.include_router(health.router)
     app.include_router(reference_page.router)
 

@@ -8,6 +8,7 @@ from stablegate.models.dashboard_session import DashboardSession
 from stablegate.models.dashboard_user import DashboardUser
 from stablegate.models.email_link import EmailLink
 from stablegate.models.gateway_setting import GatewaySetting
+from stablegate.models.greenfield_webhook import GreenfieldWebhook
 from stablegate.models.lease import Lease
 from stablegate.models.merchant import Merchant, PayoutAddress
 from stablegate.models.operator_account import OperatorAccount, OperatorSession
@@ -31,6 +32,7 @@ __all__ = [
     "DashboardUser",
     "EmailLink",
     "GatewaySetting",
+    "GreenfieldWebhook",
     "Lease",
     "Merchant",
     "OperatorAccount",

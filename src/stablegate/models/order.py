@@ -35,11 +35,13 @@ class OrderException(StrEnum):
 
 class NotifyFormat(StrEnum):
     """How an order's notifications are sent: the gateway's signed webhooks, or the callback of
-    the foreign format the order was created in (stablegate.compat.epay)."""
+    the foreign format the order was created in (stablegate.compat.epay, .greenfield)."""
 
     SIGNED = "signed"
     EPUSDT = "epusdt"  # one POST of JSON when paid, MD5-signed, answered "ok"
     EPAY = "epay"  # one GET with the query when paid, MD5-signed, answered "success"
+    # BTCPay's webhook events, to the store's Greenfield webhook, signed BTCPay-Sig
+    GREENFIELD = "greenfield"
 
 
 class Order(Base):

@@ -2,8 +2,9 @@
 made through a compatibility API (``orders.notify_format`` other than ``signed``).
 
 The worker keeps its rows, schedule, SSRF guard, pinning and log for them; a format only says
-which events it sends (EPay and Epusdt call back once, when the order is paid), builds the
-request from the claimed event (signed with the credential's key, which the claim carries), and
+which events it sends (EPay and Epusdt call back once, when the order is paid; Greenfield the
+event types the store's webhook subscribed to), builds the request from the claimed event
+(signed with the credential's or the webhook's key, which the claim carries), and
 judges the answer (Epusdt wants the body ``ok``, EPay a body containing ``success``). The
 formats themselves are stablegate.compat's; whoever builds the worker hands them in. A worker
 without the order's format does not guess: the attempt is an ``error``, retried on the schedule.
@@ -26,8 +27,8 @@ class CallbackRequest:
 
 
 class CallbackFormat(Protocol):
-    def sends(self, event_type: str) -> bool:
-        """Whether an event of this type becomes a callback (the others are ``skipped``)."""
+    def skip_reason(self, claim: Claim) -> str | None:
+        """Why ``claim``'s event is not sent (it is then logged ``skipped``), or None to send it."""
         ...
 
     def request(self, claim: Claim, url: str) -> CallbackRequest:

@@ -43,7 +43,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
 from stablegate.errors import InvalidRequest, NotFound
-from stablegate.models import ApiKey, AuditEntry, Merchant, WebhookDelivery, WebhookEvent
+from stablegate.models import (
+    ApiKey,
+    AuditEntry,
+    GreenfieldWebhook,
+    Merchant,
+    WebhookDelivery,
+    WebhookEvent,
+)
 from stablegate.models.order import NotifyFormat
 from stablegate.models.webhook_event import EventStatus
 from stablegate.outbound import DestinationError, parse_webhook_url
@@ -143,6 +150,10 @@ class Claim:
     # is then ``secrets``' only entry, and named by ``credential_id`` (EPay's pid).
     notify_format: str = NotifyFormat.SIGNED.value
     credential_id: str | None = None
+    # Greenfield: the store's enabled webhook (``secrets`` holds its secret) and the event types
+    # it subscribed to (empty: every one).
+    webhook_id: str | None = None
+    subscribed: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -185,6 +196,22 @@ def _claim_statement(dialect: str) -> Update:
         outer: ColumnElement[Any] = literal_column(f"webhook_events.{key}")
         return select(column).where(table.c.id == outer).scalar_subquery().label(name)
 
+    hooks = cast(Table, GreenfieldWebhook.__table__)
+
+    def store_hook(column: ColumnElement[Any], name: str) -> Any:
+        # The merchant's enabled Greenfield webhook (one at most; the newest if a race made two).
+        return (
+            select(column)
+            .where(
+                hooks.c.merchant_id == literal_column("webhook_events.merchant_id"),
+                hooks.c.enabled,
+            )
+            .order_by(hooks.c.created_at_ms.desc(), hooks.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+            .label(name)
+        )
+
     return (
         update(events)
         .where(
@@ -217,6 +244,10 @@ def _claim_statement(dialect: str) -> Update:
             )
             .scalar_subquery()
             .label("credential_enc"),
+            store_hook(hooks.c.id, "hook_id"),
+            store_hook(hooks.c.url, "hook_url"),
+            store_hook(hooks.c.secret_enc, "hook_secret_enc"),
+            store_hook(hooks.c.events, "hook_events"),
         )
     )
 
@@ -264,6 +295,8 @@ async def claim_due(
         notify_format = row.notify_format or NotifyFormat.SIGNED
         if notify_format == NotifyFormat.SIGNED:
             key = (row.secret_enc, row.prev_enc, row.prev_until_ms)
+        elif notify_format == NotifyFormat.GREENFIELD:  # signed with the store's webhook
+            key = (row.hook_secret_enc or "", None, None)
         else:  # a foreign callback is signed with the credential that made the order
             key = (row.credential_enc or "", None, None)
         if key not in keys:
@@ -274,7 +307,9 @@ async def claim_due(
             except SecretKeyMissing as exc:  # that merchant's attempts fail; others go on
                 keys[key] = ((), str(exc))
         url = row.order_url or row.merchant_url or None
-        if notify_format != NotifyFormat.SIGNED:
+        if notify_format == NotifyFormat.GREENFIELD:
+            url = row.hook_url or None  # the store's Greenfield webhook, never another URL
+        elif notify_format != NotifyFormat.SIGNED:
             url = row.order_url or None  # the panel's notify_url, never the merchant's webhook
         claims.append(
             Claim(
@@ -291,6 +326,8 @@ async def claim_due(
                 host=_host_of(url),
                 notify_format=notify_format,
                 credential_id=row.credential_id,
+                webhook_id=row.hook_id,
+                subscribed=tuple(row.hook_events or ()),
             )
         )
     return claims

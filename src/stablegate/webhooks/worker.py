@@ -311,22 +311,16 @@ class WebhookWorker:
         try:
             if claim.url is None:
                 now = self._clock.now_ms()
-                skipped = AttemptResult(
-                    Outcome.SKIPPED, "", now, 0, error="no notifyUrl on the order or the merchant"
-                )
+                why = "no notifyUrl on the order or the merchant"
+                if claim.notify_format == NotifyFormat.GREENFIELD:
+                    why = "the store has no enabled Greenfield webhook"
+                skipped = AttemptResult(Outcome.SKIPPED, "", now, 0, error=why)
                 await self._record(claim, skipped)
                 return False
-            if self._not_a_callback(claim):
+            reason = self._skip_reason(claim)
+            if reason is not None:
                 now = self._clock.now_ms()
-                event_type = claim.payload.get("type")
-                skipped = AttemptResult(
-                    Outcome.SKIPPED,
-                    claim.url,
-                    now,
-                    0,
-                    error=f"{claim.notify_format} callbacks are sent when the order is paid, "
-                    f"not for {event_type}",
-                )
+                skipped = AttemptResult(Outcome.SKIPPED, claim.url, now, 0, error=reason)
                 await self._record(claim, skipped)
                 return False
             async with self._hosts.slot(claim.host):
@@ -340,12 +334,12 @@ class WebhookWorker:
             log.exception("webhook_attempt_crashed", event_id=claim.event_id)
             return False
 
-    def _not_a_callback(self, claim: Claim) -> bool:
-        """An event of an order in a foreign format that the format does not send."""
+    def _skip_reason(self, claim: Claim) -> str | None:
+        """Why an event of an order in a foreign format is not sent by that format, if so."""
         if claim.notify_format == NotifyFormat.SIGNED:
-            return False
+            return None
         known = self._formats.get(claim.notify_format)
-        return known is not None and not known.sends(str(claim.payload.get("type")))
+        return None if known is None else known.skip_reason(claim)
 
     async def send(self, claim: Claim) -> AttemptResult:
         """One request for ``claim``, recorded nowhere: the dashboard's test event (an event

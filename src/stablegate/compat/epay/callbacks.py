@@ -44,6 +44,13 @@ def _echoed(data: dict[str, Any], notify_format: NotifyFormat) -> dict[str, str]
     return {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
 
 
+def _unpaid(claim: Claim) -> str | None:
+    event_type = claim.payload.get("type")
+    if event_type == PAID_EVENT:
+        return None
+    return f"{claim.notify_format} callbacks are sent when the order is paid, not for {event_type}"
+
+
 def _number(text: object) -> Decimal:
     try:
         value = Decimal(str(text))
@@ -61,8 +68,8 @@ def _key(claim: Claim) -> str:
 
 
 class EpusdtCallback:
-    def sends(self, event_type: str) -> bool:
-        return event_type == PAID_EVENT
+    def skip_reason(self, claim: Claim) -> str | None:
+        return _unpaid(claim)
 
     def request(self, claim: Claim, url: str) -> CallbackRequest:
         data = _data(claim)
@@ -89,8 +96,8 @@ class EpusdtCallback:
 
 
 class EpayCallback:
-    def sends(self, event_type: str) -> bool:
-        return event_type == PAID_EVENT
+    def skip_reason(self, claim: Claim) -> str | None:
+        return _unpaid(claim)
 
     def request(self, claim: Claim, url: str) -> CallbackRequest:
         data = _data(claim)

@@ -32,6 +32,7 @@ from stablegate.compat.greenfield.wire import invalid
 from stablegate.errors import InvalidRequest, NotFound
 from stablegate.models import ApiKey, Order
 from stablegate.models.api_key import CredentialKind
+from stablegate.models.order import NotifyFormat
 from stablegate.orders import queries, service
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import OrderContext
@@ -86,6 +87,7 @@ async def create_invoice(
             raise invalid(field, exc.message) from None
         raise
     order.compat_key_id = credential.key_id
+    order.notify_format = NotifyFormat.GREENFIELD  # events go to the store's webhook
     if order.redirect_url is not None:
         # BTCPay's placeholders, known once the invoice has its id.
         order.redirect_url = order.redirect_url.replace("{InvoiceId}", order.id).replace(
