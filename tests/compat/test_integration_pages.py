@@ -85,3 +85,38 @@ async def test_the_page_is_the_merchants_own_and_its_form_needs_the_token(
             )
             assert forged.status_code == 403
         assert 'id="credentials-empty"' in (await second.get(PAGE)).text
+
+
+async def test_a_greenfield_key_made_by_hand_is_shown_once_and_listed(
+    app: FastAPI, gateway: GatewayContext, clock: FakeClock, mail: MailSink
+) -> None:
+    async with Browser(app) as owner:
+        await signed_up_and_in(owner, mail, "Card Shop", "owner@cards.example")
+        await pay_out_to(
+            gateway.sessions, await merchant_of(gateway, "owner@cards.example"), clock.now_ms()
+        )
+        page = await owner.get(PAGE)
+        manual = re.search(r'href="([^"]+)" id="greenfield-manual"', page.text)
+        assert manual is not None
+        consent_url = manual.group(1).replace("&amp;", "&")
+        consent = await owner.get(consent_url)
+        assert "The new key will be shown on the next page, once." in consent.text
+        fields = dict(
+            re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', consent.text)
+        )
+        made = await owner.client.post(
+            "/dashboard/greenfield/authorize",
+            data={
+                **fields,
+                "chain_id": "31337",
+                "symbol": "USDT",
+                "currency": "USD",
+                "decision": "approve",
+            },
+        )
+        assert made.status_code == 200
+        key = re.search(r'id="gf-key">([A-Za-z0-9_-]{40})<', made.text)
+        assert key is not None and 'id="gf-handoff"' not in made.text
+        listed = await owner.get(PAGE)
+        assert 'id="greenfield-keys"' in listed.text and key.group(1) not in listed.text
+        assert key.group(1)[:8] + "…" in listed.text

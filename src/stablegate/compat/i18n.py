@@ -51,6 +51,7 @@ INTEGRATION_MESSAGES: dict[str, dict[str, str]] = {
         "enter this address as the BTCPay Server URL and press the plugin's button to generate "
         "an API key; you approve it here.",
         "integrations_btcpay_url": "BTCPay Server URL",
+        "integrations_btcpay_manual": "Make a key by hand (for a plugin without that button)",
         "gf_authorize_title": "Connect a shop",
         "gf_authorize_asks": "{app} asks to connect to your store {store} with these permissions.",
         "gf_authorize_asks_unnamed": "An application asks to connect to your store {store} with "
@@ -125,6 +126,7 @@ INTEGRATION_MESSAGES: dict[str, dict[str, str]] = {
         "将此地址填为 BTCPay Server URL，然后点击插件中生成 API 密钥的按钮，"
         "在此页面批准即可。",
         "integrations_btcpay_url": "BTCPay Server 地址",
+        "integrations_btcpay_manual": "手动生成密钥（插件没有该按钮时）",
         "gf_authorize_title": "连接商城",
         "gf_authorize_asks": "{app} 请求以下列权限连接您的商店 {store}。",
         "gf_authorize_asks_unnamed": "一个应用请求以下列权限连接您的商店 {store}。",

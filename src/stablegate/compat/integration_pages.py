@@ -14,6 +14,7 @@ dashboard page; it lives here because the credentials belong to this package, ab
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -25,6 +26,7 @@ from stablegate.compat.epay.credentials import (
     DEFAULT_SYMBOL,
     issue_epay_credential,
 )
+from stablegate.compat.greenfield.credentials import STORE_PERMISSIONS
 from stablegate.compat.i18n import translator
 from stablegate.dashboard.key_pages import actor
 from stablegate.dashboard.pages import PREFIX, Page, signed_in_form
@@ -85,16 +87,20 @@ async def _page(
     web = page.ctx.web
     rows = await session.scalars(
         readable_api_keys(viewer.merchant_id)
-        .where(ApiKey.kind == CredentialKind.EPAY)
+        .where(ApiKey.kind.in_([CredentialKind.EPAY, CredentialKind.GREENFIELD]))
         .order_by(ApiKey.revoked_at_ms.is_not(None), ApiKey.created_at_ms.desc())
     )
+    keys = list(rows.all())
     choices = await payment_choices(session, page, viewer.merchant_id)
     return page.render(
         "integrations.html",
         status=status,
         viewer=viewer,
         current="integrations",
-        credentials=list(rows.all()),
+        credentials=[key for key in keys if key.kind == CredentialKind.EPAY],
+        greenfield_keys=[key for key in keys if key.kind == CredentialKind.GREENFIELD],
+        manual_greenfield=f"{PREFIX}/greenfield/authorize?"
+        + urlencode([("permissions", name) for name in STORE_PERMISSIONS]),
         **choices,
         public_url=web.settings.public_url.rstrip("/"),
         error=error,
