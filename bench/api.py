@@ -756,7 +756,11 @@ def bench_backend(
     try:
         _check_signed_request(server, api_key, secret)
         health_file = workdir / "healthz.req"
-        _write_requests(health_file, iter([_raw_request("GET", HEALTH_PATH, server.host, {}, b"")]))
+        # One copy per wrk thread: each thread replays only its share of the file, and a thread
+        # with none would hold its connections open without sending anything (until the
+        # server's header deadline answers 408).
+        health_request = _raw_request("GET", HEALTH_PATH, server.host, {}, b"")
+        _write_requests(health_file, iter([health_request] * shape.threads))
 
         def health_run(name: str, duration: float) -> RunResult:
             background = _wait_for_quiet(shape.quiet_pct, shape.quiet_wait_s)
