@@ -24,6 +24,7 @@ import httpx
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import REDIS_URL, unavailable
 from tests.support import PAYOUT, MerchantKeys, Signer
 from typer.testing import CliRunner
@@ -151,6 +152,7 @@ class Gateway:
             "STABLEGATE_RATE_LIMIT_PER_MINUTE": str(settings.rate_limit_per_minute),
             "STABLEGATE_FAILED_AUTH_PER_MINUTE": str(settings.failed_auth_per_minute),
             "STABLEGATE_RATE_SOURCES": "",
+            "STABLEGATE_METRICS_TOKEN": "metrics-token",
             "STABLEGATE_LOG_FORMAT": "json",
             "STABLEGATE_LOG_LEVEL": "INFO",
         }
@@ -225,12 +227,12 @@ def send_until_both_answer(
     make: Callable[[], tuple[str, dict[str, str]]],
     pids: set[int],
     counts: Callable[[int], bool] = lambda _status: True,
-) -> list[tuple[int, dict[str, Any], int]]:
+) -> list[tuple[int, str, int]]:
     """Send requests (``make``: path and headers), 8 at a time over fresh connections, until
     every pid in ``pids`` has answered one with a status that ``counts``; return (status, body,
     pid) of each."""
 
-    async def send() -> list[tuple[int, dict[str, Any], int]]:
+    async def send() -> list[tuple[int, str, int]]:
         answers: list[tuple[str, httpx.Response]] = []
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=gateway.url, limits=limits, timeout=30) as client:
@@ -250,9 +252,24 @@ def send_until_both_answer(
                     break
                 assert time.monotonic() < deadline, "one process never answered"
         seen = gateway.answered_by()
-        return [(r.status_code, r.json(), seen[rid]) for rid, r in answers]
+        return [(r.status_code, r.text, seen[rid]) for rid, r in answers]
 
     return asyncio.run(send())
+
+
+def error_code(body: str) -> str:
+    code: str = json.loads(body)["error"]["code"]
+    return code
+
+
+def requests_counted(exposition: str, route: str) -> float:
+    """``stablegate_http_requests_total`` of one route, every status."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "stablegate_http_requests_total" and sample.labels["route"] == route
+    )
 
 
 def add_merchant(settings: Settings, name: str) -> Signer:
@@ -317,6 +334,10 @@ def test_two_processes_on_postgresql_and_redis_share_replays_and_limits_and_stop
     # Both processes answer.
     health = send_until_both_answer(gateway, lambda: ("/healthz", {}), set(pids))
     assert {status for status, _, _ in health} == {200}
+    # Whichever answers /metrics counts the requests of both.
+    bearer = {"Authorization": "Bearer metrics-token"}
+    scrapes = send_until_both_answer(gateway, lambda: ("/metrics", bearer), set(pids))
+    assert {requests_counted(body, "/healthz") for _, body, _ in scrapes} == {len(health)}
 
     # One signed request, sent again and again: accepted once, refused by both processes.
     query = "orderNo=replayed"
@@ -327,7 +348,7 @@ def test_two_processes_on_postgresql_and_redis_share_replays_and_limits_and_stop
     accepted = [answer for answer in copies if answer[0] == 404]  # authenticated; no such order
     refused = [answer for answer in copies if answer[0] == 401]
     assert len(accepted) == 1 and len(refused) == len(copies) - 1
-    assert {body["error"]["code"] for _, body, _ in refused} == {"replayed_request"}
+    assert {error_code(body) for _, body, _ in refused} == {"replayed_request"}
     assert {pid for _, _, pid in refused} == set(pids)
 
     # Distinct signed requests of one key: its one request a minute is spent once, in total.
@@ -339,7 +360,7 @@ def test_two_processes_on_postgresql_and_redis_share_replays_and_limits_and_stop
 
     answers = send_until_both_answer(gateway, distinct, set(pids), lambda status: status != 404)
     assert [status for status, _, _ in answers].count(404) == 1
-    over = [(body["error"]["code"], pid) for status, body, pid in answers if status != 404]
+    over = [(error_code(body), pid) for status, body, pid in answers if status != 404]
     assert {code for code, _ in over} <= {"rate_limited", "ip_banned"}
     assert {pid for _, pid in over} == set(pids)
 
@@ -368,6 +389,14 @@ def test_run_keeps_one_set_of_workers_and_replaces_a_dead_api_process(
     workers = gateway.events("webhook_worker_started")
     assert [record["pid"] for record in workers] == [parent]
     assert parent not in pids
+
+    # SIGUSR1 makes an API process log its stacks, and it keeps serving.
+    os.kill(pids[1], signal.SIGUSR1)
+    wait_for(
+        "the stack dump",
+        lambda: any(r["pid"] == pids[1] for r in gateway.events("stack_dump")),
+        STOP_BOUND,
+    )
 
     # An API process that dies is replaced.
     os.kill(pids[0], signal.SIGKILL)

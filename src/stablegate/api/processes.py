@@ -12,7 +12,9 @@ socket; the kernel gives each new connection to one of them. The parent:
 - on its stop event (SIGTERM or SIGINT) sends SIGTERM to each process, which finishes its
   requests, and kills what is left after :data:`STOP_GRACE_S`.
 
-A process whose parent is gone (SIGKILL) stops itself within a second.
+A process whose parent is gone (SIGKILL) stops itself within a second. ``/metrics`` of any
+process reports the counters of all of them: each writes its values to files in a directory the
+parent creates and removes (Prometheus' multi-process mode).
 
 What must be shared between processes is (:func:`multi_process_problem`): the replay cache is in
 Redis when ``STABLEGATE_REDIS_URL`` is set, else in the database, so only a database each process
@@ -26,8 +28,10 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ from stablegate.db.engine import make_engine
 from stablegate.logs import configure_logging
 from stablegate.migrations import upgrade
 from stablegate.secret_box import load_secret_box
+from stablegate.stacks import install_stack_dump
 from stablegate.webhooks.signing_key import load_signing_key
 
 log = structlog.get_logger("stablegate.api")
@@ -118,7 +123,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 class _ReadyServer(uvicorn.Server):
-    """uvicorn's server that tells the parent once it accepts connections."""
+    """uvicorn's server that tells the parent once it accepts connections; SIGUSR1 dumps its
+    stacks (uvicorn handles only SIGINT and SIGTERM)."""
 
     def __init__(self, config: uvicorn.Config, ready: ProcessEvent) -> None:
         super().__init__(config)
@@ -127,6 +133,7 @@ class _ReadyServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            install_stack_dump()
             self._ready.set()
 
 
@@ -141,15 +148,26 @@ def _stop_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _serve(settings: Settings, sock: socket.socket, ready: ProcessEvent, parent: int) -> None:
+def _serve(
+    settings: Settings, sock: socket.socket, ready: ProcessEvent, parent: int, metrics_dir: str
+) -> None:
     """The body of one API process (imported by name in the new interpreter)."""
+    from prometheus_client import values
+
     from stablegate.api.app import create_app
+    from stablegate.api.context import GatewayContext
     from stablegate.api.server import server_config
 
     configure_logging(settings.log_format, settings.log_level, pid=True)
     _stop_with_parent(parent)
+    # Before any metric holds a value: values go to files in metrics_dir, which /metrics of
+    # any process reads whole.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     host, port = sock.getsockname()[:2]
     app = create_app(settings, migrate=False)
+    ctx: GatewayContext = app.state.gateway
+    ctx.metrics.multiprocess_dir = metrics_dir
     _ReadyServer(server_config(app, settings, host, port), ready).run(sockets=[sock])
 
 
@@ -179,16 +197,18 @@ class ApiProcesses:
         self._sock = sock
         self._count = count
         self._children: list[_Child] = []
+        self._metrics_dir: str | None = None
 
     @property
     def pids(self) -> list[int]:
         return [child.process.pid for child in self._children if child.process.pid is not None]
 
     def _spawn(self) -> _Child:
+        assert self._metrics_dir is not None
         ready = _SPAWN.Event()
         process = _SPAWN.Process(
             target=_serve,
-            args=(self._settings, self._sock, ready, os.getpid()),
+            args=(self._settings, self._sock, ready, os.getpid(), self._metrics_dir),
             name="stablegate-api",
         )
         process.start()
@@ -214,6 +234,7 @@ class ApiProcesses:
 
     async def start(self, stop: asyncio.Event) -> None:
         """Start the processes and return once every one accepts connections (or ``stop``)."""
+        self._metrics_dir = tempfile.mkdtemp(prefix="stablegate-metrics-")
         self._children = [self._spawn() for _ in range(self._count)]
         try:
             while not self._check() and not stop.is_set():
@@ -245,6 +266,8 @@ class ApiProcesses:
                 log.warning("api_process_killed", api_pid=child.process.pid, after_s=STOP_GRACE_S)
                 child.process.kill()
                 await asyncio.to_thread(child.process.join)
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
 
 async def serve_processes(
