@@ -168,7 +168,11 @@ def _serve(
     app = create_app(settings, migrate=False)
     ctx: GatewayContext = app.state.gateway
     ctx.metrics.multiprocess_dir = metrics_dir
-    _ReadyServer(server_config(app, settings, host, port), ready).run(sockets=[sock])
+    server = _ReadyServer(server_config(app, settings, host, port), ready)
+    # Ctrl-C reaches the whole process group: uvicorn stops gracefully, then raises SIGINT
+    # again, which has nothing left to interrupt.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +246,8 @@ class ApiProcesses:
         except BaseException:
             await self.terminate()
             raise
-        log.info("api_processes_ready", pids=self.pids)
+        if not stop.is_set():
+            log.info("api_processes_ready", pids=self.pids)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the processes running until ``stop`` is set, then stop them."""
