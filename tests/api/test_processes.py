@@ -428,3 +428,25 @@ def test_run_keeps_one_set_of_workers_and_replaces_a_dead_api_process(
     os.kill(parent, signal.SIGKILL)
     gateway.process.wait(timeout=STOP_BOUND)
     wait_for("the orphans to stop", lambda: not any(alive(pid) for pid in now), STOP_BOUND)
+
+
+@pytest.mark.slow
+def test_a_process_that_cannot_start_stops_the_command_with_exit_code_1(
+    chains_file: Path, tmp_path: Path
+) -> None:
+    # Only the API processes build a Redis client: a URL it cannot parse fails each of them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STABLEGATE_")} | {
+        "STABLEGATE_DATA_DIR": str(tmp_path / "data"),
+        "STABLEGATE_CHAINS_FILE": str(chains_file),
+        "STABLEGATE_REDIS_URL": "nonsense://",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "stablegate.cli", "serve", "--workers=2", f"--port={free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_BOUND,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "before it was ready" in " ".join(done.stderr.split())
