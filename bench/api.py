@@ -1,8 +1,9 @@
 """Merchant API throughput: signed createQrOrder against /healthz of the same server, same run.
 
-For each backend (SQLite embedded, PostgreSQL) this starts ``stablegate serve`` in a fresh data
-dir, creates a merchant, checks one signed request by hand, then drives the server with ``wrk``
-at a fixed concurrency:
+For each backend (SQLite embedded, PostgreSQL, PostgreSQL with Redis holding the replay cache and
+the rate limits) and each ``--workers`` count, this starts ``stablegate serve --workers N`` in a
+fresh data dir and database, creates a merchant, checks one signed request by hand, then drives
+the server with ``wrk`` at a fixed concurrency:
 
 1. ``GET /healthz``: the framework's floor (routing, middleware, JSON) on this machine;
 2. ``POST /api/v1/payment/createQrOrder``: signed (V2), each request with its own ``orderNo``
@@ -16,10 +17,14 @@ path (docs/DESIGN.md §2). Every non-2xx response makes the run invalid and is p
 Usage::
 
     .venv/bin/python bench/api.py --duration 10 --connections 32 --backends sqlite,postgres
+    # one API process against two, side by side, on PostgreSQL + Redis:
+    .venv/bin/python bench/api.py --backends postgres-redis --workers 1,2
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``; ``--install-wrk`` does it when run as root)
-and, for ``postgres``, a server reachable at ``--postgres-url`` that may create databases. The
-figures are only comparable within one run: wrk and the server share the machine's cores.
+and, for ``postgres``, a server reachable at ``--postgres-url`` that may create databases (for
+``postgres-redis`` also Redis at ``--redis-url``). The figures are only comparable within one
+run: wrk and the server share the machine's cores. With several API processes the server's CPU
+is the sum over its process tree.
 """
 
 from __future__ import annotations
@@ -191,10 +196,14 @@ class RunResult:
     server_cpu_pct: float  # of one core
     wrk_cpu_pct: float  # of one core
     db_cpu_pct: float  # of one core: the PostgreSQL backends serving this server's pool
+    redis_cpu_pct: float  # of one core: the Redis server (0 without Redis)
     other_cpu_pct: float  # of one core: anything else on the machine (other jobs, PG's own)
     idle_background_pct: float  # of one core: the machine's load just before the run
     server_cpu_ms_per_req: float
     db_cpu_ms_per_req: float
+    # The API processes' shares of the server CPU, largest first: how evenly the kernel spread
+    # wrk's connections (one entry with a single process).
+    process_cpu_shares: list[float]
     db_backends_opened: int  # PostgreSQL connections opened during the run (pool churn)
     busy: bool  # other jobs used the cores before or during the run: figures are suspect
 
@@ -211,12 +220,17 @@ class RunResult:
 @dataclass
 class BackendResult:
     backend: str
+    workers: int
     runs: dict[str, RunResult] = field(default_factory=dict)
     warmups: list[RunResult] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         return all(run.valid for run in [*self.warmups, *self.runs.values()])
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} w{self.workers}"
 
     def ratios(self) -> dict[str, dict[str, float]]:
         health = self.runs["healthz"]
@@ -308,6 +322,33 @@ def _proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # utime and stime are fields 14 and 15 of the file; the split starts at field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of ``root`` and of its children (the API processes of ``--workers N``)."""
+    found = {root: _proc_cpu_s(root)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == root:
+                found[int(entry.name)] = _proc_cpu_s(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return found
+
+
+def _redis_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"redis-server"):
+                    pids.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    return pids
 
 
 def _machine_busy_s() -> float:
@@ -463,8 +504,18 @@ def _postgres_database(admin_url: str) -> Iterator[str]:
 
 
 class Server:
-    def __init__(self, workdir: Path, database_url: str, *, postgres: bool) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        database_url: str,
+        *,
+        postgres: bool,
+        workers: int = 1,
+        redis_url: str | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.workers = workers
+        self.redis = redis_url is not None
         # PostgreSQL backends show the database name in their process title.
         self.db_title = f" {urlsplit(database_url).path.rsplit('/', 1)[-1]} " if postgres else None
         self.port = _free_port()
@@ -482,6 +533,8 @@ class Server:
             "STABLEGATE_LOG_LEVEL": "WARNING",
             "STABLEGATE_PUBLIC_URL": self.base_url,
         }
+        if redis_url is not None:
+            self.env["STABLEGATE_REDIS_URL"] = redis_url
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         if postgres:
@@ -507,23 +560,36 @@ class Server:
 
     def start(self) -> None:
         log = self.log_path.open("wb")
+        workers = ["--workers", str(self.workers)]
         self.process = subprocess.Popen(
-            [str(STABLEGATE), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(STABLEGATE), "serve", "--host=127.0.0.1", f"--port={self.port}", *workers],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"the server exited early:\n{self.log_tail()}")
             try:
                 if httpx.get(self.base_url + HEALTH_PATH, timeout=1).status_code == 200:
-                    return
+                    break
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise BenchError(f"the server did not answer /healthz within 60 s:\n{self.log_tail()}")
+        else:
+            raise BenchError(f"the server did not answer /healthz within 120 s:\n{self.log_tail()}")
+        # One process answering is not all of them: wait until the tree holds its N API
+        # processes and none is still starting (importing burns a core), or the first warm-up
+        # would give every connection to the process that came up first.
+        while time.monotonic() < deadline:
+            before = _process_cpu(self.pid)
+            time.sleep(0.5)
+            after = _process_cpu(self.pid)
+            spent = sum(after.values()) - sum(before.values())
+            if len(after) >= self.workers and spent < 0.05:
+                return
+        raise BenchError(f"the API processes did not settle within 120 s:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int:
@@ -589,17 +655,25 @@ def _run_wrk(
         str(shape.threads),
         "cycle" if cycle else "once",
     ]
+    redis_pids = _redis_pids() if server.redis else []
     with BackendCpuSampler(server.db_title) as db:
-        server_cpu0, machine0 = _proc_cpu_s(server.pid), _machine_busy_s()
+        tree0, machine0 = _process_cpu(server.pid), _machine_busy_s()
+        redis0 = sum(_proc_cpu_s(pid) for pid in redis_pids)
         wrk0 = _children_cpu_s()
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
-        server_cpu = _proc_cpu_s(server.pid) - server_cpu0
+        tree = _process_cpu(server.pid)
         machine = _machine_busy_s() - machine0
+        redis_cpu = sum(_proc_cpu_s(pid) for pid in redis_pids) - redis0
         wrk_cpu = _children_cpu_s() - wrk0
+    # The busiest N of the tree: the API processes (the supervisor and multiprocessing's
+    # resource tracker sleep).
+    per_process = sorted((cpu - tree0.get(pid, 0.0) for pid, cpu in tree.items()), reverse=True)
+    per_process = per_process[: server.workers]
+    server_cpu = sum(tree.values()) - sum(tree0.get(pid, 0.0) for pid in tree)
     db_cpu = db.cpu_s
-    other_pct = 100 * max(0.0, machine - server_cpu - wrk_cpu - db_cpu) / wall
+    other_pct = 100 * max(0.0, machine - server_cpu - wrk_cpu - db_cpu - redis_cpu) / wall
     if done.returncode != 0:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     line = next(
@@ -630,10 +704,14 @@ def _run_wrk(
         server_cpu_pct=round(100 * server_cpu / wall, 1),
         wrk_cpu_pct=round(100 * wrk_cpu / wall, 1),
         db_cpu_pct=round(100 * db_cpu / wall, 1),
+        redis_cpu_pct=round(100 * redis_cpu / wall, 1),
         other_cpu_pct=round(other_pct, 1),
         idle_background_pct=round(background_pct, 1),
         server_cpu_ms_per_req=round(1000 * server_cpu / requests, 3) if requests else 0.0,
         db_cpu_ms_per_req=round(1000 * db_cpu / requests, 3) if requests else 0.0,
+        process_cpu_shares=[
+            round(cpu / server_cpu, 2) if server_cpu else 0.0 for cpu in per_process
+        ],
         db_backends_opened=db.backends_opened,
         # "other" also holds PostgreSQL's shared processes and this script, hence the slack.
         busy=background_pct > shape.quiet_pct or other_pct > 2 * shape.quiet_pct,
@@ -657,17 +735,32 @@ def _check_signed_request(server: Server, api_key: str, secret: bytes) -> None:
 
 
 def bench_backend(
-    backend: str, database_url: str, workdir: Path, args: argparse.Namespace, shape: LoadShape
+    backend: str,
+    database_url: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    shape: LoadShape,
+    workers: int,
 ) -> BackendResult:
-    print(f"\n== {backend}: starting the server", flush=True)
-    server = Server(workdir, database_url, postgres=backend == "postgres")
+    print(f"\n== {backend}, {workers} API process(es): starting the server", flush=True)
+    server = Server(
+        workdir,
+        database_url,
+        postgres=backend != "sqlite",
+        workers=workers,
+        redis_url=args.redis_url if backend == "postgres-redis" else None,
+    )
     api_key, secret = server.create_merchant()
     server.start()
-    result = BackendResult(backend)
+    result = BackendResult(backend, workers)
     try:
         _check_signed_request(server, api_key, secret)
         health_file = workdir / "healthz.req"
-        _write_requests(health_file, iter([_raw_request("GET", HEALTH_PATH, server.host, {}, b"")]))
+        # One copy per wrk thread: each thread replays only its share of the file, and a thread
+        # with none would hold its connections open without sending anything (until the
+        # server's header deadline answers 408).
+        health_request = _raw_request("GET", HEALTH_PATH, server.host, {}, b"")
+        _write_requests(health_file, iter([health_request] * shape.threads))
 
         def health_run(name: str, duration: float) -> RunResult:
             background = _wait_for_quiet(shape.quiet_pct, shape.quiet_wait_s)
@@ -738,7 +831,7 @@ def bench_backend(
         server.stop()
     for run in [*result.warmups, *result.runs.values()]:
         if not run.valid:
-            print(f"!! {backend} {run.name}: INVALID RUN", flush=True)
+            print(f"!! {result.label} {run.name}: INVALID RUN", flush=True)
             print(f"   statuses {run.statuses} socket errors {run.socket_errors}", flush=True)
             print(f"   exhausted the pre-signed batch {run.exhausted} times", flush=True)
             for error in run.first_errors:
@@ -791,7 +884,7 @@ def _print_table(
     results: list[BackendResult], qr: dict[str, float | bool], shape: LoadShape
 ) -> None:
     columns = (
-        ("backend", 8),
+        ("backend", 17),
         ("endpoint", 22),
         ("req/s", 7),
         ("p50 ms", 7),
@@ -801,19 +894,22 @@ def _print_table(
         ("srv ms/req", 10),
         ("db%", 4),
         ("db conn+", 8),
+        ("rds%", 4),
         ("wrk%", 4),
         ("other%", 6),
         ("idle%", 5),
         ("rps/hz", 6),
         ("p50/hz", 6),
         ("p99/hz", 6),
+        ("proc shares", 11),
     )
     print(
         f"\nwrk -t{shape.threads} -c{shape.connections}. CPU columns in % of one core "
         f"({os.cpu_count()} cores shared by wrk, the server and PostgreSQL).\n"
-        "srv = the stablegate process, db = its PostgreSQL backends, db conn+ = PostgreSQL "
-        "connections opened during the run,\nother = everything else during the run, "
-        "idle = the machine's load just before it; x/hz = x / healthz."
+        "srv = the stablegate processes, db = their PostgreSQL backends, db conn+ = PostgreSQL "
+        "connections opened during the run,\nrds = the Redis server, other = everything else "
+        "during the run, idle = the machine's load just before it; x/hz = x / healthz of the "
+        "same server;\nproc shares = each API process's share of the server CPU."
     )
     print(
         " ".join(
@@ -827,7 +923,7 @@ def _print_table(
         for name, run in backend.runs.items():
             r = ratios.get(name, {"rps_ratio": 1.0, "p50_ratio": 1.0, "p99_ratio": 1.0})
             cells = (
-                backend.backend,
+                backend.label,
                 name,
                 f"{run.rps:.0f}",
                 f"{run.p50_ms:.2f}",
@@ -837,12 +933,14 @@ def _print_table(
                 f"{run.server_cpu_ms_per_req:.2f}",
                 f"{run.db_cpu_pct:.0f}",
                 str(run.db_backends_opened),
+                f"{run.redis_cpu_pct:.0f}",
                 f"{run.wrk_cpu_pct:.0f}",
                 f"{run.other_cpu_pct:.0f}",
                 f"{run.idle_background_pct:.0f}",
                 f"{r['rps_ratio']:.3f}",
                 f"{r['p50_ratio']:.1f}",
                 f"{r['p99_ratio']:.1f}",
+                "/".join(f"{share:.2f}" for share in run.process_cpu_shares),
             )
             line = " ".join(
                 f"{cell:<{width}}" if i < 2 else f"{cell:>{width}}"
@@ -860,12 +958,36 @@ def _print_table(
         inline = backend.runs.get("createQrOrder+inlineQr")
         if create and inline and create.rps and create.server_cpu_ms_per_req:
             print(
-                f"{backend.backend}: createQrOrder {create.server_cpu_ms_per_req:.2f} ms server "
+                f"{backend.label}: createQrOrder {create.server_cpu_ms_per_req:.2f} ms server "
                 f"CPU/req (p50 {create.p50_ms:.1f} ms at c={shape.connections}); one QR = "
                 f"{qr['cpu_mean_ms'] / create.server_cpu_ms_per_req:.2f}x that. inlineQr: "
                 f"{inline.rps:.0f} req/s vs {create.rps:.0f} ({inline.rps / create.rps:.2f}x), "
                 f"{inline.server_cpu_ms_per_req:.2f} ms CPU/req, p50 {inline.p50_ms:.1f} ms"
             )
+
+
+def scaling(results: list[BackendResult]) -> dict[str, dict[str, float]]:
+    """Per backend measured with several ``--workers`` counts: each count's req/s over the
+    smallest count's, per endpoint ("postgres-redis w2" -> {"healthz": 1.4, ...})."""
+    out: dict[str, dict[str, float]] = {}
+    for backend in results:
+        base = min((b for b in results if b.backend == backend.backend), key=lambda b: b.workers)
+        if base is backend:
+            continue
+        out[backend.label] = {
+            name: round(run.rps / base.runs[name].rps, 3)
+            for name, run in backend.runs.items()
+            if base.runs.get(name) and base.runs[name].rps
+        }
+    return out
+
+
+def _print_scaling(results: list[BackendResult]) -> None:
+    for label, ratios in scaling(results).items():
+        base = label.split(" ")[0]
+        smallest = min(b.workers for b in results if b.backend == base)
+        shown = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items())
+        print(f"{label} against w{smallest}, req/s: {shown}")
 
 
 def main() -> int:
@@ -875,7 +997,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--timeout", type=int, default=10, help="wrk per-request timeout (s)")
-    parser.add_argument("--backends", default="sqlite,postgres", help="sqlite,postgres")
+    parser.add_argument(
+        "--backends", default="sqlite,postgres", help="sqlite,postgres,postgres-redis"
+    )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated API process counts, each run in turn (serve --workers N)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("STABLEGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        help="Redis of the postgres-redis backend (keys expire; nothing is flushed)",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -900,9 +1034,15 @@ def main() -> int:
     args = parser.parse_args()
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(backends) - {"sqlite", "postgres"}
+    unknown = set(backends) - {"sqlite", "postgres", "postgres-redis"}
     if unknown:
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        parser.error("--workers takes comma-separated integers, e.g. 1,2")
+    if not worker_counts or min(worker_counts) < 1:
+        parser.error("--workers takes counts of at least 1")
     if args.duration + args.warmup > BATCH_BUDGET_S - 5:
         parser.error(f"--duration must stay well under the {RECV_WINDOW_MS} ms receive window")
     if args.connections < args.threads:
@@ -936,19 +1076,23 @@ def main() -> int:
     results: list[BackendResult] = []
     try:
         for backend in backends:
-            with tempfile.TemporaryDirectory(prefix=f"stablegate-bench-{backend}-") as tmp:
-                workdir = Path(tmp)
-                if backend == "sqlite":
-                    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-                    results.append(bench_backend(backend, url, workdir, args, shape))
-                else:
-                    with _postgres_database(args.postgres_url) as url:
-                        results.append(bench_backend(backend, url, workdir, args, shape))
+            for workers in worker_counts:
+                with tempfile.TemporaryDirectory(prefix=f"stablegate-bench-{backend}-") as tmp:
+                    workdir = Path(tmp)
+                    if backend == "sqlite":
+                        url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+                        results.append(bench_backend(backend, url, workdir, args, shape, workers))
+                    else:
+                        with _postgres_database(args.postgres_url) as url:
+                            results.append(
+                                bench_backend(backend, url, workdir, args, shape, workers)
+                            )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
     _print_table(results, qr, shape)
+    _print_scaling(results)
     valid = all(b.valid for b in results)
     print("\nall runs valid (0 non-2xx, 0 socket errors)" if valid else "\nSOME RUNS ARE INVALID")
     busy = bool(qr["busy"]) or any(run.busy for b in results for run in b.runs.values())
@@ -971,13 +1115,15 @@ def main() -> int:
         "busy": busy,
         "qr": qr,
         "backends": {
-            b.backend: {
+            b.label: {
+                "workers": b.workers,
                 "runs": {name: asdict(run) for name, run in b.runs.items()},
                 "ratios_vs_healthz": b.ratios(),
                 "warmups_valid": all(run.valid for run in b.warmups),
             }
             for b in results
         },
+        "scaling_vs_fewest_workers": scaling(results),
     }
     print(json.dumps(summary, separators=(",", ":")))
     return 0 if valid else 1

@@ -9,8 +9,10 @@ plumbing (--json, errors, sessions, signals) is :mod:`stablegate.console`.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
+import structlog
 import typer
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
@@ -19,7 +21,7 @@ from stablegate.admin.commands import admin_app
 from stablegate.compat.callbacks import callback_formats
 from stablegate.compat.commands import create_key_command
 from stablegate.config import Settings
-from stablegate.console import JsonFlag, fail, output, stop_on_signals
+from stablegate.console import JsonFlag, error_console, fail, output, stop_on_signals
 from stablegate.dashboard.commands import dashboard_app
 from stablegate.db.engine import make_engine
 from stablegate.logs import configure_logging
@@ -28,6 +30,7 @@ from stablegate.migrations import upgrade
 from stablegate.models.order import OrderStatus
 from stablegate.orders.commands import orders_app
 from stablegate.rates.commands import rates_app
+from stablegate.secret_box import SecretKeyMissing
 from stablegate.watcher.commands import chain_app, watch_command
 from stablegate.webhooks.commands import (
     deliver_command,
@@ -35,6 +38,7 @@ from stablegate.webhooks.commands import (
     webhooks_app,
 )
 
+log = structlog.get_logger("stablegate.cli")
 app = typer.Typer(help="stablegate: self-hosted, non-custodial stablecoin payment gateway.")
 
 
@@ -81,34 +85,100 @@ def migrate() -> None:
     output.print("database is at the latest migration")
 
 
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="API processes sharing the port (several need Redis for shared rate limits and"
+        " bans; see README 'Processes').",
+    ),
+]
+
+
+def _check_workers(settings: Settings, workers: int) -> None:
+    """Refuse settings several API processes cannot share (exit code 2); warn about limits
+    each process would count on its own."""
+    from stablegate.api.processes import limits_per_process, multi_process_problem
+
+    problem = multi_process_problem(settings, workers)
+    if problem is not None:
+        raise fail(problem)
+    if limits_per_process(settings, workers):
+        log.warning(
+            "rate_limits_per_process",
+            processes=workers,
+            reason="STABLEGATE_REDIS_URL is not set: each API process counts rate limits and"
+            f" bans on its own, so a client may get up to {workers} times each budget",
+        )
+
+
+def _run_processes(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a command with several API processes; their start-up errors become exit codes."""
+    from stablegate.api.processes import ApiProcessFailed
+
+    try:
+        asyncio.run(main())
+    except (SecretKeyMissing, OSError) as exc:
+        raise fail(str(exc)) from None
+    except ApiProcessFailed as exc:
+        error_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @app.command()
-def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+def serve(
+    host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1
+) -> None:
     """Run the merchant API, public endpoints and cashier."""
-    import uvicorn
-
-    from stablegate.api.app import create_app
-    from stablegate.api.server import server_config
-
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
-    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+    if workers == 1:
+        import uvicorn
+
+        from stablegate.api.app import create_app
+        from stablegate.api.server import server_config
+
+        configure_logging(settings.log_format, settings.log_level)
+        uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+        return
+    from stablegate.api.processes import serve_processes
+
+    configure_logging(settings.log_format, settings.log_level, pid=True)
+    _check_workers(settings, workers)
+
+    async def main() -> None:
+        await serve_processes(settings, host, port, workers, stop_on_signals())
+
+    _run_processes(main)
 
 
 @app.command()
-def run(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """API, watchers, webhook delivery and sweeper in one process (the embedded default)."""
+def run(
+    host: HostOption = "127.0.0.1", port: PortOption = 8000, workers: WorkersOption = 1
+) -> None:
+    """API, watchers, webhook delivery and sweeper in one process (the embedded default);
+    with --workers N the API runs in N processes beside this one."""
     from stablegate.embedded import run_embedded
     from stablegate.rates.sources import build_sources
 
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, pid=workers > 1)
+    _check_workers(settings, workers)
 
     async def main() -> None:
         await run_embedded(
-            settings, host, port, stop_on_signals(), rate_sources=build_sources(settings)
+            settings,
+            host,
+            port,
+            stop_on_signals(),
+            rate_sources=build_sources(settings),
+            api_processes=workers,
         )
 
-    asyncio.run(main())
+    if workers == 1:
+        asyncio.run(main())
+    else:
+        _run_processes(main)
 
 
 @app.command()

@@ -15,8 +15,9 @@ from typing import Any
 import structlog
 import uvicorn
 
-from stablegate.api.app import create_app
+from stablegate.api.app import build_context, create_app
 from stablegate.api.context import GatewayContext
+from stablegate.api.processes import ApiProcesses, listen, prepare_shared_state
 from stablegate.api.server import server_config
 from stablegate.compat.callbacks import callback_formats
 from stablegate.config import Settings
@@ -64,6 +65,35 @@ async def serve_api(
     return ctx, task
 
 
+async def serve_api_processes(
+    settings: Settings, host: str, port: int, count: int, stop: asyncio.Event
+) -> tuple[GatewayContext, asyncio.Task[None]]:
+    """Like :func:`serve_api` with the API in ``count`` processes of its own; the context is
+    this process's, for the workers (the caller closes it), and the task supervises them."""
+    await prepare_shared_state(settings, migrate=True)
+    sock = listen(host, port)
+    processes = ApiProcesses(settings, sock, count)
+    try:
+        await processes.start(stop)
+    except BaseException:
+        sock.close()
+        raise
+
+    async def supervise() -> None:
+        try:
+            await processes.run(stop)
+        finally:
+            sock.close()
+
+    return build_context(settings), asyncio.create_task(supervise(), name="api")
+
+
+async def close_context(ctx: GatewayContext) -> None:
+    await ctx.engine.dispose()
+    if ctx.redis is not None:
+        await ctx.redis.aclose()
+
+
 async def run_embedded(
     settings: Settings,
     host: str,
@@ -72,11 +102,22 @@ async def run_embedded(
     *,
     workers: list[Worker] | None = None,
     rate_sources: Sequence[RateSource] | None = None,
+    api_processes: int = 1,
 ) -> None:
     """``rate_sources``: what the rate fetcher asks (``rates.sources.build_sources``); None
-    runs no fetcher, and fiat-priced orders then use fixed rates or another process's fetches."""
-    ctx, api = await serve_api(settings, host, port, stop)
-    log.info("api_listening", url=f"http://{host}:{port}", public_url=settings.public_url)
+    runs no fetcher, and fiat-priced orders then use fixed rates or another process's fetches.
+    ``api_processes`` above 1 runs the API in that many processes of its own
+    (:mod:`stablegate.api.processes`) and only the workers in this one."""
+    if api_processes == 1:
+        ctx, api = await serve_api(settings, host, port, stop)
+    else:
+        ctx, api = await serve_api_processes(settings, host, port, api_processes, stop)
+    log.info(
+        "api_listening",
+        url=f"http://{host}:{port}",
+        public_url=settings.public_url,
+        **({"processes": api_processes} if api_processes > 1 else {}),
+    )
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(
             run_watchers(settings, ctx.registry, ctx.sessions, ctx.clock, stop), name="watchers"
@@ -111,3 +152,6 @@ async def run_embedded(
         await asyncio.gather(*tasks)
     finally:
         stop.set()
+        if api_processes > 1:  # else the API's lifespan closes the context
+            await asyncio.wait(tasks)
+            await close_context(ctx)

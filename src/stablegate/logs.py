@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -12,7 +13,17 @@ def _stderr_logger(*_args: object) -> structlog.PrintLogger:
     return structlog.PrintLogger(file=sys.stderr)
 
 
-def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
+def _add_pid(
+    _logger: object, _method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    event["pid"] = os.getpid()
+    return event
+
+
+def configure_logging(
+    log_format: str = "console", level: str = "INFO", *, pid: bool = False
+) -> None:
+    """``pid``: every line names its process, for several processes writing to one log."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -22,13 +33,15 @@ def configure_logging(log_format: str = "console", level: str = "INFO") -> None:
             exception_formatter=structlog.dev.plain_traceback,
         )
     )
+    processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if pid:
+        processors.append(_add_pid)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),

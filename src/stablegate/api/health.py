@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from stablegate.api.context import GatewayContext
@@ -68,4 +68,4 @@ async def metrics(request: Request) -> Response:
             m.chain_lag.labels(chain).set(row["lag"])
             m.reconcile_mismatches.labels(chain).set(row["reconcileMismatches"])
         m.chain_watcher_alive.labels(chain).set(0 if row["watcher"] == "none" else 1)
-    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(m.exposition(), media_type=CONTENT_TYPE_LATEST)

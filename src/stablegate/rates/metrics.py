@@ -26,12 +26,14 @@ class RateGauges:
             "Age of each stored quote by its provider's time",
             ["base", "quote", "source"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
         self.peg_deviation = Gauge(
             "stablegate_stablecoin_peg_deviation_percent",
             "Median fresh market USD price of a stablecoin minus 1, in percent",
             ["symbol"],
             registry=registry,
+            multiprocess_mode="mostrecent",
         )
 
     async def refresh(self, session: AsyncSession, settings: Settings, now_ms: int) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,6 +27,9 @@ from stablegate.secret_box import SecretBox
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Set in each API process of ``--workers N`` (stablegate.api.processes): every process
+    # writes its values to files there, and a scrape reads them all.
+    multiprocess_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.requests = Counter(
@@ -44,26 +48,41 @@ class Metrics:
             "stablegate_orders_created", "Orders created", ["chain"], registry=self.registry
         )
         # Chain gauges are refreshed from the database at scrape time (any process may watch).
+        # With several processes the one that scrapes has just set them: the most recent wins.
         self.chain_head = Gauge(
-            "stablegate_chain_head", "Latest block seen", ["chain"], registry=self.registry
+            "stablegate_chain_head",
+            "Latest block seen",
+            ["chain"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.chain_final = Gauge(
-            "stablegate_chain_final", "Highest final block", ["chain"], registry=self.registry
+            "stablegate_chain_final",
+            "Highest final block",
+            ["chain"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.chain_lag = Gauge(
-            "stablegate_chain_lag_blocks", "Head minus cursor", ["chain"], registry=self.registry
+            "stablegate_chain_lag_blocks",
+            "Head minus cursor",
+            ["chain"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.chain_watcher_alive = Gauge(
             "stablegate_chain_watcher_alive",
             "1 while a watcher holds the lease",
             ["chain"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.reconcile_mismatches = Gauge(
             "stablegate_reconcile_mismatches",
             "Deposit addresses whose balance differs from the records",
             ["chain"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.auth_failures = Counter(
             "stablegate_auth_failures",
@@ -71,6 +90,15 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of every API process sharing the directory
+        (counters summed)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
 
 
 @dataclass(kw_only=True)
