@@ -251,7 +251,13 @@ def send_until_both_answer(
                 if pids <= counted:
                     break
                 assert time.monotonic() < deadline, "one process never answered"
+        # A request's log line may land in the file just after its answer: wait for all of them.
+        deadline = time.monotonic() + SPREAD_BOUND
         seen = gateway.answered_by()
+        while any(rid not in seen for rid, _ in answers):
+            assert time.monotonic() < deadline, "a request's log line never appeared"
+            await asyncio.sleep(0.05)
+            seen = gateway.answered_by()
         return [(r.status_code, r.text, seen[rid]) for rid, r in answers]
 
     return asyncio.run(send())
