@@ -718,6 +718,45 @@ def _run_wrk(
     )
 
 
+@contextmanager
+def _py_spy(out_dir: Path | None, server: Server, label: str, duration_s: float) -> Iterator[None]:
+    """Sample the API processes with py-spy while the run inside lasts (collapsed stacks, one
+    line per stack, for flamegraph.pl or ``bench/profile.py``). Sampling costs the server some
+    CPU: figures of a profiled run are not the ones to report."""
+    if out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{label.replace(' ', '_')}.txt"
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(server.pid),
+            "--subprocesses",
+            "--rate",
+            "250",
+            "--duration",
+            str(max(1, round(duration_s))),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        _, err = spy.communicate(timeout=duration_s + 30)
+        if spy.returncode != 0:
+            print(f"   py-spy failed ({spy.returncode}): {err.decode(errors='replace')}")
+        else:
+            print(f"   py-spy profile: {out}", flush=True)
+
+
 def _check_signed_request(server: Server, api_key: str, secret: bytes) -> None:
     """One request by hand before any load: the signing must be right, or every wrk call 401s."""
     for inline_qr in (False, True):
@@ -793,18 +832,20 @@ def bench_backend(
                     f"signing {count} requests took {signing_s:.1f} s: with a {duration} s run "
                     f"the last ones would fall outside the {RECV_WINDOW_MS} ms receive window"
                 )
-            run = _run_wrk(
-                shape,
-                server,
-                workdir,
-                name,
-                CREATE_PATH,
-                requests_file,
-                prepared,
-                duration,
-                cycle=False,
-                background_pct=background,
-            )
+            profile_dir = None if name.startswith("warmup") else args.py_spy
+            with _py_spy(profile_dir, server, f"{backend}-w{workers}-{name}", duration):
+                run = _run_wrk(
+                    shape,
+                    server,
+                    workdir,
+                    name,
+                    CREATE_PATH,
+                    requests_file,
+                    prepared,
+                    duration,
+                    cycle=False,
+                    background_pct=background,
+                )
             requests_file.unlink()
             return run
 
@@ -1031,6 +1072,13 @@ def main() -> int:
         "--quiet-wait", type=float, default=120, help="seconds to wait for that, at most"
     )
     parser.add_argument("--install-wrk", action="store_true", help="apt-get install wrk")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="profile the createQrOrder runs with py-spy into DIR (perturbs the figures)",
+    )
     args = parser.parse_args()
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from stablegate import __version__
 from stablegate.admin import routes as admin_routes
 from stablegate.api import health
 from stablegate.api.context import GatewayContext
+from stablegate.api.request_log import RequestLog
 from stablegate.auth.ratelimit import MemoryRateLimitBackend, RateLimiter, RedisRateLimitBackend
 from stablegate.auth.replay import RedisReplayStore, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
@@ -45,8 +43,6 @@ from stablegate.web import errors
 from stablegate.web.context import Metrics
 from stablegate.webhooks import endpoints as webhook_endpoints
 from stablegate.webhooks.signing_key import load_signing_key
-
-log = structlog.get_logger("stablegate.api")
 
 
 def build_context(
@@ -160,46 +156,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(reference_page.router)
 
-    @app.middleware("http")
-    async def request_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        raw_target = (
-            request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
-        )
-        if b"%00" in raw_target or b"\x00" in raw_target:
-            # NUL cannot be stored in PostgreSQL text; no legitimate id or filter contains it.
-            response: Response = errors.error_response(
-                400, "invalid_request", "the URL must not contain NUL characters"
-            )
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as exc:  # a bug must still answer with our error shape
-                log.exception("unhandled_error", error_type=type(exc).__name__)
-                response = errors.error_response(
-                    500, "internal_error", "internal error; the operator has been told"
-                )
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        route_name = getattr(route, "path", "unmatched")
-        ctx.metrics.requests.labels(route_name, str(response.status_code)).inc()
-        ctx.metrics.latency.labels(route_name).observe(elapsed)
-        response.headers["X-Request-Id"] = request_id
-        for name, value in getattr(request.state, "rate_headers", {}).items():
-            response.headers.setdefault(name, value)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        log.info(
-            "request",
-            method=request.method,
-            route=route_name,
-            status=response.status_code,
-            ms=round(elapsed * 1000, 2),
-        )
-        return response
-
+    app.add_middleware(RequestLog, metrics=ctx.metrics)
     return app
