@@ -2,9 +2,12 @@
 
 Only ``signed`` credentials exist for the signed API: a compatibility credential (EPay's pid and
 MD5 key) is answered exactly like an unknown key, whatever is sent in its place, so a key made
-for an MD5-speaking plugin can never read or write through the signed API."""
+for an MD5-speaking plugin can never read or write through the signed API. API processes keep
+what this loads in :mod:`stablegate.merchants.credential_cache`."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,22 +16,37 @@ from stablegate.auth.ip_allowlist import load_ip_allowlist
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
 from stablegate.merchants.service import hash_api_key
+from stablegate.merchants.terms import MerchantTerms, load_terms
 from stablegate.models import ApiKey, ApiPublicKey, Merchant
 from stablegate.models.api_key import CredentialKind
 from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import SecretBox
 
 
+@dataclass(frozen=True)
+class KnownKey:
+    """A signed-API key that authenticated: what it may sign with and its merchant's terms."""
+
+    credentials: KeyCredentials
+    terms: MerchantTerms
+
+
 async def load_credentials(
     session: AsyncSession, box: SecretBox, api_key: str
 ) -> KeyCredentials | None:
-    # Read on every request, never cached: a key stops working the moment it is revoked or
-    # its merchant is disabled (or still awaits the operator's approval).
+    """The key's credentials as stored now (None: unknown, revoked, another kind, or its
+    merchant not active)."""
+    known = await load_known_key(session, box, hash_api_key(api_key))
+    return None if known is None else known.credentials
+
+
+async def load_known_key(session: AsyncSession, box: SecretBox, key_hash: str) -> KnownKey | None:
+    """Read on a cache miss: the signed-API key by its hash, if it may be used now."""
     key = await session.scalar(
         select(ApiKey)
         .join(Merchant, Merchant.id == ApiKey.merchant_id)
         .where(
-            ApiKey.key_hash == hash_api_key(api_key),
+            ApiKey.key_hash == key_hash,
             ApiKey.revoked_at_ms.is_(None),
             Merchant.status == MerchantStatus.ACTIVE,
             ApiKey.kind == CredentialKind.SIGNED,
@@ -39,7 +57,10 @@ async def load_credentials(
     pems = (
         await session.scalars(select(ApiPublicKey.pem).where(ApiPublicKey.api_key_id == key.id))
     ).all()
-    return KeyCredentials(
+    terms = await load_terms(session, key.merchant_id)
+    if terms is None:
+        return None
+    credentials = KeyCredentials(
         api_key_id=key.id,
         merchant_id=key.merchant_id,
         hmac_secret=box.open(key.secret_enc).encode(),
@@ -48,3 +69,4 @@ async def load_credentials(
         signed_reads=key.signed_reads,
         ip_allowlist=load_ip_allowlist(key.ip_allowlist),
     )
+    return KnownKey(credentials, terms)

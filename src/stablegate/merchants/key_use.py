@@ -40,8 +40,15 @@ class KeyUseRecorder:
         return last is None or not 0 <= now_ms - last < self.interval_ms
 
     async def record(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, key_id: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        key_id: str,
+        *,
+        session: AsyncSession | None = None,
     ) -> None:
+        """With ``session``, written in the caller's transaction (in a savepoint, so a failed
+        write leaves the caller's transaction usable); otherwise in one of its own."""
         now = clock.now_ms()
         if not self.due(key_id, now):
             return
@@ -51,19 +58,24 @@ class KeyUseRecorder:
         # do not pile up behind it; the next attempt is a minute later.
         self._written[key_id] = now
         self.writes += 1
+        statement = (
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(
+                    ApiKey.last_used_at_ms.is_(None),
+                    ApiKey.last_used_at_ms <= now - self.interval_ms,
+                    ApiKey.last_used_at_ms > now,
+                ),
+            )
+            .values(last_used_at_ms=now)
+        )
         try:
-            async with session_scope(sessions) as session:
-                await session.execute(
-                    update(ApiKey)
-                    .where(
-                        ApiKey.id == key_id,
-                        or_(
-                            ApiKey.last_used_at_ms.is_(None),
-                            ApiKey.last_used_at_ms <= now - self.interval_ms,
-                            ApiKey.last_used_at_ms > now,
-                        ),
-                    )
-                    .values(last_used_at_ms=now)
-                )
+            if session is not None:
+                async with session.begin_nested():
+                    await session.execute(statement)
+            else:
+                async with session_scope(sessions) as own:
+                    await own.execute(statement)
         except Exception as exc:  # the request authenticated; its answer must not depend on this
             log.warning("key_last_use_not_recorded", api_key_id=key_id, error=type(exc).__name__)

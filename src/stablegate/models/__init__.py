@@ -4,6 +4,7 @@ from stablegate.models.amount_offset import AmountOffset
 from stablegate.models.api_key import ApiKey, ApiPublicKey
 from stablegate.models.audit import AuditEntry
 from stablegate.models.chain_state import ChainBlock, ChainState
+from stablegate.models.credential_epoch import CredentialEpoch
 from stablegate.models.dashboard_session import DashboardSession
 from stablegate.models.dashboard_user import DashboardUser
 from stablegate.models.email_link import EmailLink
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "ChainBlock",
     "ChainState",
+    "CredentialEpoch",
     "DashboardSession",
     "DashboardUser",
     "EmailLink",

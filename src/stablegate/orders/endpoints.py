@@ -42,13 +42,21 @@ def order_context(request: Request) -> OrderContext:
 )
 async def create_qr_order(request: Request, response: Response) -> OrderOut:
     ctx = get_context(request)
-    auth = await merchant_request(request, write=True)
-    req = validated(CreateOrderRequest, parse_json_object(auth.body))
-    # Before any transaction: the first order on a chain may ask its node about the factory.
-    await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
+    # One transaction: the key's credentials, the replay claim and the order (docs/DESIGN.md §2).
     async with session_scope(ctx.sessions) as session:
+        auth = await merchant_request(request, write=True, session=session)
+        req = validated(CreateOrderRequest, parse_json_object(auth.body))
+        # Canonical chains need no node; another chain's factory was asked at start-up (if the
+        # node did not answer then, the first order asks it again, holding this transaction).
+        await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
         order, created = await service.create_order(
-            session, ctx.clock, order_context(request), merchant_id=auth.merchant_id, req=req
+            session,
+            ctx.clock,
+            order_context(request),
+            merchant_id=auth.merchant_id,
+            req=req,
+            terms=auth.terms,
+            detached=True,
         )
         view = order_out(order, ctx.registry, ctx.settings.public_url)
     if created:

@@ -7,8 +7,10 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Insert, Table, and_, inspect, or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +18,8 @@ from stablegate.chain.evm import create2
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
-from stablegate.models import AuditEntry, Merchant, Order, PayoutAddress
+from stablegate.merchants.terms import MerchantTerms, load_terms
+from stablegate.models import AuditEntry, Order
 from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
@@ -26,7 +29,7 @@ from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.rates.pricing import FiatPrice, decimal_text, parse_fiat_amount
 from stablegate.rates.service import Rates
-from stablegate.webhooks.outbox import add_event
+from stablegate.webhooks.outbox import add_event, insert_first_events
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,20 @@ async def create_order(
     *,
     merchant_id: str,
     req: CreateOrderRequest,
+    terms: MerchantTerms | None = None,
+    detached: bool = False,
 ) -> tuple[Order, bool]:
     """Create an order, or return the existing one for a repeated ``orderNo``.
 
     Returns (order, created). A repeat with different fields is 409 ``order_conflict``. With
     ``currency`` the amount is converted at the current rate (``rates.price_order``: 503
     ``rate_unavailable`` when there is none, nothing stored) and the rate is kept on the order.
+
+    ``terms`` are the merchant's deposit strategy and payout addresses when the caller read them
+    in this transaction (the signed API, with the key's credentials); otherwise they are read
+    here. With ``detached`` a new order of a forwarder merchant and its first event are written
+    with one INSERT each, not through the session (the signed API's hot path): the returned order
+    is then not in the session and changes made to it are not saved.
     """
     chain = ctx.registry.require(req.chain_id)
     token = chain.token_by_symbol(req.symbol)
@@ -99,9 +110,15 @@ async def create_order(
         fiat = {"fiatAmount": decimal_text(asked[0]), "currency": asked[1]}
         fingerprint = _fingerprint(req, chain.id, token.symbol, fiat)
 
+    if terms is None:
+        terms = await load_terms(session, merchant_id)
+        if terms is None:
+            raise NotFound("merchant not found")
+    # Straight to one INSERT that skips a repeated orderNo: no lookup before it, no savepoint.
+    direct = detached and asked is None and terms.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT
     # A repeat returns the order as it was made: it needs no rate, and a rate that moved since
     # does not change its amount.
-    if req.order_no is not None:
+    if req.order_no is not None and not direct:
         existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is not None:
             return _same_or_conflict(existing, fingerprint), False
@@ -117,22 +134,19 @@ async def create_order(
         tokens = f"{format_amount(units, token.decimals)} {token.symbol}"
         _within_maximum(ctx, units, token.decimals, f"{req.amount} {asked[1]} ({tokens})")
 
-    merchant = await session.get(Merchant, merchant_id)
-    if merchant is None:
-        raise NotFound("merchant not found")
-    payout = await session.get(PayoutAddress, (merchant_id, chain.id))
-    if payout is None:
+    payout_address = terms.payout_addresses.get(chain.id)
+    if payout_address is None:
         raise InvalidRequest(
             f"no payout address is set for chain {chain.id}; ask the operator to set one",
             code="payout_address_missing",
         )
     order_id = new_order_id()
     now = clock.now_ms()
-    strategy = merchant.deposit_strategy
+    strategy = terms.deposit_strategy
     if strategy == DepositStrategy.UNIQUE_AMOUNT:
-        to_address, factory, salt_hex = payout.address, None, None
+        to_address, factory, salt_hex = payout_address, None, None
     else:
-        to_address, factory, salt_hex = _deposit_address(chain, payout.address, order_id)
+        to_address, factory, salt_hex = _deposit_address(chain, payout_address, order_id)
     order = Order(
         id=order_id,
         merchant_id=merchant_id,
@@ -150,7 +164,7 @@ async def create_order(
         exceptions=[],
         deposit_strategy=strategy,
         to_address=to_address,
-        payout_address=payout.address,
+        payout_address=payout_address,
         factory=factory,
         deposit_salt=salt_hex,
         notify_url=req.notify_url,
@@ -164,6 +178,8 @@ async def create_order(
         updated_at_ms=now,
         **_price_columns(price),
     )
+    if direct:
+        return await _insert_direct(session, clock, ctx, order, fingerprint)
     # A concurrent request with the same orderNo may win the race: the savepoint keeps
     # this transaction usable so we can return the winner instead of failing.
     try:
@@ -175,7 +191,7 @@ async def create_order(
                     session,
                     chain_id=chain.id,
                     token=token.address,
-                    address=payout.address,
+                    address=payout_address,
                     base_amount=units,
                     decimals=token.decimals,
                     order_id=order_id,
@@ -193,6 +209,50 @@ async def create_order(
         await add_event(
             session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
         )
+    return order, True
+
+
+# Every mapped column of an order: attribute, column name (``metadata_json`` is stored as
+# ``metadata``) and Python-side default, as a flush would apply it.
+_ORDER_COLUMNS = [
+    (attr.key, attr.columns[0].name, attr.columns[0].default)
+    for attr in inspect(Order).column_attrs
+]
+
+
+def _insert_order_statement(dialect: str) -> Insert:
+    """INSERT of one order that does nothing when the merchant already has its orderNo."""
+    table = cast(Table, Order.__table__)
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(
+        index_elements=[table.c.merchant_id, table.c.order_no]
+    ).returning(table.c.id)
+
+
+_INSERT_ORDER = {name: _insert_order_statement(name) for name in ("postgresql", "sqlite")}
+
+
+async def _insert_direct(
+    session: AsyncSession, clock: Clock, ctx: OrderContext, order: Order, fingerprint: str
+) -> tuple[Order, bool]:
+    """Write a new order and its first events with one INSERT each; a repeated orderNo (another
+    request won the race, or this is a repeat) returns the order already there."""
+    created = transition(None, Trigger.CREATED)
+    order.event_sequence = len(created.events)
+    state = inspect(order).dict
+    for key, _column, default in _ORDER_COLUMNS:
+        # What a flush would fill in, so the order returned reads like one that was flushed.
+        if key not in state and default is not None and default.is_scalar:
+            setattr(order, key, default.arg)
+    values = {column: state[key] for key, column, _default in _ORDER_COLUMNS if key in state}
+    statement = _INSERT_ORDER[session.get_bind().dialect.name]
+    if (await session.execute(statement, values)).first() is None:
+        existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
+        if existing is None:  # only a repeated orderNo makes the insert do nothing
+            raise RuntimeError("an order insert did nothing, yet no order has its orderNo")
+        return _same_or_conflict(existing, fingerprint), False
+    view = order_view(order, ctx.registry, ctx.public_url)
+    await insert_first_events(session, clock, order, created.events, view)
     return order, True
 
 

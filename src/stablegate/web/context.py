@@ -20,6 +20,7 @@ from stablegate.chain.evm.factory_check import FactoryChecks
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
+from stablegate.merchants.credential_cache import CredentialCache
 from stablegate.merchants.key_use import KeyUseRecorder
 from stablegate.secret_box import SecretBox
 
@@ -117,6 +118,11 @@ class WebContext:
     factory_checks: FactoryChecks = field(default_factory=FactoryChecks)
     # When each API key was last used, written at most once a minute per key.
     key_use: KeyUseRecorder = field(default_factory=KeyUseRecorder)
+    # Signed-API keys this process loaded, checked against the credential epoch per request.
+    credential_cache: CredentialCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.credential_cache = CredentialCache(self.secret_box)
 
 
 def get_context(request: Request) -> WebContext:

@@ -8,14 +8,18 @@ from dataclasses import dataclass
 
 import structlog
 from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from stablegate.auth.client_ip import client_ip, forwarded_for
 from stablegate.auth.json_body import MAX_BODY_BYTES
+from stablegate.auth.replay import ReplayStore
+from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, GatewayError, IpNotAllowed
-from stablegate.merchants.credentials import load_credentials
+from stablegate.merchants.credentials import KnownKey
+from stablegate.merchants.terms import MerchantTerms
 from stablegate.web.context import WebContext, get_context
 
 
@@ -25,6 +29,8 @@ class MerchantRequest:
     body: bytes
     signed: bool
     rate_headers: dict[str, str]
+    # The merchant's deposit strategy and payout addresses, read with the credentials.
+    terms: MerchantTerms
 
     @property
     def merchant_id(self) -> str:
@@ -75,15 +81,33 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
+async def merchant_request(
+    request: Request, *, write: bool, session: AsyncSession | None = None
+) -> MerchantRequest:
+    """Authenticate and rate-limit a merchant's request (docs/DESIGN.md §2).
+
+    With ``session`` every database read and write of the check happens in the caller's
+    transaction: the key's credentials (from this process's cache, checked against the credential
+    epoch), a replay claim kept in the database, the key's last use. A signed order is then one
+    transaction, and a request that fails after this leaves nothing behind. Without one, the
+    credentials are read in a read-only transaction of their own."""
     ctx = get_context(request)
     ip = request_ip(request, ctx)
     body = await read_body(request)
+    known: KnownKey | None = None
 
     async def lookup(api_key: str) -> KeyCredentials | None:
-        async with read_scope(ctx.sessions) as session:
-            return await load_credentials(session, ctx.secret_box, api_key)
+        nonlocal known
+        if session is not None:
+            known = await ctx.credential_cache.lookup(session, api_key)
+        else:
+            async with read_scope(ctx.sessions) as own:
+                known = await ctx.credential_cache.lookup(own, api_key)
+        return None if known is None else known.credentials
 
+    replay: ReplayStore = ctx.replay
+    if session is not None and isinstance(replay, DatabaseReplayStore):
+        replay = replay.within(session)
     signed = SignedRequest(
         method=request.method.upper(),
         path=_raw_path(request),
@@ -93,7 +117,7 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     )
     try:
         result = await authenticate(
-            signed, lookup, ctx.replay, ctx.clock, require_signature=write, client_ip=ip
+            signed, lookup, replay, ctx.clock, require_signature=write, client_ip=ip
         )
     except (AuthError, IpNotAllowed) as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
@@ -107,8 +131,10 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     except GatewayError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
+    if known is None:  # authenticate() only succeeds with credentials the lookup found
+        raise RuntimeError("authenticated without credentials")
     key_id = result.credentials.api_key_id
-    await ctx.key_use.record(ctx.sessions, ctx.clock, key_id)
+    await ctx.key_use.record(ctx.sessions, ctx.clock, key_id, session=session)
     # Reads made with the key alone have their own budget: they never starve signed requests.
     if result.signed:
         rate_headers = await ctx.limiter.check_key(key_id, ip)
@@ -117,7 +143,7 @@ async def merchant_request(request: Request, *, write: bool) -> MerchantRequest:
     # Error responses of this request carry them too (added by the app middleware).
     request.state.rate_headers = rate_headers
     structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)
-    return MerchantRequest(result.credentials, body, result.signed, rate_headers)
+    return MerchantRequest(result.credentials, body, result.signed, rate_headers, known.terms)
 
 
 def _raw_path(request: Request) -> str:

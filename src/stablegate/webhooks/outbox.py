@@ -7,8 +7,10 @@ sequence is bumped on it, and the new event's ``deliverable`` flag is read under
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.clock import Clock
@@ -18,33 +20,70 @@ from stablegate.secret_box import new_token
 from stablegate.webhooks.ordering import holds_next
 
 
+def _event_values(
+    order: Order,
+    sequence: int,
+    event_type: str,
+    order_view: dict[str, Any],
+    now: int,
+    *,
+    held: bool,
+) -> dict[str, Any]:
+    event_id = new_token("evt_", 16)
+    return {
+        "id": event_id,
+        "merchant_id": order.merchant_id,
+        "order_id": order.id,
+        "sequence": sequence,
+        "type": event_type,
+        "payload": {
+            "eventId": event_id,
+            "type": event_type,
+            "sequence": sequence,
+            "createTime": now,
+            "data": order_view,
+        },
+        "status": EventStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at_ms": now,
+        "created_at_ms": now,
+        "deliverable": not held,
+    }
+
+
 async def add_event(
     session: AsyncSession, clock: Clock, order: Order, event_type: str, order_view: dict[str, Any]
 ) -> WebhookEvent:
     order.event_sequence += 1
     # Every existing event of the order is earlier; the first one has none to wait for.
     held = order.event_sequence > 1 and await holds_next(session, order.id)
-    now = clock.now_ms()
-    event_id = new_token("evt_", 16)
     event = WebhookEvent(
-        id=event_id,
-        merchant_id=order.merchant_id,
-        order_id=order.id,
-        sequence=order.event_sequence,
-        type=event_type,
-        payload={
-            "eventId": event_id,
-            "type": event_type,
-            "sequence": order.event_sequence,
-            "createTime": now,
-            "data": order_view,
-        },
-        status=EventStatus.PENDING,
-        attempts=0,
-        next_attempt_at_ms=now,
-        created_at_ms=now,
-        deliverable=not held,
+        **_event_values(
+            order, order.event_sequence, event_type, order_view, clock.now_ms(), held=held
+        )
     )
     session.add(event)
     await session.flush()
     return event
+
+
+async def insert_first_events(
+    session: AsyncSession,
+    clock: Clock,
+    order: Order,
+    event_types: Sequence[str],
+    order_view: dict[str, Any],
+) -> None:
+    """The events of an order inserted in this transaction without the ORM, in one statement:
+    numbered from 1 (``order.event_sequence`` must already say how many), the first deliverable
+    and each later one held behind it (the ordering rule for events that all are pending with no
+    attempt)."""
+    if order.event_sequence != len(event_types):
+        raise ValueError("the order's event sequence must count its first events")
+    now = clock.now_ms()
+    rows = [
+        _event_values(order, index + 1, event_type, order_view, now, held=index > 0)
+        for index, event_type in enumerate(event_types)
+    ]
+    if rows:
+        await session.execute(insert(cast(Table, WebhookEvent.__table__)), rows)
