@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from typing import cast
+
+from sqlalchemy import Insert, Table, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
 from stablegate.models import ReplayKey
+
+
+def _claim_statement(dialect: str) -> Insert:
+    """Inserted, or taken over from an expired entry (``now_ms``), returning the key; a live
+    entry returns nothing. Built once per dialect, so each claim only binds its values."""
+    table = cast(Table, ReplayKey.__table__)
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    insert = insert.values(key=bindparam("key"), expires_at_ms=bindparam("expires_at_ms"))
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"expires_at_ms": insert.excluded.expires_at_ms},
+        where=table.c.expires_at_ms <= bindparam("now_ms"),
+    ).returning(table.c.key)
+
+
+_CLAIM = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
 
 
 class DatabaseReplayStore:
@@ -34,22 +52,11 @@ class DatabaseReplayStore:
 
     async def claim_in(self, session: AsyncSession, key: str, ttl_ms: int) -> bool:
         now = self._clock.now_ms()
-        values = {"key": key, "expires_at_ms": now + ttl_ms}
-        if session.get_bind().dialect.name == "postgresql":
-            pg = postgresql.insert(ReplayKey).values(values)
-            stmt: postgresql.Insert | sqlite.Insert = pg.on_conflict_do_update(
-                index_elements=[ReplayKey.key],
-                set_={"expires_at_ms": pg.excluded.expires_at_ms},
-                where=ReplayKey.expires_at_ms <= now,
-            )
-        else:
-            lite = sqlite.insert(ReplayKey).values(values)
-            stmt = lite.on_conflict_do_update(
-                index_elements=[ReplayKey.key],
-                set_={"expires_at_ms": lite.excluded.expires_at_ms},
-                where=ReplayKey.expires_at_ms <= now,
-            )
-        result = await session.execute(stmt.returning(ReplayKey.key))
+        connection = await session.connection()
+        result = await connection.execute(
+            _CLAIM[connection.dialect.name],
+            {"key": key, "expires_at_ms": now + ttl_ms, "now_ms": now},
+        )
         claimed = result.first() is not None
         self._claims += 1
         if self._claims % self._purge_every == 0:

@@ -50,7 +50,7 @@ class CredentialCache:
     async def lookup(self, session: AsyncSession, api_key: str) -> KnownKey | None:
         """The key's credentials as of ``session``'s transaction, or None for a key that is
         unknown, revoked, of another kind, or whose merchant is not active."""
-        epoch = await session.scalar(_EPOCH)
+        epoch = await (await session.connection()).scalar(_EPOCH)
         key_hash = hash_api_key(api_key)
         entry = self._entries.get(key_hash)
         now = time.monotonic()

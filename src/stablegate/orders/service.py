@@ -245,8 +245,10 @@ async def _insert_direct(
         if key not in state and default is not None and default.is_scalar:
             setattr(order, key, default.arg)
     values = {column: state[key] for key, column, _default in _ORDER_COLUMNS if key in state}
-    statement = _INSERT_ORDER[session.get_bind().dialect.name]
-    if (await session.execute(statement, values)).first() is None:
+    # On the session's connection: the ORM has nothing to track here, and skipping it halves
+    # the statements' cost.
+    connection = await session.connection()
+    if (await connection.execute(_INSERT_ORDER[connection.dialect.name], values)).first() is None:
         existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
         if existing is None:  # only a repeated orderNo makes the insert do nothing
             raise RuntimeError("an order insert did nothing, yet no order has its orderNo")

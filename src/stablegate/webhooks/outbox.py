@@ -51,6 +51,9 @@ def _event_values(
     }
 
 
+_INSERT_EVENT = insert(cast(Table, WebhookEvent.__table__))
+
+
 async def add_event(
     session: AsyncSession, clock: Clock, order: Order, event_type: str, order_view: dict[str, Any]
 ) -> WebhookEvent:
@@ -86,4 +89,5 @@ async def insert_first_events(
         for index, event_type in enumerate(event_types)
     ]
     if rows:
-        await session.execute(insert(cast(Table, WebhookEvent.__table__)), rows)
+        connection = await session.connection()
+        await connection.execute(_INSERT_EVENT, rows)
