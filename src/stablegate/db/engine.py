@@ -5,6 +5,7 @@ Services flush, never commit; ``session_scope`` commits once per request or work
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,16 +44,41 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # A watcher or worker stuck inside a transaction must not hold locks forever.
         "server_settings": {"idle_in_transaction_session_timeout": "30000"},
     }
+    ping_after_idle_s = kwargs.pop("ping_after_idle_s", PING_AFTER_IDLE_S)
     # Sized for a burst of concurrent requests: overflow connections are closed on check-in,
     # so a small pool keeps reconnecting under load.
-    return create_async_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=40,
-        max_overflow=10,
-        connect_args=connect_args,
-        **kwargs,
-    )
+    options = {"pool_size": 40, "max_overflow": 10, **kwargs}
+    engine = create_async_engine(url, connect_args=connect_args, **options)
+    _ping_idle_connections(engine, ping_after_idle_s)
+    return engine
+
+
+# A pooled connection back in use within this time is not pinged at checkout. SQLAlchemy's
+# pool_pre_ping pinged every checkout: on asyncpg three round trips (BEGIN, a no-op, ROLLBACK),
+# more than a signed order's own statements. A connection that sat idle longer (the database may
+# have restarted meanwhile) is pinged, and replaced when it does not answer.
+PING_AFTER_IDLE_S = 10.0
+
+
+def _ping_idle_connections(engine: AsyncEngine, after_idle_s: float) -> None:
+    pool_events = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get("checked_in_at")
+        if last is None or time.monotonic() - last < after_idle_s:
+            return  # new, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a fresh one if need be).
+            raise DisconnectionError("an idle pooled connection did not answer") from exc
+
+    event.listen(pool_events, "checkin", checked_in)
+    event.listen(pool_events, "checkout", checked_out)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
