@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -19,6 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.chain_files import write_chains_file
+from tests.service_urls import (
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,  # noqa: F401 (re-exported: tests import it from here)
+    unavailable,
+)
 from tests.support import NOW_MS, PAYOUT, TEST_USDT, TEST_USDT18, MerchantKeys, Signer
 
 import stablegate.models  # noqa: F401 (every table in Base.metadata)
@@ -32,37 +35,6 @@ from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 
 pytest_plugins = ["tests.chain_fixtures"]
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "STABLEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _worker_redis_url(url: str, worker: str | None) -> str:
-    """Under pytest-xdist each worker (gw0, gw1, …) uses its own Redis database, the one after
-    the configured one plus its number, so workers never count each other's requests."""
-    if worker is None:
-        return url
-    parts = urlsplit(url)
-    database = int(parts.path.strip("/") or 0) + 1 + int(worker.removeprefix("gw"))
-    return parts._replace(path=f"/{database % 16}").geturl()
-
-
-# Set in the environment, so conftests and tests that read the variable get the worker's database.
-REDIS_URL = os.environ["STABLEGATE_TEST_REDIS_URL"] = _worker_redis_url(
-    os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    os.environ.get("PYTEST_XDIST_WORKER"),
-)
-SERVICES_REQUIRED = (
-    os.environ.get("CI") == "true" or os.environ.get("STABLEGATE_REQUIRE_SERVICES") == "1"
-)
-
-
-def unavailable(what: str, why: str) -> None:
-    message = f"{what} is not reachable ({why})"
-    if SERVICES_REQUIRED:
-        pytest.fail(message + "; CI requires it")
-    pytest.skip(message + "; set STABLEGATE_REQUIRE_SERVICES=1 to make this a failure")
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from tests.service_urls import REDIS_URL
 
 from stablegate.clock import FakeClock
-
-REDIS_URL = os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _services_required() -> bool:

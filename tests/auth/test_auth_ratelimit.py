@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 
 import pytest
 from redis.asyncio import Redis
+from tests.service_urls import REDIS_URL
 
 from stablegate.auth.ratelimit import (
     BanPolicy,
@@ -24,7 +24,6 @@ IP = "198.51.100.7"
 KEY = "key_1"
 LADDER_S = [120, 600, 3600, 21600, 86400, 259200]
 DAY = 86_400.0
-REDIS_URL = os.environ.get("STABLEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
@@ -303,6 +302,9 @@ async def test_two_limiters_on_one_redis_share_the_count(
 ) -> None:
     second = Redis.from_url(REDIS_URL)
     try:
+        # Two connections to one database, not two databases that each see half the requests.
+        db = [(await client.client_info())["db"] for client in (redis_client, second)]
+        assert db[0] == db[1]
         a = RateLimiter(RedisRateLimitBackend(redis_client, redis_prefix, clock))
         b = RateLimiter(RedisRateLimitBackend(second, redis_prefix, clock))
         for i in range(100):
