@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support import MerchantKeys, Signer
 
 from stablegate.api.context import GatewayContext
+from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import make_engine, session_scope
 from stablegate.merchants.credential_cache import CredentialCache
@@ -227,3 +228,27 @@ async def test_unknown_keys_are_not_kept(gateway: GatewayContext, merchant: Merc
             assert await cache.lookup(session, f"ak_unknown{n:040d}") is None
     assert cache.loads == 3
     assert not cache._entries
+
+
+async def test_a_repeat_after_the_payout_address_was_removed_is_the_same_order(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    merchant: MerchantKeys,
+    signer: Signer,
+    other_process: AsyncEngine,
+    clock: FakeClock,
+) -> None:
+    """The signed API inserts without looking for a repeat first; a repeat still gets its order
+    back, even once no new order could be made."""
+    first = await _create(client, signer, "kept")
+    assert first.status_code == 200, first.text
+    await _run(
+        other_process, "DELETE FROM payout_addresses WHERE merchant_id = :m", m=merchant.merchant_id
+    )
+    clock.advance(1)  # a new signing string: a repeat of the order, not of the request
+    again = await _create(client, signer, "kept")
+    assert again.status_code == 200, again.text
+    assert again.json()["orderId"] == first.json()["orderId"]
+    fresh = await _create(client, signer, "new")
+    assert fresh.status_code == 400
+    assert fresh.json()["error"]["code"] == "payout_address_missing"

@@ -136,6 +136,12 @@ async def create_order(
 
     payout_address = terms.payout_addresses.get(chain.id)
     if payout_address is None:
+        if direct and req.order_no is not None:
+            # Not looked up above: a repeat of an order made before the address was removed
+            # is still answered with that order.
+            existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
+            if existing is not None:
+                return _same_or_conflict(existing, fingerprint), False
         raise InvalidRequest(
             f"no payout address is set for chain {chain.id}; ask the operator to set one",
             code="payout_address_missing",
