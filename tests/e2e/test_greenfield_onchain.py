@@ -15,49 +15,38 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-from cryptography.fernet import Fernet
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from tests.chain_files import write_dev_chains_file
 from tests.compat.greenfield.greenfield_support import client_headers, invoice_body
-from tests.support import NOW_MS, LiveServer
-from tests.webhooks.webhook_support import drive, make_worker
+from tests.e2e.compat_payment_support import (  # noqa: F401  (clock, gateway: fixtures)
+    clock,
+    deliver_callbacks,
+    gateway,
+    pay_usdt,
+    shop_merchant,
+    step_until_idle,
+    watch_until_final,
+    watcher_at_head,
+)
+from tests.support import LiveServer
 
-from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
-from stablegate.chain.anvil import AnvilNode
-from stablegate.chain.evm.blocks import fetch_header
-from stablegate.chain.evm.contracts import tether_token
-from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.evm.rpc import RpcClient
-from stablegate.chain.evm.wallet import transact
 from stablegate.clock import FakeClock
-from stablegate.compat.callbacks import callback_formats
 from stablegate.compat.greenfield.credentials import issue_greenfield_credential
-from stablegate.config import Settings
 from stablegate.db.engine import session_scope
-from stablegate.merchants.service import create_merchant
-from stablegate.migrations import upgrade
 from stablegate.models import WebhookEvent
-from stablegate.models.rate import GATEWAY_SCOPE
-from stablegate.rates import store
-from stablegate.watcher.loop import ChainWatcher
-from stablegate.watcher.options import WatcherOptions
-from stablegate.watcher.reports import StepOutcome
 
 pytestmark = [pytest.mark.anvil, pytest.mark.usefixtures("clean_chain")]
 
@@ -100,48 +89,7 @@ class ShopWebhook:
         return PlainTextResponse("")
 
 
-# --- the gateway -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(NOW_MS)
-
-
-@pytest_asyncio.fixture
-async def gateway(
-    tmp_path: Path,
-    clock: FakeClock,
-    anvil: AnvilNode,
-    dev_tokens: dict[str, str],
-    gateway_contracts: DeployedContracts,
-) -> AsyncIterator[tuple[GatewayContext, Any]]:
-    chains = write_dev_chains_file(
-        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-    )
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        chains_file=chains,
-        secret_key=Fernet.generate_key().decode(),
-        public_url="https://pay.example.com",
-        allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings, clock=clock, migrate=True)
-    ctx: GatewayContext = app.state.gateway
-    await upgrade(ctx.engine)
-    yield ctx, app
-    await ctx.engine.dispose()
-
-
-async def step_until_idle(watcher: ChainWatcher) -> None:
-    for _ in range(200):
-        report = await watcher.step()
-        assert report.outcome not in (StepOutcome.RETRY, StepOutcome.FENCED), report
-        if report.outcome == StepOutcome.IDLE:
-            return
-    raise AssertionError("the watcher did not catch up")
+# --- the test (the gateway, its watcher and worker: compat_payment_support) --------------------
 
 
 @pytest.fixture
@@ -152,8 +100,8 @@ def shop() -> Iterator[tuple[ShopWebhook, LiveServer]]:
 
 
 async def test_a_greenfield_invoice_in_eur_is_paid_its_webhooks_verified_and_it_reads_settled(
-    gateway: tuple[GatewayContext, Any],
-    clock: FakeClock,
+    gateway: tuple[GatewayContext, Any],  # noqa: F811
+    clock: FakeClock,  # noqa: F811
     shop: tuple[ShopWebhook, LiveServer],
     rpc: RpcClient,
     dev_tokens: dict[str, str],
@@ -161,35 +109,15 @@ async def test_a_greenfield_invoice_in_eur_is_paid_its_webhooks_verified_and_it_
 ) -> None:
     ctx, app = gateway
     endpoint, server = shop
-    header = await fetch_header(rpc, "latest")
-    assert header is not None
-    clock.set_ms(header.time_ms)  # invoices expire in chain time
-    chain = ctx.registry.require(31337)
-    watcher = ChainWatcher(chain, ctx.sessions, clock, rpc, ctx.orders, options=WatcherOptions())
-    assert (await watcher.step()).outcome != StepOutcome.RETRY  # cursor at the head
+    watcher = await watcher_at_head(ctx, clock, rpc)
 
     async with session_scope(ctx.sessions) as session:
-        # `stablegate rates set-fixed --symbol USDT --currency EUR --rate 0.9`
-        await store.set_rule(
-            session,
-            clock,
-            scope=GATEWAY_SCOPE,
-            symbol="USDT",
-            currency="EUR",
-            changes={"adjust": "0.9"},
-            actor="ops",
-        )
-        created = await create_merchant(
-            session,
-            ctx.secret_box,
-            clock,
-            name="Woo Shop",
-            payout_address=Account.create().address,
-            chain_ids=[31337],
+        merchant_id = await shop_merchant(
+            session, ctx, clock, name="Woo Shop", currency="EUR", rate="0.9"
         )
         # `stablegate merchant create-key --merchant-id … --kind greenfield`
         issued = await issue_greenfield_credential(
-            session, ctx.secret_box, clock, ctx.registry, merchant_id=created.merchant_id
+            session, ctx.secret_box, clock, ctx.registry, merchant_id=merchant_id
         )
     store_id = issued.credential.store_id
     headers = client_headers(issued.key)
@@ -222,14 +150,10 @@ async def test_a_greenfield_invoice_in_eur_is_paid_its_webhooks_verified_and_it_
 
         # The customer pays the destination; the watcher sees it, then it becomes final.
         units = int(Decimal(method["amount"]) * 10**6)
-        call = tether_token().encode_call("transfer", method["destination"], units)
-        await transact(rpc, customer_accounts[0], dev_tokens["USDT"], call)
+        await pay_usdt(rpc, customer_accounts[0], dev_tokens, method["destination"], units)
         await step_until_idle(watcher)
-        await rpc.call("anvil_mine", [hex(70)])  # below anvil's finalized tag
-        await step_until_idle(watcher)
-
-        async with make_worker(ctx, clock, callback_formats=callback_formats()) as worker:
-            await drive(ctx, clock, [worker], until_ms=clock.now_ms() + 600_000)
+        await watch_until_final(rpc, watcher)
+        await deliver_callbacks(ctx, clock)
 
         assert endpoint.refused == 0
         kinds = [event["type"] for event in endpoint.events]

@@ -22,14 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
-from stablegate.compat.payout_chains import payment_chain
-from stablegate.errors import InvalidRequest
+from stablegate.compat.payout_chains import credential_payment
 from stablegate.merchants.api_keys import checked_label
-from stablegate.merchants.service import get_merchant, hash_api_key
-from stablegate.models import ApiKey, AuditEntry, Merchant, PayoutAddress
+from stablegate.merchants.service import hash_api_key
+from stablegate.models import ApiKey, AuditEntry, Merchant
 from stablegate.models.api_key import CredentialKind
 from stablegate.models.merchant import MerchantStatus
-from stablegate.rates.currencies import STABLECOINS, is_fiat
 from stablegate.secret_box import SecretBox
 
 PID_DIGITS = 10
@@ -80,23 +78,15 @@ async def issue_epay_credential(
     """A new ``epay`` credential for the merchant (audited), with its key, which is shown this
     once. Its orders are paid in ``symbol`` on the chain (by default the
     merchant's only payout chain) and priced in ``currency``."""
-    await get_merchant(session, merchant_id)
-    chain = registry.require(await payment_chain(session, registry, merchant_id, chain_id))
-    token = chain.token_by_symbol(symbol)
-    if token is None:
-        raise InvalidRequest(
-            f"{symbol} is not supported on chain {chain.id}", code="unsupported_token"
-        )
-    if not is_fiat(currency) or token.symbol not in STABLECOINS:
-        raise InvalidRequest(
-            f"orders in {token.symbol} cannot be priced in {currency!r}",
-            code="unsupported_currency",
-        )
-    if await session.get(PayoutAddress, (merchant_id, chain.id)) is None:
-        raise InvalidRequest(
-            f"the merchant has no payout address on chain {chain.id}",
-            code="payout_address_missing",
-        )
+    chain, token = await credential_payment(
+        session,
+        registry,
+        merchant_id=merchant_id,
+        chain_id=chain_id,
+        symbol=symbol,
+        currency=currency,
+        priced="orders",
+    )
     pid = new_pid()
     while await session.get(ApiKey, pid) is not None:  # 9e9 pids: a clash is all but impossible
         pid = new_pid()

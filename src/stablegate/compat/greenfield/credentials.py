@@ -25,14 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
-from stablegate.compat.payout_chains import payment_chain
+from stablegate.compat.payout_chains import credential_payment
 from stablegate.errors import InvalidRequest
 from stablegate.merchants.api_keys import checked_label
-from stablegate.merchants.service import get_merchant, hash_api_key
-from stablegate.models import ApiKey, AuditEntry, Merchant, PayoutAddress
+from stablegate.merchants.service import hash_api_key
+from stablegate.models import ApiKey, AuditEntry, Merchant
 from stablegate.models.api_key import CredentialKind
 from stablegate.models.merchant import MerchantStatus
-from stablegate.rates.currencies import STABLECOINS, is_fiat
 from stablegate.secret_box import SecretBox, new_token
 
 DEFAULT_CURRENCY = "USD"
@@ -107,23 +106,15 @@ async def issue_greenfield_credential(
     """A new ``greenfield`` credential for the merchant (audited), with its key, shown this
     once. Invoices naming no payment method are paid in ``symbol`` on the chain (by default
     the merchant's only payout chain); ``currency`` is the store's default currency."""
-    await get_merchant(session, merchant_id)
-    chain = registry.require(await payment_chain(session, registry, merchant_id, chain_id))
-    token = chain.token_by_symbol(symbol)
-    if token is None:
-        raise InvalidRequest(
-            f"{symbol} is not supported on chain {chain.id}", code="unsupported_token"
-        )
-    if not is_fiat(currency) or token.symbol not in STABLECOINS:
-        raise InvalidRequest(
-            f"invoices in {token.symbol} cannot be priced in {currency!r}",
-            code="unsupported_currency",
-        )
-    if await session.get(PayoutAddress, (merchant_id, chain.id)) is None:
-        raise InvalidRequest(
-            f"the merchant has no payout address on chain {chain.id}",
-            code="payout_address_missing",
-        )
+    chain, token = await credential_payment(
+        session,
+        registry,
+        merchant_id=merchant_id,
+        chain_id=chain_id,
+        symbol=symbol,
+        currency=currency,
+        priced="invoices",
+    )
     key = secrets.token_urlsafe(KEY_BYTES)
     key_id = new_token("gfk_", 12)
     unknown = set(permissions) - set(STORE_PERMISSIONS)
