@@ -1005,6 +1005,34 @@ def _print_table(
                 f"{inline.rps:.0f} req/s vs {create.rps:.0f} ({inline.rps / create.rps:.2f}x), "
                 f"{inline.server_cpu_ms_per_req:.2f} ms CPU/req, p50 {inline.p50_ms:.1f} ms"
             )
+        health = backend.runs.get("healthz")
+        if create and health and health.rps:
+            print(f"{backend.label}: issue 12 targets: " + _targets(create, health))
+
+
+# Issue 12's targets for one signed createQrOrder (docs/BENCHMARKS.md).
+TARGET_CPU_MS = 1.2
+TARGET_HEALTHZ_RATIO = 0.3
+TARGET_P99_MS = 50.0
+
+
+def _targets(create: RunResult, health: RunResult) -> str:
+    checks = [
+        ("CPU/order", create.server_cpu_ms_per_req, f"<= {TARGET_CPU_MS} ms", TARGET_CPU_MS, False),
+        (
+            "req/s / healthz",
+            create.rps / health.rps,
+            f">= {TARGET_HEALTHZ_RATIO}x",
+            TARGET_HEALTHZ_RATIO,
+            True,
+        ),
+        ("p99", create.p99_ms, f"< {TARGET_P99_MS} ms", TARGET_P99_MS, False),
+    ]
+    parts = []
+    for name, value, wanted, limit, at_least in checks:
+        met = value >= limit if at_least else value <= limit
+        parts.append(f"{name} {value:.3g} ({wanted}: {'met' if met else 'MISSED'})")
+    return ", ".join(parts)
 
 
 def scaling(results: list[BackendResult]) -> dict[str, dict[str, float]]:
