@@ -136,10 +136,12 @@ def serve(
         import uvicorn
 
         from stablegate.api.app import create_app
-        from stablegate.api.server import server_config
+        from stablegate.api.server import server_config, settle_heap
 
         configure_logging(settings.log_format, settings.log_level)
-        uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+        config = server_config(create_app(settings), settings, host, port)
+        settle_heap()
+        uvicorn.Server(config).run()
         return
     from stablegate.api.processes import serve_processes
 

@@ -18,7 +18,7 @@ import uvicorn
 from stablegate.api.app import build_context, create_app
 from stablegate.api.context import GatewayContext
 from stablegate.api.processes import ApiProcesses, listen, prepare_shared_state
-from stablegate.api.server import server_config
+from stablegate.api.server import server_config, settle_heap
 from stablegate.compat.callbacks import callback_formats
 from stablegate.config import Settings
 from stablegate.migrations import upgrade
@@ -49,6 +49,7 @@ async def serve_api(
     ctx: GatewayContext = app.state.gateway
     await upgrade(ctx.engine)
     server = EmbeddedServer(server_config(app, settings, host, port))
+    settle_heap()
 
     async def watch_stop() -> None:
         await stop.wait()

@@ -156,7 +156,7 @@ def _serve(
 
     from stablegate.api.app import create_app
     from stablegate.api.context import GatewayContext
-    from stablegate.api.server import server_config
+    from stablegate.api.server import server_config, settle_heap
 
     configure_logging(settings.log_format, settings.log_level, pid=True)
     _stop_with_parent(parent)
@@ -169,6 +169,7 @@ def _serve(
     ctx: GatewayContext = app.state.gateway
     ctx.metrics.multiprocess_dir = metrics_dir
     server = _ReadyServer(server_config(app, settings, host, port), ready)
+    settle_heap()
     # Ctrl-C reaches the whole process group: uvicorn stops gracefully, then raises SIGINT
     # again, which has nothing left to interrupt.
     with contextlib.suppress(KeyboardInterrupt):
