@@ -45,3 +45,26 @@ async def test_a_request_replayed_to_a_second_process_is_refused(
             assert await session.scalar(select(func.count()).select_from(Order)) == 1
     finally:
         await other_ctx.engine.dispose()
+
+
+async def test_a_refused_order_leaves_no_claim_and_an_accepted_one_does(
+    client: httpx.AsyncClient, gateway: GatewayContext, signer: Signer
+) -> None:
+    """The database claim is part of the order's transaction (docs/DESIGN.md §2, "Time rule and
+    replay"): a request refused after authenticating took no effect, so the same request again
+    gets the same answer, not ``replayed_request``; one that made an order is refused again."""
+    refused = json.dumps({"chainId": "31337", "symbol": "USDT", "amount": "-1"}).encode()
+    headers = signer.headers("POST", CREATE, refused)
+    for _ in range(2):
+        answer = await client.post(CREATE, content=refused, headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "invalid_amount"
+
+    made = json.dumps({"chainId": "31337", "symbol": "USDT", "amount": "3"}).encode()
+    headers = signer.headers("POST", CREATE, made, window="30001")
+    assert (await client.post(CREATE, content=made, headers=headers)).status_code == 200
+    again = await client.post(CREATE, content=made, headers=headers)
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "replayed_request"
+    async with session_scope(gateway.sessions) as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == 1
