@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.auth.ip_allowlist import load_ip_allowlist
 from stablegate.auth.signatures import load_public_key_pem
 from stablegate.auth.verify import KeyCredentials
-from stablegate.merchants.service import hash_api_key
 from stablegate.merchants.terms import MerchantTerms, load_terms
 from stablegate.models import ApiKey, ApiPublicKey, Merchant
 from stablegate.models.api_key import CredentialKind
@@ -29,15 +28,6 @@ class KnownKey:
 
     credentials: KeyCredentials
     terms: MerchantTerms
-
-
-async def load_credentials(
-    session: AsyncSession, box: SecretBox, api_key: str
-) -> KeyCredentials | None:
-    """The key's credentials as stored now (None: unknown, revoked, another kind, or its
-    merchant not active)."""
-    known = await load_known_key(session, box, hash_api_key(api_key))
-    return None if known is None else known.credentials
 
 
 async def load_known_key(session: AsyncSession, box: SecretBox, key_hash: str) -> KnownKey | None:
