@@ -86,8 +86,30 @@ async def test_signed_orders_load_the_key_once(
             "ip_not_allowed",
         ),
         ("DELETE FROM payout_addresses WHERE merchant_id = :m", 400, "payout_address_missing"),
+        # Rotated elsewhere: the old secret's signature no longer verifies.
+        (
+            "UPDATE api_keys SET secret_enc = :sealed WHERE merchant_id = :m",
+            401,
+            "invalid_signature",
+        ),
+        # A public key registered elsewhere ends V2 for the key.
+        (
+            "INSERT INTO api_public_keys (id, api_key_id, pem, fingerprint, created_at_ms) "
+            "SELECT 'pk_elsewhere', id, :pem, 'f', 1 FROM api_keys WHERE merchant_id = :m",
+            401,
+            "signature_v1_required",
+        ),
     ],
-    ids=["revoked", "disabled", "pending", "kind", "ip-allowlist", "payout-removed"],
+    ids=[
+        "revoked",
+        "disabled",
+        "pending",
+        "kind",
+        "ip-allowlist",
+        "payout-removed",
+        "secret-rotated",
+        "public-key-added",
+    ],
 )
 async def test_a_change_elsewhere_is_seen_by_the_next_request(
     client: httpx.AsyncClient,
@@ -100,56 +122,22 @@ async def test_a_change_elsewhere_is_seen_by_the_next_request(
     code: str,
 ) -> None:
     await _warm(client, signer, gateway)
-    await _run(other_process, change, m=merchant.merchant_id)
+    values = {"m": merchant.merchant_id}
+    if ":sealed" in change:
+        values["sealed"] = gateway.secret_box.seal("sk_a_secret_rotated_elsewhere_000000000000")
+    if ":pem" in change:
+        values["pem"] = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+    await _run(other_process, change, **values)
     refused = await _create(client, signer, "after")
     assert refused.status_code == status, refused.text
     assert refused.json()["error"]["code"] == code
-
-
-async def test_a_new_secret_is_used_by_the_next_request(
-    client: httpx.AsyncClient,
-    gateway: GatewayContext,
-    merchant: MerchantKeys,
-    signer: Signer,
-    other_process: AsyncEngine,
-) -> None:
-    await _warm(client, signer, gateway)
-    sealed = gateway.secret_box.seal("sk_a_secret_rotated_elsewhere_000000000000")
-    await _run(
-        other_process,
-        "UPDATE api_keys SET secret_enc = :s WHERE merchant_id = :m",
-        s=sealed,
-        m=merchant.merchant_id,
-    )
-    refused = await _create(client, signer, "old-secret")
-    assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "invalid_signature"
-
-
-async def test_a_public_key_added_elsewhere_ends_v2(
-    client: httpx.AsyncClient,
-    gateway: GatewayContext,
-    merchant: MerchantKeys,
-    signer: Signer,
-    other_process: AsyncEngine,
-) -> None:
-    await _warm(client, signer, gateway)
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    await _run(
-        other_process,
-        "INSERT INTO api_public_keys (id, api_key_id, pem, fingerprint, created_at_ms) "
-        "SELECT 'pk_elsewhere', id, :pem, 'f', 1 FROM api_keys WHERE merchant_id = :m",
-        pem=pem,
-        m=merchant.merchant_id,
-    )
-    refused = await _create(client, signer, "v2-after-pem")
-    assert refused.status_code == 401
-    assert refused.json()["error"]["code"] == "signature_v1_required"
 
 
 async def test_new_terms_are_used_by_the_next_order(
