@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from stablegate.clock import Clock
-from stablegate.errors import GatewayError
+from stablegate.errors import AuthError, GatewayError
 
 REPLAY_TTL_MS = 61_000
+
+
+def replayed_request() -> AuthError:
+    return AuthError(
+        "this request was already accepted; sign each request with a fresh request time",
+        code="replayed_request",
+    )
 
 
 class ReplayStore(Protocol):
@@ -30,6 +38,31 @@ def replay_key(api_key: str, signing_string: bytes) -> str:
     """Hex SHA-256 of ``apiKey || NUL || SHA-256(signing string)``; no secret goes in."""
     digest = hashlib.sha256(signing_string).digest()
     return hashlib.sha256(api_key.encode("utf-8") + b"\x00" + digest).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReplayClaim:
+    """A claim to make later, in the statement that writes the request's effects."""
+
+    key: str
+    expires_at_ms: int
+    now_ms: int  # an entry that expired by then is taken over
+
+
+class DeferredClaim:
+    """Takes note of the claim instead of making it: the caller makes it later in the statement
+    that writes the request's effects (:mod:`stablegate.orders.signed_insert`), and answers a
+    replay there. Used once, for one request."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.ttl_ms = 0
+
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        if self.key is not None:
+            raise RuntimeError("a deferred claim is for one request")
+        self.key, self.ttl_ms = key, ttl_ms
+        return True
 
 
 class ReplayCacheFull(GatewayError):

@@ -58,10 +58,16 @@ class DatabaseReplayStore:
             {"key": key, "expires_at_ms": now + ttl_ms, "now_ms": now},
         )
         claimed = result.first() is not None
+        await self.claimed_elsewhere(session)
+        return claimed
+
+    async def claimed_elsewhere(self, session: AsyncSession) -> None:
+        """Count a claim made by another statement (:mod:`stablegate.orders.signed_insert`);
+        every ``purge_every`` claims, expired entries are deleted."""
         self._claims += 1
         if self._claims % self._purge_every == 0:
+            now = self._clock.now_ms()
             await session.execute(delete(ReplayKey).where(ReplayKey.expires_at_ms <= now))
-        return claimed
 
 
 class SessionReplayStore:

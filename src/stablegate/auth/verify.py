@@ -39,7 +39,7 @@ from stablegate.auth.headers import (
     read_auth_headers,
 )
 from stablegate.auth.ip_allowlist import ip_allowed
-from stablegate.auth.replay import REPLAY_TTL_MS, ReplayStore, replay_key
+from stablegate.auth.replay import REPLAY_TTL_MS, ReplayStore, replay_key, replayed_request
 from stablegate.auth.signatures import verify_v1, verify_v2
 from stablegate.auth.signing import signing_string
 from stablegate.clock import Clock
@@ -174,10 +174,7 @@ async def authenticate(
     _verify_signatures(credentials, headers, message)
 
     if not await replay.claim(replay_key(api_key, message), REPLAY_TTL_MS):
-        raise AuthError(
-            "this request was already accepted; sign each request with a fresh request time",
-            code="replayed_request",
-        )
+        raise replayed_request()
     return AuthResult(credentials=credentials, signed=True, api_key=api_key)
 
 

@@ -47,6 +47,15 @@ class CredentialCache:
         self._entries: dict[str, _Entry] = {}
         self.loads = 0  # keys read from the database, for the tests and the benchmark
 
+    def peek(self, api_key: str) -> tuple[KnownKey, int] | None:
+        """The key's cached credentials with the epoch they were loaded under, unchecked: the
+        caller must confirm that epoch in the transaction that relies on them (the signed
+        order's one statement, :mod:`stablegate.orders.signed_insert`)."""
+        entry = self._entries.get(hash_api_key(api_key))
+        if entry is None or time.monotonic() >= entry.expires:
+            return None
+        return entry.key, entry.epoch
+
     async def lookup(self, session: AsyncSession, api_key: str) -> KnownKey | None:
         """The key's credentials as of ``session``'s transaction, or None for a key that is
         unknown, revoked, of another kind, or whose merchant is not active."""

@@ -8,16 +8,26 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from stablegate.auth.json_body import parse_json_object
-from stablegate.db.engine import read_scope, session_scope
+from stablegate.auth.replay_db import DatabaseReplayStore
+from stablegate.db.engine import read_scope, session_scope, statement_scope
+from stablegate.errors import AuthError
+from stablegate.models import Order
 from stablegate.orders import service
 from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
 from stablegate.orders.service import OrderContext
+from stablegate.orders.signed_insert import InsertGuard, StaleCredentials
 from stablegate.orders.view import order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
 from stablegate.web.errors import error_responses, json_body_schema, validated
-from stablegate.web.security import merchant_request
+from stablegate.web.security import (
+    CachedMerchantRequest,
+    cached_merchant_request,
+    merchant_request,
+    read_body,
+    refuse_after_authentication,
+)
 
 # Sent with json.dumps like every other answer; only the fields that were set (a page's
 # orders have no ``payments``, an order without ``inlineQr`` no ``qrCodeDataUrl`` and
@@ -42,9 +52,63 @@ def order_context(request: Request) -> OrderContext:
 )
 async def create_qr_order(request: Request) -> Response:
     ctx = get_context(request)
+    if ctx.engine.dialect.name != "postgresql":
+        return await _create_in_transaction(request, None, limited=True)
+    body = await read_body(request)
+    cached = await cached_merchant_request(request, body)
+    if cached is None:  # not cached, or refused with what was: checked from the database
+        return await _create_in_transaction(request, body, limited=True)
+    answer = await _create_in_one_statement(request, cached)
+    if answer is None:
+        # The key's credentials changed since they were cached, or the order needs a
+        # transaction: checked again from the database, its rate limit already counted.
+        return await _create_in_transaction(request, body, limited=False)
+    return answer
+
+
+async def _create_in_one_statement(
+    request: Request, cached: CachedMerchantRequest
+) -> Response | None:
+    """A signed order on PostgreSQL with credentials this process has cached: the credential
+    check, the replay claim, the order and its event in one statement (docs/DESIGN.md §2).
+    None when it could not be: see :func:`create_qr_order`."""
+    ctx = get_context(request)
+    auth = cached.merchant
+    req = validated(CreateOrderRequest, parse_json_object(auth.body))
+    if not service.writes_directly(req, auth.terms):
+        return None
+    await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
+    async with statement_scope(ctx.sessions) as session:
+        try:
+            order, created = await service.create_order(
+                session,
+                ctx.clock,
+                order_context(request),
+                merchant_id=auth.merchant_id,
+                req=req,
+                terms=auth.terms,
+                detached=True,
+                guard=InsertGuard(cached.epoch, cached.claim),
+            )
+        except StaleCredentials:
+            return None
+        except AuthError as exc:  # the statement found the request already accepted
+            await refuse_after_authentication(request, exc)
+            raise
+        if cached.claim is not None and isinstance(ctx.replay, DatabaseReplayStore):
+            await ctx.replay.claimed_elsewhere(session)
+    return _order_answer(request, order, created, req, auth.rate_headers)
+
+
+async def _create_in_transaction(
+    request: Request, body: bytes | None, *, limited: bool
+) -> Response:
+    ctx = get_context(request)
     # One transaction: the key's credentials, the replay claim and the order (docs/DESIGN.md §2).
     async with session_scope(ctx.sessions) as session:
-        auth = await merchant_request(request, write=True, session=session)
+        auth = await merchant_request(
+            request, write=True, session=session, body=body, limited=limited
+        )
         req = validated(CreateOrderRequest, parse_json_object(auth.body))
         # Canonical chains need no node; another chain's factory was asked at start-up (if the
         # node did not answer then, the first order asks it again, holding this transaction).
@@ -58,7 +122,18 @@ async def create_qr_order(request: Request) -> Response:
             terms=auth.terms,
             detached=True,
         )
-        view = order_out(order, ctx.registry, ctx.settings.public_url)
+    return _order_answer(request, order, created, req, auth.rate_headers)
+
+
+def _order_answer(
+    request: Request,
+    order: Order,
+    created: bool,
+    req: CreateOrderRequest,
+    rate_headers: dict[str, str],
+) -> Response:
+    ctx = get_context(request)
+    view = order_out(order, ctx.registry, ctx.settings.public_url)
     if created:
         ctx.metrics.orders_created.labels(str(order.chain_id)).inc()
     if req.inline_qr:
@@ -66,7 +141,7 @@ async def create_qr_order(request: Request) -> Response:
         view.paymentQrDataUrl = qr_data_url(payment_uri(order))
     # The view was validated when it was built: answered as it is, not validated again against
     # the response model (which still documents the answer).
-    return JSONResponse(view.model_dump(exclude_unset=True), headers=auth.rate_headers)
+    return JSONResponse(view.model_dump(exclude_unset=True), headers=rate_headers)
 
 
 @router.get(

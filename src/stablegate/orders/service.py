@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stablegate.auth.replay import replayed_request
 from stablegate.chain.evm import create2
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
@@ -24,12 +25,13 @@ from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
+from stablegate.orders.signed_insert import InsertGuard, StaleCredentials, insert_signed_order
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.rates.pricing import FiatPrice, decimal_text, parse_fiat_amount
 from stablegate.rates.service import Rates
-from stablegate.webhooks.outbox import add_event, insert_first_events
+from stablegate.webhooks.outbox import add_event, first_event_rows, insert_first_events
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ async def create_order(
     req: CreateOrderRequest,
     terms: MerchantTerms | None = None,
     detached: bool = False,
+    guard: InsertGuard | None = None,
 ) -> tuple[Order, bool]:
     """Create an order, or return the existing one for a repeated ``orderNo``.
 
@@ -90,7 +93,11 @@ async def create_order(
     in this transaction (the signed API, with the key's credentials); otherwise they are read
     here. With ``detached`` a new order of a forwarder merchant and its first event are written
     with one INSERT each, not through the session (the signed API's hot path): the returned order
-    is then not in the session and changes made to it are not saved.
+    is then not in the session and changes made to it are not saved. With ``guard`` as well
+    (PostgreSQL, a session whose statements each commit by themselves), the order, its event
+    and the guard's checks are one statement (:mod:`stablegate.orders.signed_insert`): the
+    caller must have seen :func:`writes_directly` hold, and gets :class:`StaleCredentials`
+    when nothing was written because the key's credentials changed.
     """
     chain = ctx.registry.require(req.chain_id)
     token = chain.token_by_symbol(req.symbol)
@@ -115,7 +122,9 @@ async def create_order(
         if terms is None:
             raise NotFound("merchant not found")
     # Straight to one INSERT that skips a repeated orderNo: no lookup before it, no savepoint.
-    direct = detached and asked is None and terms.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT
+    direct = detached and writes_directly(req, terms)
+    if guard is not None and not direct:
+        raise ValueError("a guarded order must be one written directly")
     # A repeat returns the order as it was made: it needs no rate, and a rate that moved since
     # does not change its amount.
     if req.order_no is not None and not direct:
@@ -185,7 +194,7 @@ async def create_order(
         **_price_columns(price),
     )
     if direct:
-        return await _insert_direct(session, clock, ctx, order, fingerprint)
+        return await _insert_direct(session, clock, ctx, order, fingerprint, guard)
     # A concurrent request with the same orderNo may win the race: the savepoint keeps
     # this transaction usable so we can return the winner instead of failing.
     try:
@@ -238,11 +247,23 @@ def _insert_order_statement(dialect: str) -> Insert:
 _INSERT_ORDER = {name: _insert_order_statement(name) for name in ("postgresql", "sqlite")}
 
 
+def writes_directly(req: CreateOrderRequest, terms: MerchantTerms) -> bool:
+    """Whether a new order is one INSERT (``create_order(detached=True)``): priced in its token
+    (no rate to read) for a merchant paid through deposit contracts (no amount to reserve)."""
+    return req.currency is None and terms.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT
+
+
 async def _insert_direct(
-    session: AsyncSession, clock: Clock, ctx: OrderContext, order: Order, fingerprint: str
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    order: Order,
+    fingerprint: str,
+    guard: InsertGuard | None,
 ) -> tuple[Order, bool]:
-    """Write a new order and its first events with one INSERT each; a repeated orderNo (another
-    request won the race, or this is a repeat) returns the order already there."""
+    """Write a new order and its first events with one INSERT each (one statement for both
+    with ``guard``); a repeated orderNo (another request won the race, or this is a repeat)
+    returns the order already there."""
     created = transition(None, Trigger.CREATED)
     order.event_sequence = len(created.events)
     state = inspect(order).dict
@@ -254,13 +275,26 @@ async def _insert_direct(
     # On the session's connection: the ORM has nothing to track here, and skipping it halves
     # the statements' cost.
     connection = await session.connection()
-    if (await connection.execute(_INSERT_ORDER[connection.dialect.name], values)).first() is None:
+    if guard is not None:
+        view = order_view(order, ctx.registry, ctx.public_url)
+        rows = first_event_rows(clock, order, created.events, view)
+        outcome = await insert_signed_order(connection, guard, values, rows)
+        if not outcome.epoch_matches(guard):
+            raise StaleCredentials()
+        if not outcome.claimed:
+            raise replayed_request()
+        inserted = outcome.order_id is not None
+    else:
+        statement = _INSERT_ORDER[connection.dialect.name]
+        inserted = (await connection.execute(statement, values)).first() is not None
+    if not inserted:
         existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
         if existing is None:  # only a repeated orderNo makes the insert do nothing
             raise RuntimeError("an order insert did nothing, yet no order has its orderNo")
         return _same_or_conflict(existing, fingerprint), False
-    view = order_view(order, ctx.registry, ctx.public_url)
-    await insert_first_events(session, clock, order, created.events, view)
+    if guard is None:
+        view = order_view(order, ctx.registry, ctx.public_url)
+        await insert_first_events(session, clock, order, created.events, view)
     return order, True
 
 

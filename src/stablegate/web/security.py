@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from stablegate.auth.client_ip import client_ip, forwarded_for
+from stablegate.auth.headers import API_KEY_HEADER
 from stablegate.auth.json_body import MAX_BODY_BYTES
-from stablegate.auth.replay import ReplayStore
+from stablegate.auth.replay import DeferredClaim, ReplayClaim, ReplayStore
 from stablegate.auth.replay_db import DatabaseReplayStore
-from stablegate.auth.verify import KeyCredentials, SignedRequest, authenticate
+from stablegate.auth.verify import AuthResult, KeyCredentials, Lookup, SignedRequest, authenticate
 from stablegate.db.engine import read_scope
 from stablegate.errors import AuthError, GatewayError, IpNotAllowed
 from stablegate.merchants.credentials import KnownKey
@@ -82,7 +83,12 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 async def merchant_request(
-    request: Request, *, write: bool, session: AsyncSession | None = None
+    request: Request,
+    *,
+    write: bool,
+    session: AsyncSession | None = None,
+    body: bytes | None = None,
+    limited: bool = True,
 ) -> MerchantRequest:
     """Authenticate and rate-limit a merchant's request (docs/DESIGN.md §2).
 
@@ -90,10 +96,10 @@ async def merchant_request(
     transaction: the key's credentials (from this process's cache, checked against the credential
     epoch), a replay claim kept in the database, the key's last use. A signed order is then one
     transaction, and a request that fails after this leaves nothing behind. Without one, the
-    credentials are read in a read-only transaction of their own."""
+    credentials are read in a read-only transaction of their own. ``body`` is the request's body
+    when it was already read, and ``limited=False`` skips the key's rate limit: both for a
+    request checked a second time (:func:`cached_merchant_request`'s credentials had changed)."""
     ctx = get_context(request)
-    ip = request_ip(request, ctx)
-    body = await read_body(request)
     known: KnownKey | None = None
 
     async def lookup(api_key: str) -> KeyCredentials | None:
@@ -108,16 +114,92 @@ async def merchant_request(
     replay: ReplayStore = ctx.replay
     if session is not None and isinstance(replay, DatabaseReplayStore):
         replay = replay.within(session)
-    signed = SignedRequest(
-        method=request.method.upper(),
-        path=_raw_path(request),
-        query=request.scope.get("query_string", b"").decode("utf-8", "surrogateescape"),
-        headers=request.headers,
-        body=body,
+    if body is None:
+        body = await read_body(request)
+    result = await _authenticate(request, ctx, body, lookup, replay, write=write)
+    if known is None:  # authenticate() only succeeds with credentials the lookup found
+        raise RuntimeError("authenticated without credentials")
+    await ctx.key_use.record(
+        ctx.sessions, ctx.clock, result.credentials.api_key_id, session=session
     )
+    return await _admitted(request, ctx, result, known, body, limited=limited)
+
+
+@dataclass(frozen=True)
+class CachedMerchantRequest:
+    """A signed write checked with credentials from this process's cache and nothing read from
+    the database: the statement that writes its effects must confirm ``epoch`` (the credentials
+    are still current) and take ``claim`` (the replay claim, when the database keeps them)."""
+
+    merchant: MerchantRequest
+    epoch: int
+    claim: ReplayClaim | None
+
+
+async def cached_merchant_request(request: Request, body: bytes) -> CachedMerchantRequest | None:
+    """A signed write authenticated with this process's cached credentials alone, or None: the
+    key is not cached, or the request is refused with them (they may be out of date: the caller
+    then checks it with :func:`merchant_request`, which answers and counts the refusal)."""
+    ctx = get_context(request)
+    api_key = request.headers.get(API_KEY_HEADER)
+    cached = ctx.credential_cache.peek(api_key) if api_key else None
+    if cached is None:
+        return None
+    known, epoch = cached
+
+    async def lookup(key: str) -> KeyCredentials | None:
+        # authenticate() reads the same header (a second, different value is refused there).
+        return known.credentials if key == api_key else None
+
+    deferred = DeferredClaim() if isinstance(ctx.replay, DatabaseReplayStore) else None
+    replay: ReplayStore = ctx.replay if deferred is None else deferred
     try:
         result = await authenticate(
-            signed, lookup, replay, ctx.clock, require_signature=write, client_ip=ip
+            _signed_request(request, body),
+            lookup,
+            replay,
+            ctx.clock,
+            require_signature=True,
+            client_ip=request_ip(request, ctx),
+        )
+    except GatewayError:
+        return None
+    claim = None
+    if deferred is not None and deferred.key is not None:
+        now = ctx.clock.now_ms()
+        claim = ReplayClaim(deferred.key, now + deferred.ttl_ms, now)
+    # At most once a minute per key, in a transaction of its own (best effort).
+    await ctx.key_use.record(ctx.sessions, ctx.clock, result.credentials.api_key_id)
+    merchant = await _admitted(request, ctx, result, known, body, limited=True)
+    return CachedMerchantRequest(merchant, epoch, claim)
+
+
+async def refuse_after_authentication(request: Request, exc: AuthError) -> None:
+    """Count a refusal found after authenticating (a replay the order's statement found) as
+    :func:`merchant_request` counts its own."""
+    ctx = get_context(request)
+    ctx.metrics.auth_failures.labels(exc.code).inc()
+    await ctx.limiter.note_failed_auth(request_ip(request, ctx))
+
+
+async def _authenticate(
+    request: Request,
+    ctx: WebContext,
+    body: bytes,
+    lookup: Lookup,
+    replay: ReplayStore,
+    *,
+    write: bool,
+) -> AuthResult:
+    ip = request_ip(request, ctx)
+    try:
+        return await authenticate(
+            _signed_request(request, body),
+            lookup,
+            replay,
+            ctx.clock,
+            require_signature=write,
+            client_ip=ip,
         )
     except (AuthError, IpNotAllowed) as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
@@ -131,19 +213,43 @@ async def merchant_request(
     except GatewayError as exc:
         ctx.metrics.auth_failures.labels(exc.code).inc()
         raise
-    if known is None:  # authenticate() only succeeds with credentials the lookup found
-        raise RuntimeError("authenticated without credentials")
+
+
+async def _admitted(
+    request: Request,
+    ctx: WebContext,
+    result: AuthResult,
+    known: KnownKey,
+    body: bytes,
+    *,
+    limited: bool,
+) -> MerchantRequest:
+    """The authenticated request, once the key's rate limit lets it through."""
     key_id = result.credentials.api_key_id
-    await ctx.key_use.record(ctx.sessions, ctx.clock, key_id, session=session)
-    # Reads made with the key alone have their own budget: they never starve signed requests.
-    if result.signed:
-        rate_headers = await ctx.limiter.check_key(key_id, ip)
+    rate_headers: dict[str, str] = {}
+    if limited:
+        ip = request_ip(request, ctx)
+        # Reads made with the key alone have their own budget: they never starve signed ones.
+        if result.signed:
+            rate_headers = await ctx.limiter.check_key(key_id, ip)
+        else:
+            rate_headers = await ctx.limiter.check_unsigned_read(key_id, ip)
+        # Error responses of this request carry them too (added by the app middleware).
+        request.state.rate_headers = rate_headers
     else:
-        rate_headers = await ctx.limiter.check_unsigned_read(key_id, ip)
-    # Error responses of this request carry them too (added by the app middleware).
-    request.state.rate_headers = rate_headers
+        rate_headers = getattr(request.state, "rate_headers", {})
     structlog.contextvars.bind_contextvars(merchant_id=result.credentials.merchant_id)
     return MerchantRequest(result.credentials, body, result.signed, rate_headers, known.terms)
+
+
+def _signed_request(request: Request, body: bytes) -> SignedRequest:
+    return SignedRequest(
+        method=request.method.upper(),
+        path=_raw_path(request),
+        query=request.scope.get("query_string", b"").decode("utf-8", "surrogateescape"),
+        headers=request.headers,
+        body=body,
+    )
 
 
 def _raw_path(request: Request) -> str:

@@ -70,6 +70,21 @@ async def add_event(
     return event
 
 
+def first_event_rows(
+    clock: Clock, order: Order, event_types: Sequence[str], order_view: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The rows of an order's first events (column -> value): numbered from 1
+    (``order.event_sequence`` must already say how many), the first deliverable and each later
+    one held behind it (the ordering rule for events that all are pending with no attempt)."""
+    if order.event_sequence != len(event_types):
+        raise ValueError("the order's event sequence must count its first events")
+    now = clock.now_ms()
+    return [
+        _event_values(order, index + 1, event_type, order_view, now, held=index > 0)
+        for index, event_type in enumerate(event_types)
+    ]
+
+
 async def insert_first_events(
     session: AsyncSession,
     clock: Clock,
@@ -77,17 +92,9 @@ async def insert_first_events(
     event_types: Sequence[str],
     order_view: dict[str, Any],
 ) -> None:
-    """The events of an order inserted in this transaction without the ORM, in one statement:
-    numbered from 1 (``order.event_sequence`` must already say how many), the first deliverable
-    and each later one held behind it (the ordering rule for events that all are pending with no
-    attempt)."""
-    if order.event_sequence != len(event_types):
-        raise ValueError("the order's event sequence must count its first events")
-    now = clock.now_ms()
-    rows = [
-        _event_values(order, index + 1, event_type, order_view, now, held=index > 0)
-        for index, event_type in enumerate(event_types)
-    ]
+    """The events of an order inserted in this transaction without the ORM, in one statement
+    (:func:`first_event_rows`)."""
+    rows = first_event_rows(clock, order, event_types, order_view)
     if rows:
         connection = await session.connection()
         await connection.execute(_INSERT_EVENT, rows)

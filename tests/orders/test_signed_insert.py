@@ -1,0 +1,228 @@
+"""A signed order on PostgreSQL in one statement (stablegate.orders.signed_insert): every guard
+of the statement, and the API taking that way once the key's credentials are cached.
+
+PostgreSQL only: SQLite has no data-modifying CTEs and keeps the transaction (its orders are
+the same tests in tests/api/test_orders_api.py and tests/merchants/test_credential_cache.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from tests.support import MerchantKeys, Signer
+
+from stablegate.api.context import GatewayContext
+from stablegate.auth.replay import ReplayClaim
+from stablegate.clock import FakeClock
+from stablegate.db.engine import session_scope, statement_scope
+from stablegate.errors import AuthError
+from stablegate.merchants.terms import load_terms
+from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
+from stablegate.orders import service, signed_insert
+from stablegate.orders.schemas import CreateOrderRequest
+from stablegate.orders.signed_insert import InsertGuard, StaleCredentials
+
+CREATE = "/api/v1/payment/createQrOrder"
+
+
+@pytest.fixture
+def database_url(postgres_database: str) -> str:
+    return postgres_database
+
+
+async def _counts(gateway: GatewayContext) -> tuple[int, int, int]:
+    async with session_scope(gateway.sessions) as session:
+        orders = await session.scalar(select(func.count()).select_from(Order))
+        events = await session.scalar(select(func.count()).select_from(WebhookEvent))
+        claims = await session.scalar(select(func.count()).select_from(ReplayKey))
+    return int(orders or 0), int(events or 0), int(claims or 0)
+
+
+async def _epoch(gateway: GatewayContext) -> int:
+    async with session_scope(gateway.sessions) as session:
+        epoch = await session.scalar(select(CredentialEpoch.epoch))
+    assert epoch is not None
+    return int(epoch)
+
+
+def _claim(clock: FakeClock, key: str = "a" * 64) -> ReplayClaim:
+    now = clock.now_ms()
+    return ReplayClaim(key, now + 61_000, now)
+
+
+async def _create(
+    gateway: GatewayContext, merchant: MerchantKeys, guard: InsertGuard, order_no: str = "n-1"
+) -> tuple[Order, bool]:
+    async with session_scope(gateway.sessions) as session:
+        terms = await load_terms(session, merchant.merchant_id)
+    assert terms is not None
+    req = CreateOrderRequest.model_validate(
+        {"chainId": "31337", "symbol": "USDT", "amount": "2", "orderNo": order_no}
+    )
+    async with statement_scope(gateway.sessions) as session:
+        return await service.create_order(
+            session,
+            gateway.clock,
+            gateway.orders,
+            merchant_id=merchant.merchant_id,
+            req=req,
+            terms=terms,
+            detached=True,
+            guard=guard,
+        )
+
+
+async def test_the_order_its_event_and_the_claim_are_written_together(
+    gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
+) -> None:
+    guard = InsertGuard(await _epoch(gateway), _claim(clock))
+    order, created = await _create(gateway, merchant, guard)
+    assert created
+    assert await _counts(gateway) == (1, 1, 1)
+    async with session_scope(gateway.sessions) as session:
+        stored = await session.get(Order, order.id)
+        event = await session.scalar(select(WebhookEvent))
+    assert stored is not None and stored.amount == 2_000_000 and stored.event_sequence == 1
+    assert event is not None and event.order_id == order.id and event.deliverable
+    assert event.payload["data"]["orderId"] == order.id
+
+
+async def test_credentials_changed_since_they_were_cached_write_nothing(
+    gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
+) -> None:
+    guard = InsertGuard(await _epoch(gateway) - 1, _claim(clock))
+    with pytest.raises(StaleCredentials):
+        await _create(gateway, merchant, guard)
+    assert await _counts(gateway) == (0, 0, 0)  # not even the claim
+
+
+async def test_a_live_claim_is_a_replay_and_writes_nothing(
+    gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
+) -> None:
+    epoch = await _epoch(gateway)
+    await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "first")
+    with pytest.raises(AuthError) as refused:
+        await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "second")
+    assert refused.value.code == "replayed_request"
+    assert await _counts(gateway) == (1, 1, 1)
+
+
+async def test_an_expired_claim_is_taken_over(
+    gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
+) -> None:
+    epoch = await _epoch(gateway)
+    await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "first")
+    clock.advance(61_001)
+    _, created = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "second")
+    assert created
+    assert await _counts(gateway) == (2, 2, 1)
+
+
+async def test_a_repeated_order_number_keeps_its_claim_and_adds_no_event(
+    gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
+) -> None:
+    epoch = await _epoch(gateway)
+    first, _ = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock, "a" * 64)))
+    again, created = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock, "b" * 64)))
+    assert not created and again.id == first.id
+    assert await _counts(gateway) == (1, 1, 2)
+
+
+async def test_without_a_claim_the_epoch_alone_guards_the_order(
+    gateway: GatewayContext, merchant: MerchantKeys
+) -> None:
+    epoch = await _epoch(gateway)
+    with pytest.raises(StaleCredentials):
+        await _create(gateway, merchant, InsertGuard(epoch + 1, None), "stale")
+    _, created = await _create(gateway, merchant, InsertGuard(epoch, None), "current")
+    assert created
+    assert await _counts(gateway) == (1, 1, 0)
+
+
+def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    outcomes: list[Any] = []
+    original: Callable[..., Awaitable[Any]] = signed_insert.insert_signed_order
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        outcome = await original(*args, **kwargs)
+        outcomes.append(outcome)
+        return outcome
+
+    monkeypatch.setattr(service, "insert_signed_order", counted)
+    return outcomes
+
+
+def _order_body(order_no: str, **extra: str) -> bytes:
+    fields = {"chainId": "31337", "symbol": "USDT", "amount": "1", "orderNo": order_no, **extra}
+    return json.dumps(fields).encode()
+
+
+async def test_orders_of_a_cached_key_take_one_statement(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcomes = _count_statements(monkeypatch)
+    for n in range(3):
+        body = _order_body(f"o{n}")
+        answer = await client.post(
+            CREATE, content=body, headers=signer.headers("POST", CREATE, body)
+        )
+        assert answer.status_code == 200, answer.text
+    # The first request loads the key in a transaction; the next two are one statement each.
+    assert len(outcomes) == 2 and all(o.order_id for o in outcomes)
+    assert gateway.credential_cache.loads == 1
+    assert await _counts(gateway) == (3, 3, 3)
+
+
+async def test_a_replay_on_the_one_statement_path_is_refused_and_counted(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcomes = _count_statements(monkeypatch)
+    warm = _order_body("warm")
+    assert (
+        await client.post(CREATE, content=warm, headers=signer.headers("POST", CREATE, warm))
+    ).status_code == 200
+    body = _order_body("once")
+    headers = signer.headers("POST", CREATE, body)
+    assert (await client.post(CREATE, content=body, headers=headers)).status_code == 200
+    failures = gateway.metrics.auth_failures.labels("replayed_request")._value.get()
+    again = await client.post(CREATE, content=body, headers=headers)
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "replayed_request"
+    assert gateway.metrics.auth_failures.labels("replayed_request")._value.get() == failures + 1
+    assert [o.claimed for o in outcomes] == [True, False]
+    assert await _counts(gateway) == (2, 2, 2)
+
+
+async def test_a_fiat_order_of_a_cached_key_is_made_in_a_transaction(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    signer: Signer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Priced in a currency, an order needs a rate: checked again and made in a transaction,
+    its request counted once against the key's limit."""
+    outcomes = _count_statements(monkeypatch)
+    warm = _order_body("warm")
+    assert (
+        await client.post(CREATE, content=warm, headers=signer.headers("POST", CREATE, warm))
+    ).status_code == 200
+    body = _order_body("fiat", currency="XTS")
+    answer = await client.post(CREATE, content=body, headers=signer.headers("POST", CREATE, body))
+    # XTS (ISO 4217's code for testing) has no rate: the transaction path answers for it.
+    assert answer.status_code in (400, 503), answer.text
+    assert outcomes == []
+    remaining = int(answer.headers["X-RateLimit-Remaining"])
+    body = _order_body("after")
+    after = await client.post(CREATE, content=body, headers=signer.headers("POST", CREATE, body))
+    assert int(after.headers["X-RateLimit-Remaining"]) == remaining - 1
