@@ -13,12 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from tests.service_urls import REDIS_URL
 from tests.support import MerchantKeys, Signer
 
+from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
 from stablegate.auth.replay import ReplayClaim
 from stablegate.clock import FakeClock
+from stablegate.config import Settings
 from stablegate.db.engine import session_scope, statement_scope
 from stablegate.errors import AuthError
 from stablegate.merchants.terms import load_terms
@@ -226,3 +229,36 @@ async def test_a_fiat_order_of_a_cached_key_is_made_in_a_transaction(
     body = _order_body("after")
     after = await client.post(CREATE, content=body, headers=signer.headers("POST", CREATE, body))
     assert int(after.headers["X-RateLimit-Remaining"]) == remaining - 1
+
+
+async def test_with_redis_a_request_checked_again_is_not_its_own_replay(
+    settings: Settings, clock: FakeClock, merchant: MerchantKeys, signer: Signer
+) -> None:
+    """Redis takes the replay claim while the cached credentials are checked; when the statement
+    then finds them out of date, the second check must not take that claim again."""
+    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL}), clock=clock)
+    ctx: GatewayContext = app.state.gateway
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="https://pay.example.com") as c:
+            for order_no in ("warm-1", "warm-2"):
+                body = _order_body(order_no)
+                headers = signer.headers("POST", CREATE, body)
+                assert (await c.post(CREATE, content=body, headers=headers)).status_code == 200
+            async with session_scope(ctx.sessions) as session:
+                # A change that leaves the key able to sign orders still moves the epoch.
+                await session.execute(
+                    text("UPDATE api_keys SET signed_reads = true WHERE merchant_id = :m"),
+                    {"m": merchant.merchant_id},
+                )
+            body = _order_body("after-change")
+            headers = signer.headers("POST", CREATE, body)
+            answer = await c.post(CREATE, content=body, headers=headers)
+            assert answer.status_code == 200, answer.text
+            again = await c.post(CREATE, content=body, headers=headers)
+            assert again.status_code == 401
+            assert again.json()["error"]["code"] == "replayed_request"
+    finally:
+        await ctx.engine.dispose()
+        if ctx.redis is not None:
+            await ctx.redis.aclose()

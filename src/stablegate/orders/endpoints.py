@@ -53,16 +53,16 @@ def order_context(request: Request) -> OrderContext:
 async def create_qr_order(request: Request) -> Response:
     ctx = get_context(request)
     if ctx.engine.dialect.name != "postgresql":
-        return await _create_in_transaction(request, None, limited=True)
+        return await _create_in_transaction(request, None, limited=True, claimed=False)
     body = await read_body(request)
     cached = await cached_merchant_request(request, body)
     if cached is None:  # not cached, or refused with what was: checked from the database
-        return await _create_in_transaction(request, body, limited=True)
+        return await _create_in_transaction(request, body, limited=True, claimed=False)
     answer = await _create_in_one_statement(request, cached)
     if answer is None:
         # The key's credentials changed since they were cached, or the order needs a
         # transaction: checked again from the database, its rate limit already counted.
-        return await _create_in_transaction(request, body, limited=False)
+        return await _create_in_transaction(request, body, limited=False, claimed=cached.claimed)
     return answer
 
 
@@ -101,13 +101,13 @@ async def _create_in_one_statement(
 
 
 async def _create_in_transaction(
-    request: Request, body: bytes | None, *, limited: bool
+    request: Request, body: bytes | None, *, limited: bool, claimed: bool
 ) -> Response:
     ctx = get_context(request)
     # One transaction: the key's credentials, the replay claim and the order (docs/DESIGN.md §2).
     async with session_scope(ctx.sessions) as session:
         auth = await merchant_request(
-            request, write=True, session=session, body=body, limited=limited
+            request, write=True, session=session, body=body, limited=limited, claimed=claimed
         )
         req = validated(CreateOrderRequest, parse_json_object(auth.body))
         # Canonical chains need no node; another chain's factory was asked at start-up (if the

@@ -89,6 +89,7 @@ async def merchant_request(
     session: AsyncSession | None = None,
     body: bytes | None = None,
     limited: bool = True,
+    claimed: bool = False,
 ) -> MerchantRequest:
     """Authenticate and rate-limit a merchant's request (docs/DESIGN.md §2).
 
@@ -96,9 +97,11 @@ async def merchant_request(
     transaction: the key's credentials (from this process's cache, checked against the credential
     epoch), a replay claim kept in the database, the key's last use. A signed order is then one
     transaction, and a request that fails after this leaves nothing behind. Without one, the
-    credentials are read in a read-only transaction of their own. ``body`` is the request's body
-    when it was already read, and ``limited=False`` skips the key's rate limit: both for a
-    request checked a second time (:func:`cached_merchant_request`'s credentials had changed)."""
+    credentials are read in a read-only transaction of their own.
+
+    ``body`` is the body when it was already read, ``limited=False`` skips the key's rate limit
+    and ``claimed=True`` the replay claim (Redis took it): for a request checked a second time,
+    after :func:`cached_merchant_request` accepted it with credentials then found out of date."""
     ctx = get_context(request)
     known: KnownKey | None = None
 
@@ -112,7 +115,9 @@ async def merchant_request(
         return None if known is None else known.credentials
 
     replay: ReplayStore = ctx.replay
-    if session is not None and isinstance(replay, DatabaseReplayStore):
+    if claimed:
+        replay = _ALREADY_CLAIMED
+    elif session is not None and isinstance(replay, DatabaseReplayStore):
         replay = replay.within(session)
     if body is None:
         body = await read_body(request)
@@ -125,6 +130,14 @@ async def merchant_request(
     return await _admitted(request, ctx, result, known, body, limited=limited)
 
 
+class _AlreadyClaimed:
+    async def claim(self, key: str, ttl_ms: int) -> bool:
+        return True
+
+
+_ALREADY_CLAIMED = _AlreadyClaimed()
+
+
 @dataclass(frozen=True)
 class CachedMerchantRequest:
     """A signed write checked with credentials from this process's cache and nothing read from
@@ -134,6 +147,9 @@ class CachedMerchantRequest:
     merchant: MerchantRequest
     epoch: int
     claim: ReplayClaim | None
+    # The replay claim was already made outside the database (Redis): checking the request
+    # again must not claim it a second time.
+    claimed: bool
 
 
 async def cached_merchant_request(request: Request, body: bytes) -> CachedMerchantRequest | None:
@@ -171,7 +187,7 @@ async def cached_merchant_request(request: Request, body: bytes) -> CachedMercha
     # At most once a minute per key, in a transaction of its own (best effort).
     await ctx.key_use.record(ctx.sessions, ctx.clock, result.credentials.api_key_id)
     merchant = await _admitted(request, ctx, result, known, body, limited=True)
-    return CachedMerchantRequest(merchant, epoch, claim)
+    return CachedMerchantRequest(merchant, epoch, claim, claimed=deferred is None)
 
 
 async def refuse_after_authentication(request: Request, exc: AuthError) -> None:
