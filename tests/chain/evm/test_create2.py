@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_abi.abi import encode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from stablegate.chain.evm import create2
@@ -127,3 +128,15 @@ def test_forwarder_address_commits_to_payout_and_order() -> None:
     assert len(others) == 4
     lowered = (factory.lower(), implementation.lower(), PAYOUT, salt)
     assert create2.forwarder_address(*lowered) == address
+
+
+def test_addresses_are_checksummed_as_eip55_says() -> None:
+    """The hand-written EIP-55 casing against eth_utils' on many addresses, all-digit and
+    all-letter ones included, and on what create2_address returns."""
+    samples = [bytes(20), bytes([0xFF] * 20), bytes([0xAB] * 20)]
+    samples += [keccak(n.to_bytes(4, "big"))[12:] for n in range(500)]
+    for raw in samples:
+        assert create2._checksummed(raw) == to_checksum_address(raw)
+    digest = keccak(b"\xff" + bytes(20) + bytes(32) + bytes(32))
+    zero = "0x" + "00" * 20
+    assert create2.create2_address(zero, bytes(32), bytes(32)) == to_checksum_address(digest[12:])
