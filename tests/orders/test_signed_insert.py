@@ -23,12 +23,11 @@ from stablegate.auth.replay import ReplayClaim
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope, statement_scope
-from stablegate.errors import AuthError
 from stablegate.merchants.terms import load_terms
 from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
 from stablegate.orders import service, signed_insert
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.signed_insert import InsertGuard, StaleCredentials
+from stablegate.orders.signed_insert import ConfirmedRefusal, InsertGuard, StaleCredentials
 
 CREATE = "/api/v1/payment/createQrOrder"
 
@@ -109,9 +108,9 @@ async def test_a_live_claim_is_a_replay_and_writes_nothing(
 ) -> None:
     epoch = await _epoch(gateway)
     await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "first")
-    with pytest.raises(AuthError) as refused:
+    with pytest.raises(ConfirmedRefusal) as refused:
         await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "second")
-    assert refused.value.code == "replayed_request"
+    assert refused.value.error.code == "replayed_request"
     assert await _counts(gateway) == (1, 1, 1)
 
 
@@ -262,3 +261,81 @@ async def test_with_redis_a_request_checked_again_is_not_its_own_replay(
         await ctx.engine.dispose()
         if ctx.redis is not None:
             await ctx.redis.aclose()
+
+
+async def _post(client: httpx.AsyncClient, signer: Signer, body: bytes) -> httpx.Response:
+    return await client.post(CREATE, content=body, headers=signer.headers("POST", CREATE, body))
+
+
+async def _change(gateway: GatewayContext, sql: str, **params: Any) -> None:
+    async with session_scope(gateway.sessions) as session:
+        await session.execute(text(sql), params)
+
+
+async def test_a_refusal_with_cached_terms_is_checked_again(
+    client: httpx.AsyncClient, gateway: GatewayContext, merchant: MerchantKeys, signer: Signer
+) -> None:
+    """Cached terms without the chain's payout address do not refuse an order once the address
+    is back: the refusal is checked with the terms read anew."""
+    assert (await _post(client, signer, _order_body("warm"))).status_code == 200
+    payout = "SELECT address FROM payout_addresses WHERE merchant_id = :m AND chain_id = 31337"
+    async with session_scope(gateway.sessions) as session:
+        address = (await session.execute(text(payout), {"m": merchant.merchant_id})).scalar()
+    where = "WHERE merchant_id = :m AND chain_id = 31337"
+    async with session_scope(gateway.sessions) as session:
+        row = (
+            (
+                await session.execute(
+                    text(f"SELECT * FROM payout_addresses {where}"), {"m": merchant.merchant_id}
+                )
+            )
+            .mappings()
+            .one()
+        )
+    await _change(gateway, f"DELETE FROM payout_addresses {where}", m=merchant.merchant_id)
+    missing = await _post(client, signer, _order_body("without"))
+    assert missing.json()["error"]["code"] == "payout_address_missing"  # now cached so
+    columns = ", ".join(row)
+    await _change(
+        gateway,
+        f"INSERT INTO payout_addresses ({columns}) VALUES ({', '.join(':' + c for c in row)})",
+        **dict(row),
+    )
+    answer = await _post(client, signer, _order_body("with-it-again"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["payoutAddress"] == address
+
+
+async def test_a_revoked_key_with_a_bad_body_is_refused_as_revoked(
+    client: httpx.AsyncClient, gateway: GatewayContext, merchant: MerchantKeys, signer: Signer
+) -> None:
+    assert (await _post(client, signer, _order_body("warm"))).status_code == 200
+    await _change(
+        gateway,
+        "UPDATE api_keys SET revoked_at_ms = 1 WHERE merchant_id = :m",
+        m=merchant.merchant_id,
+    )
+    bad = json.dumps({"chainId": "31337", "symbol": "USDT", "amount": "-1"}).encode()
+    answer = await _post(client, signer, bad)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_a_repeat_with_other_fields_is_a_conflict_on_the_one_statement_path(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    signer: Signer,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcomes = _count_statements(monkeypatch)
+    assert (await _post(client, signer, _order_body("warm"))).status_code == 200
+    first = await _post(client, signer, _order_body("same"))
+    clock.advance(0.001)  # signed again: a repeat, not a replay
+    repeat = await _post(client, signer, _order_body("same"))
+    assert repeat.status_code == 200 and repeat.json()["orderId"] == first.json()["orderId"]
+    other = await _post(client, signer, _order_body("same", amount="2"))
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "order_conflict"
+    assert [o.order_id is not None for o in outcomes] == [True, False, False]
+    assert await _counts(gateway) == (2, 2, 4)

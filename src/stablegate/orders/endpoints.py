@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from stablegate.auth.json_body import parse_json_object
 from stablegate.auth.replay_db import DatabaseReplayStore
 from stablegate.db.engine import read_scope, session_scope, statement_scope
-from stablegate.errors import AuthError
+from stablegate.errors import AuthError, GatewayError
 from stablegate.models import Order
 from stablegate.orders import service
 from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
 from stablegate.orders.service import OrderContext
-from stablegate.orders.signed_insert import InsertGuard, StaleCredentials
+from stablegate.orders.signed_insert import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.view import order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
@@ -71,15 +71,20 @@ async def _create_in_one_statement(
 ) -> Response | None:
     """A signed order on PostgreSQL with credentials this process has cached: the credential
     check, the replay claim, the order and its event in one statement (docs/DESIGN.md §2).
-    None when it could not be: see :func:`create_qr_order`."""
+
+    None when it could not be: the order needs a transaction, the credentials changed, or the
+    request is refused before the statement confirmed them (a bad body, a payout address the
+    cached terms lack): the transaction path then answers with credentials read anew. Only
+    what the statement itself decided, with the epoch confirmed, is answered here: a replay,
+    or the order (new, repeated, or 409 for a repeat with other fields)."""
     ctx = get_context(request)
     auth = cached.merchant
-    req = validated(CreateOrderRequest, parse_json_object(auth.body))
-    if not service.writes_directly(req, auth.terms):
-        return None
-    await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
-    async with statement_scope(ctx.sessions) as session:
-        try:
+    try:
+        req = validated(CreateOrderRequest, parse_json_object(auth.body))
+        if not service.writes_directly(req, auth.terms):
+            return None
+        await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
+        async with statement_scope(ctx.sessions) as session:
             order, created = await service.create_order(
                 session,
                 ctx.clock,
@@ -90,13 +95,16 @@ async def _create_in_one_statement(
                 detached=True,
                 guard=InsertGuard(cached.epoch, cached.claim),
             )
-        except StaleCredentials:
-            return None
-        except AuthError as exc:  # the statement found the request already accepted
-            await refuse_after_authentication(request, exc)
-            raise
-        if cached.claim is not None and isinstance(ctx.replay, DatabaseReplayStore):
-            await ctx.replay.claimed_elsewhere(session)
+            if cached.claim is not None and isinstance(ctx.replay, DatabaseReplayStore):
+                await ctx.replay.claimed_elsewhere(session)
+    except StaleCredentials:
+        return None
+    except ConfirmedRefusal as refusal:
+        if isinstance(refusal.error, AuthError):  # the claim was live: a replay
+            await refuse_after_authentication(request, refusal.error)
+        raise refusal.error from None
+    except GatewayError:
+        return None
     return _order_answer(request, order, created, req, auth.rate_headers)
 
 

@@ -25,7 +25,12 @@ from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
-from stablegate.orders.signed_insert import InsertGuard, StaleCredentials, insert_signed_order
+from stablegate.orders.signed_insert import (
+    ConfirmedRefusal,
+    InsertGuard,
+    StaleCredentials,
+    insert_signed_order,
+)
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
@@ -145,7 +150,7 @@ async def create_order(
 
     payout_address = terms.payout_addresses.get(chain.id)
     if payout_address is None:
-        if direct and req.order_no is not None:
+        if direct and guard is None and req.order_no is not None:
             # Not looked up above: a repeat of an order made before the address was removed
             # is still answered with that order.
             existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
@@ -276,26 +281,48 @@ async def _insert_direct(
     # the statements' cost.
     connection = await session.connection()
     if guard is not None:
-        view = order_view(order, ctx.registry, ctx.public_url)
-        rows = first_event_rows(clock, order, created.events, view)
-        outcome = await insert_signed_order(connection, guard, values, rows)
-        if not outcome.epoch_matches(guard):
-            raise StaleCredentials()
-        if not outcome.claimed:
-            raise replayed_request()
-        inserted = outcome.order_id is not None
-    else:
-        statement = _INSERT_ORDER[connection.dialect.name]
-        inserted = (await connection.execute(statement, values)).first() is not None
-    if not inserted:
-        existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
-        if existing is None:  # only a repeated orderNo makes the insert do nothing
-            raise RuntimeError("an order insert did nothing, yet no order has its orderNo")
-        return _same_or_conflict(existing, fingerprint), False
-    if guard is None:
-        view = order_view(order, ctx.registry, ctx.public_url)
-        await insert_first_events(session, clock, order, created.events, view)
+        return await _insert_guarded(session, clock, ctx, order, fingerprint, values, guard)
+    statement = _INSERT_ORDER[connection.dialect.name]
+    if (await connection.execute(statement, values)).first() is None:
+        return await _stored_repeat(session, order, fingerprint), False
+    view = order_view(order, ctx.registry, ctx.public_url)
+    await insert_first_events(session, clock, order, created.events, view)
     return order, True
+
+
+async def _insert_guarded(
+    session: AsyncSession,
+    clock: Clock,
+    ctx: OrderContext,
+    order: Order,
+    fingerprint: str,
+    values: dict[str, object],
+    guard: InsertGuard,
+) -> tuple[Order, bool]:
+    """The order, its first events and the guard's checks in one statement; what it refuses
+    with the credentials confirmed is a :class:`ConfirmedRefusal`."""
+    view = order_view(order, ctx.registry, ctx.public_url)
+    rows = first_event_rows(clock, order, transition(None, Trigger.CREATED).events, view)
+    outcome = await insert_signed_order(await session.connection(), guard, values, rows)
+    if not outcome.epoch_matches(guard):
+        raise StaleCredentials()
+    if not outcome.claimed:
+        raise ConfirmedRefusal(replayed_request())
+    if outcome.order_id is not None:
+        return order, True
+    try:
+        return await _stored_repeat(session, order, fingerprint), False
+    except Conflict as conflict:
+        raise ConfirmedRefusal(conflict) from None
+
+
+async def _stored_repeat(session: AsyncSession, order: Order, fingerprint: str) -> Order:
+    """The order already stored under the new one's orderNo (only a repeat makes the insert do
+    nothing), or 409 when it was made with other fields."""
+    existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
+    if existing is None:
+        raise RuntimeError("an order insert did nothing, yet no order has its orderNo")
+    return _same_or_conflict(existing, fingerprint)
 
 
 def _within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> None:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stablegate.auth.replay import ReplayClaim
+from stablegate.errors import GatewayError
 from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
 from stablegate.models.credential_epoch import EPOCH_ROW_ID
 
@@ -41,6 +42,15 @@ from stablegate.models.credential_epoch import EPOCH_ROW_ID
 class StaleCredentials(Exception):
     """Nothing was written: the key's credentials changed since this process cached them (the
     caller checks the request again with credentials read from the database)."""
+
+
+class ConfirmedRefusal(Exception):
+    """A refusal the statement decided with the credentials confirmed current (a replay, a
+    repeated ``orderNo`` with other fields): ``error`` is the answer, no second check needed."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass(frozen=True)
