@@ -1,12 +1,17 @@
-"""Writes the chains file (``chains.toml``) tests hand to the gateway, the watcher or the CLI."""
+"""Writes the chains file (``chains.toml``) tests hand to the gateway, the watcher or the CLI, and
+the gateway's settings on the dev chain."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
 
 from stablegate.chain.evm.deploy import DeployedContracts
+from stablegate.config import Settings
 
 # A port nothing listens on: for tests that never reach a node.
 UNREACHABLE_RPC = "http://127.0.0.1:1"
@@ -64,4 +69,24 @@ def write_dev_chains_file(
         factory=contracts.factory,
         implementation=contracts.implementation,
         tokens=dev_tokens_of(dev_tokens, "USDT"),
+    )
+
+
+def dev_chain_settings(
+    folder: Path,
+    rpc_url: str,
+    contracts: DeployedContracts,
+    dev_tokens: dict[str, str],
+    **overrides: Any,
+) -> Settings:
+    """A gateway on the dev chain (``write_dev_chains_file``) with its data, SQLite database and
+    chains file in ``folder``, a fresh secret key and no ``.env``; ``overrides`` are the test's
+    own settings."""
+    return Settings(
+        data_dir=folder / "data",
+        database_url=f"sqlite+aiosqlite:///{folder / 'gateway.db'}",
+        chains_file=write_dev_chains_file(folder / "chains.toml", rpc_url, contracts, dev_tokens),
+        secret_key=Fernet.generate_key().decode(),
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,
     )

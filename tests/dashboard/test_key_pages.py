@@ -26,8 +26,9 @@ from tests.support import PAYOUT, MerchantKeys, Signer
 from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
+from stablegate.merchants.payout_addresses import set_payout_address
 from stablegate.merchants.payout_check import PayoutCodeCheck
-from stablegate.merchants.service import public_key_fingerprint, set_payout_address
+from stablegate.merchants.service import public_key_fingerprint
 from stablegate.models import ApiKey, ApiPublicKey, AuditEntry, DashboardUser
 
 EMAIL = "owner@shop.example"

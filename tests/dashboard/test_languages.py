@@ -9,13 +9,13 @@ from tests.dashboard.dashboard_support import Browser, MailSink, signed_up_and_i
 
 from stablegate.admin.i18n import CONSOLE_MESSAGES
 from stablegate.compat.i18n import INTEGRATION_MESSAGES
-from stablegate.dashboard.i18n import MESSAGES
+from stablegate.dashboard.i18n import AREAS, MESSAGES
 
 
 @pytest.mark.parametrize(
     "messages",
-    [MESSAGES, CONSOLE_MESSAGES, INTEGRATION_MESSAGES],
-    ids=["dashboard", "console", "integrations"],
+    [MESSAGES, CONSOLE_MESSAGES, INTEGRATION_MESSAGES, *(area.MESSAGES for area in AREAS)],
+    ids=["dashboard", "console", "integrations", *(area.__name__ for area in AREAS)],
 )
 def test_both_languages_have_every_message_with_the_same_fields(
     messages: dict[str, dict[str, str]],
@@ -25,6 +25,11 @@ def test_both_languages_have_every_message_with_the_same_fields(
         fields = {part.split("}")[0] for part in english.split("{")[1:]}
         chinese = {part.split("}")[0] for part in messages["zh-CN"][key].split("{")[1:]}
         assert fields == chinese, key
+
+
+def test_no_dashboard_message_is_in_two_areas() -> None:
+    keys = [key for area in AREAS for key in area.MESSAGES["en"]]
+    assert len(keys) == len(set(keys)) == len(MESSAGES["en"])
 
 
 async def test_the_language_links_keep_the_pages_filters(app: FastAPI, mail: MailSink) -> None:

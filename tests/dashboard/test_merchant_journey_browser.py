@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
-from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from stablegate_client import AsyncClient
 from tests.cashier.browser_support import DESKTOP, browser, chromium
-from tests.chain_files import write_dev_chains_file
+from tests.chain_files import dev_chain_settings
 from tests.dashboard.dashboard_support import PASSWORD, MailSink
 from tests.dashboard.test_dashboard_browser import LiveDashboard
 from tests.support import LiveServer
@@ -41,7 +40,6 @@ from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import transact
 from stablegate.chain.registry import load_registry
 from stablegate.clock import FakeClock
-from stablegate.config import Settings
 from stablegate.dashboard.order_export import safe_cell
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
@@ -86,18 +84,15 @@ async def journey(
     assert header is not None
     clock = FakeClock(header.time_ms)
     mail = MailSink().start()
-    settings = Settings(
-        data_dir=folder / "data",
-        database_url=f"sqlite+aiosqlite:///{folder / 'gateway.db'}",
-        chains_file=write_dev_chains_file(
-            folder / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-        ),
-        secret_key=Fernet.generate_key().decode(),
+    settings = dev_chain_settings(
+        folder,
+        anvil.url,
+        gateway_contracts,
+        dev_tokens,
         public_url="http://127.0.0.1",
         signup_policy="open",
         smtp_url=mail.url,
         allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
-        _env_file=None,  # type: ignore[call-arg]
     )
     # The server runs in its own thread and loop; the watcher and the webhook worker run in the
     # test's loop, each side on its own engine over the same SQLite file.

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.chain_files import DEV_CHAIN_ID, write_dev_chains_file
+from tests.chain_files import DEV_CHAIN_ID, dev_chain_settings
 from tests.support import NOW_MS
 from tests.webhooks.webhook_support import drive, make_worker
 
@@ -31,7 +30,6 @@ from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import transact
 from stablegate.clock import FakeClock
 from stablegate.compat.callbacks import callback_formats
-from stablegate.config import Settings
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models.rate import GATEWAY_SCOPE
@@ -54,17 +52,13 @@ async def gateway(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[tuple[GatewayContext, Any]]:
-    chains = write_dev_chains_file(
-        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-    )
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        chains_file=chains,
-        secret_key=Fernet.generate_key().decode(),
+    settings = dev_chain_settings(
+        tmp_path,
+        anvil.url,
+        gateway_contracts,
+        dev_tokens,
         public_url="https://pay.example.com",
         allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
-        _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings, clock=clock, migrate=True)
     ctx: GatewayContext = app.state.gateway

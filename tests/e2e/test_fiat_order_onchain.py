@@ -19,12 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 from stablegate_client import AsyncClient, OrderStatus, verify_webhook
-from tests.chain_files import write_dev_chains_file
+from tests.chain_files import dev_chain_settings
 from tests.rates.provider_server import ProviderServer
 from tests.support import NOW_MS
 from tests.webhooks.webhook_support import Receiver, drive, make_worker
@@ -38,7 +37,6 @@ from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import transact
 from stablegate.clock import FakeClock
-from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
@@ -86,16 +84,12 @@ async def gateway(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[Gateway]:
-    chains = write_dev_chains_file(
-        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-    )
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        chains_file=chains,
-        secret_key=Fernet.generate_key().decode(),
+    settings = dev_chain_settings(
+        tmp_path,
+        anvil.url,
+        gateway_contracts,
+        dev_tokens,
         allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
-        _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings, clock=clock, migrate=True)
     ctx: GatewayContext = app.state.gateway

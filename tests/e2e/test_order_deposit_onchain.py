@@ -13,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from cryptography.fernet import Fernet
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from tests.chain_files import write_dev_chains_file
+from tests.chain_files import dev_chain_settings
 from tests.support import NOW_MS, MerchantKeys, Signer
 
 from stablegate.api.app import create_app
@@ -27,7 +26,6 @@ from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import eth_call, get_code, transact
 from stablegate.clock import FakeClock
-from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
@@ -44,16 +42,7 @@ async def chain_client(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Signer]]:
-    chains = write_dev_chains_file(
-        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-    )
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        chains_file=chains,
-        secret_key=Fernet.generate_key().decode(),
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    settings = dev_chain_settings(tmp_path, anvil.url, gateway_contracts, dev_tokens)
     clock = FakeClock(NOW_MS)
     app = create_app(settings, clock=clock, migrate=True)
     ctx: GatewayContext = app.state.gateway

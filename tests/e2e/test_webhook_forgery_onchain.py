@@ -22,13 +22,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography.exceptions import InvalidSignature
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from stablegate_client import WebhookVerificationError, verify_webhook
-from tests.chain_files import write_dev_chains_file
+from tests.chain_files import dev_chain_settings
 from tests.docs_support import exec_block
 from tests.support import NOW_MS, MerchantKeys, Signer
 from tests.webhooks.webhook_support import Hit, Receiver, drive, make_worker
@@ -42,7 +41,6 @@ from stablegate.chain.evm.deploy import DeployedContracts
 from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.wallet import transact
 from stablegate.clock import FakeClock
-from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
@@ -97,16 +95,12 @@ async def gateway(
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
 ) -> AsyncIterator[Gateway]:
-    chains = write_dev_chains_file(
-        tmp_path / "chains.toml", anvil.url, gateway_contracts, dev_tokens
-    )
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
-        chains_file=chains,
-        secret_key=Fernet.generate_key().decode(),
+    settings = dev_chain_settings(
+        tmp_path,
+        anvil.url,
+        gateway_contracts,
+        dev_tokens,
         allow_private_webhooks=True,  # B's endpoint is on 127.0.0.1
-        _env_file=None,  # type: ignore[call-arg]
     )
     app = create_app(settings, clock=clock, migrate=True)
     ctx: GatewayContext = app.state.gateway

@@ -1,5 +1,6 @@
-"""The merchants service runs the payout code check wherever it sets a payout address, so the
-CLI and any later caller (the dashboard) get the same refusal."""
+"""The merchants service (creating a merchant) and its payout addresses (changing one) run the
+payout code check wherever a payout address is set, so the CLI and any later caller (the
+dashboard) get the same refusal."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from stablegate.api.context import GatewayContext
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.errors import GatewayError
-from stablegate.merchants import service
+from stablegate.merchants import payout_addresses, service
 from stablegate.merchants.payout_check import CodePresence, PayoutCodeCheck
 from stablegate.models import Merchant, PayoutAddress
 
@@ -76,7 +77,7 @@ async def test_set_payout_address_checks_every_chain_paying_to_that_address(
 
     async def set_payout(chain_id: int, address: str, *, force: bool = False) -> str | None:
         async with session_scope(gateway.sessions) as session:
-            result = await service.set_payout_address(
+            result = await payout_addresses.set_payout_address(
                 session,
                 clock,
                 merchant_id=merchant.merchant_id,

@@ -23,8 +23,9 @@ from stablegate.admin.pages import PREFIX, ConsolePage, SignedIn, signed_in, sig
 from stablegate.admin.sessions import Operator
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import GatewayError
+from stablegate.merchants.payout_addresses import set_payout_address
 from stablegate.merchants.payout_check import PayoutCodeCheck
-from stablegate.merchants.service import set_merchant_status, set_payout_address
+from stablegate.merchants.service import set_merchant_status
 from stablegate.models.merchant import MerchantStatus
 
 router = APIRouter()

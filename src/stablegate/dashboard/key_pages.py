@@ -25,7 +25,7 @@ from stablegate.merchants.api_keys import (
     set_key_ip_allowlist,
     set_key_signed_reads,
 )
-from stablegate.merchants.service import has_payout_address
+from stablegate.merchants.payout_addresses import has_payout_address
 
 router = APIRouter()
 

@@ -10,8 +10,8 @@
 - ``POST /dashboard/settings/cashier``: display name, logo and support contact.
 
 Every form is checked whole before anything is written, through ``merchants.service.set_policy``
-and ``set_payout_address`` (audited as ``dashboard:<email>``); a bad value answers 400 with the
-form refilled.
+and ``merchants.payout_addresses.set_payout_address`` (audited as ``dashboard:<email>``); a bad
+value answers 400 with the form refilled.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from stablegate.merchants.branding import (
     checked_logo_url,
     checked_support_contact,
 )
+from stablegate.merchants.payout_addresses import set_payout_address
 from stablegate.merchants.payout_check import PayoutCodeCheck
-from stablegate.merchants.service import get_merchant, set_payout_address, set_policy
+from stablegate.merchants.service import get_merchant, set_policy
 from stablegate.models import PayoutAddress
 from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
 

@@ -13,7 +13,7 @@ from stablegate.chain.registry import load_registry
 from stablegate.clock import SystemClock
 from stablegate.config import Settings
 from stablegate.console import JsonFlag, error_console, print_record, print_rows, with_session
-from stablegate.merchants import service
+from stablegate.merchants import payout_addresses, service
 from stablegate.merchants.payout_check import PayoutCodeCheck
 from stablegate.models.merchant import MerchantStatus
 from stablegate.secret_box import load_secret_box
@@ -47,7 +47,7 @@ def create(
     async def work(session: AsyncSession, settings: Settings) -> service.NewMerchant:
         registry = load_registry(settings.chains_file)
         chain_ids = chain or [known.id for known in registry]
-        service.check_known_chains(registry, chain_ids)
+        payout_addresses.check_known_chains(registry, chain_ids)
         return await service.create_merchant(
             session,
             load_secret_box(settings),
@@ -240,10 +240,10 @@ def set_payout(
 ) -> None:
     """Change the payout address of one chain (new orders only; audited)."""
 
-    async def work(session: AsyncSession, settings: Settings) -> service.PayoutAddressSet:
+    async def work(session: AsyncSession, settings: Settings) -> payout_addresses.PayoutAddressSet:
         registry = load_registry(settings.chains_file)
-        service.check_known_chains(registry, [chain])
-        return await service.set_payout_address(
+        payout_addresses.check_known_chains(registry, [chain])
+        return await payout_addresses.set_payout_address(
             session,
             SystemClock(),
             merchant_id=merchant_id,

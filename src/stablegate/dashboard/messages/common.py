@@ -1,0 +1,56 @@
+"""What every dashboard page shares: the layout and its navigation, the copy buttons, the
+form error summary and the errors any page can show."""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "product": "stablegate",
+        "dashboard": "Merchant dashboard",
+        "language": "Language",
+        "main_menu": "Main menu",
+        "nav_keys": "API keys",
+        "nav_security": "Security",
+        "nav_integrations": "Integrations",
+        "log_out": "Log out",
+        "signed_in_as": "Signed in as {email}",
+        "error_summary": "The form could not be sent:",
+        "error_csrf_failed": "This form has expired, or your browser blocks cookies. Reload "
+        "the page and try again.",
+        "error_rate_limited": "Too many attempts. Wait {seconds} seconds and try again.",
+        "error_not_found": "There is nothing here, or it is not yours.",
+        "not_found_title": "Not found",
+        "col_action": "Action",
+        "copy": "Copy",
+        "copied": "Copied",
+        "copy_failed": "Copy failed: select the text and copy it",
+        "nav_overview": "Overview",
+        "nav_webhooks": "Webhooks",
+        "nav_settings": "Settings",
+        "orders_nav": "Orders",
+    },
+    "zh-CN": {
+        "product": "stablegate",
+        "dashboard": "商户后台",
+        "language": "语言",
+        "main_menu": "主菜单",
+        "nav_keys": "API 密钥",
+        "nav_security": "安全",
+        "nav_integrations": "插件对接",
+        "log_out": "退出登录",
+        "signed_in_as": "当前登录：{email}",
+        "error_summary": "表单未能提交：",
+        "error_csrf_failed": "表单已过期，或浏览器阻止了 Cookie。请刷新页面后重试。",
+        "error_rate_limited": "尝试次数过多，请等待 {seconds} 秒后重试。",
+        "error_not_found": "此处没有内容，或不属于您。",
+        "not_found_title": "未找到",
+        "col_action": "操作",
+        "copy": "复制",
+        "copied": "已复制",
+        "copy_failed": "复制失败：请手动选择文本复制",
+        "nav_overview": "概览",
+        "nav_webhooks": "Webhook",
+        "nav_settings": "设置",
+        "orders_nav": "订单",
+    },
+}
