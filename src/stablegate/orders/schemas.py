@@ -179,6 +179,17 @@ class PublicPaymentOut(BaseModel):
     time: int  # the block's time, ms
 
 
+class PublicMethodOut(BaseModel):
+    """A payment method the customer may choose for the order (an invoice offering several)."""
+
+    id: str  # e.g. USDT-BSC
+    chainId: str
+    network: str
+    chainName: str
+    symbol: str
+    amount: str | None  # in the token, when known before the choice (not for fiat prices)
+
+
 class PublicOrderOut(BaseModel):
     """The cashier's view: nothing the customer should not see (no orderNo, custNo, metadata)."""
 
@@ -218,3 +229,6 @@ class PublicOrderOut(BaseModel):
     rate: str | None = None
     rateSource: str | None = None
     rateTime: int | None = None
+    # Only while the customer still has to choose how to pay (an invoice offering several
+    # methods): the choices, and every address, payment request and QR field is "" until then.
+    paymentMethods: list[PublicMethodOut] | None = None
