@@ -97,7 +97,8 @@ class PaymentOut(BaseModel):
     blockHash: str
     blockTime: int
     status: str  # seen | final | orphaned
-    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
+    # credit | below_min | wrong_token | wrong_chain | unsupported_token | native | unattributed
+    kind: str
     late: bool
 
 
@@ -171,7 +172,8 @@ class PublicPaymentOut(BaseModel):
     symbol: str | None
     decimals: int | None
     tokenAddress: str
-    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
+    # credit | below_min | wrong_token | wrong_chain | unsupported_token | native | unattributed
+    kind: str
     late: bool  # its block came after the order's expireTime
     status: str  # seen (on chain, not final) | final | orphaned (dropped by a reorg)
     confirmations: int  # counted up to requiredConfirmations; final ones show that number

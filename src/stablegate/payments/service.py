@@ -43,6 +43,9 @@ def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> Paymen
     token = chain.token_by_address(transfer.token)
     if order is None:
         return PaymentKind.UNATTRIBUTED
+    if order.chain_id != chain.id:
+        # This chain's watcher still knows the deposit the order had before it was moved.
+        return PaymentKind.WRONG_CHAIN
     if is_outflow(transfer, order):
         # A flush, whoever sent it (the sweeper, the merchant's own `stablegate-client flush`):
         # never a payment, only subtracted by reconciliation.

@@ -5,7 +5,8 @@ number is taken too) in ``currency``: a fiat currency (priced by the rate engine
 locked on the order) or the paying token's own symbol (no conversion); no currency is the
 store's default. ``checkout`` is null or an object whose ``paymentMethods`` names the methods
 offered: the invoice starts on the first (``defaultPaymentMethod`` when it is among them); with
-two or more the customer picks one in the cashier (compat.greenfield.method_choice),
+two or more the customer picks one in the cashier (compat.greenfield.method_choice; a fiat
+invoice offers only those of them whose token has a fiat price),
 ``expirationMinutes`` the lifetime (1 to 1440 minutes) and ``redirectURL`` the page the cashier
 returns to (``{InvoiceId}`` and ``{OrderId}`` are filled in). Its other options, ``receipt``
 and ``additionalSearchTerms`` are accepted and ignored (docs/INTEGRATIONS.md lists them).
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from stablegate.compat.greenfield.credentials import GreenfieldCredential
 from stablegate.compat.greenfield.payment_methods import PaymentMethod, find_method
 from stablegate.compat.greenfield.wire import InvalidFields, invalid
-from stablegate.rates.currencies import is_fiat
+from stablegate.rates.currencies import STABLECOINS, is_fiat
 from stablegate.rates.pricing import decimal_text
 
 DEFAULT_EXPIRATION_MINUTES = 15
@@ -155,6 +156,9 @@ def parse_invoice_request(
     method, method_sent, offered = _method(checkout, methods, credential)
     amount = _amount(body.get("amount"))
     currency = _currency(body.get("currency"), credential, method)
+    if is_fiat(currency):
+        # Only a token with a fiat price can be priced at the customer's pick.
+        offered = tuple(m for m in offered if m == method or m.symbol in STABLECOINS)
     order_id = (metadata or {}).get("orderId")
     request = InvoiceRequest(
         amount=amount,
