@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from tests.compat.greenfield.greenfield_support import GreenfieldKeys, create_invoice
 from tests.chain_files import write_chains_file
+from tests.compat.greenfield.greenfield_support import GreenfieldKeys, create_invoice
 from tests.support import NOW_MS, TEST_USDT, TEST_USDT18
 
 from stablegate.api.context import GatewayContext
