@@ -55,13 +55,17 @@ def dev_tokens_of(dev_tokens: dict[str, str], *symbols: str) -> list[tuple[str, 
 
 
 def write_dev_chains_file(
-    path: Path, rpc_url: str, contracts: DeployedContracts, dev_tokens: dict[str, str]
+    path: Path,
+    rpc_url: str,
+    contracts: DeployedContracts,
+    dev_tokens: dict[str, str],
+    symbols: Sequence[str] = ("USDT",),
 ) -> Path:
-    """The dev chain with the gateway's deployed contracts and the dev USDT."""
+    """The dev chain with the gateway's deployed contracts and the dev USDT (or ``symbols``)."""
     return write_chains_file(
         path,
         [rpc_url],
         factory=contracts.factory,
         implementation=contracts.implementation,
-        tokens=dev_tokens_of(dev_tokens, "USDT"),
+        tokens=dev_tokens_of(dev_tokens, *symbols),
     )
