@@ -133,6 +133,7 @@ async def test_the_picker_speaks_chinese(
         {"Origin": "https://evil.example"},
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://pay.example.com"},
         {},  # neither: not sent by the page itself
     ],
 )

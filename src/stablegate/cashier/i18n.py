@@ -111,6 +111,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "you can try again or pay by address and QR code.",
         "wallet_no_account": "Your wallet gave no account: unlock it and try again.",
         "choose_heading": "Choose how to pay",
+        "status_choosing": "Waiting for your choice",
         "choose_intro": "Pick the token and network you will pay with",
         "choose_fiat": "Price: {fiat} {currency}. The token amount is set at the current rate "
         "when you pick.",
@@ -220,6 +221,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "可以重试，或使用地址和二维码付款。",
         "wallet_no_account": "钱包没有提供账户：请解锁钱包后重试。",
         "choose_heading": "选择付款方式",
+        "status_choosing": "等待您选择付款方式",
         "choose_intro": "请选择您要使用的代币和网络",
         "choose_fiat": "价格：{fiat} {currency}。代币金额在您选择时按当时汇率确定。",
         "choose_hint": "选择后将显示收款地址。选择后无法更改。",
@@ -243,6 +245,7 @@ SCRIPT_MESSAGES = (
     "status_completed",
     "status_expired",
     "status_cancelled",
+    "status_choosing",
     "received",
     "confirmations",
     "confirmations_of",

@@ -1,10 +1,11 @@
 """The cashier's payment-method picker: what the page shows while the customer has a choice,
 and the POST that makes it.
 
-The POST changes where money is to be sent, so only the cashier page itself may make it: its
-``Origin`` (or, from a browser that sends none, ``Sec-Fetch-Site: same-origin``) must be this
-gateway's. The page sets no cookie, so there is no session for another site to ride on; the
-origin check stops a page elsewhere from choosing for a customer whose order link it knows.
+The POST changes where money is to be sent, so only the cashier page itself may make it: the
+browser's ``Sec-Fetch-Site`` must be ``same-origin`` (or, from a browser that sends none, its
+``Origin`` this gateway's). The page sets no cookie, so there is no session for another site to
+ride on: the order's unguessable id is what lets anyone choose, and the origin check stops a page
+elsewhere from making a customer's browser choose for them.
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ def _origin(url: str) -> str:
 
 
 def same_origin(request: Request, public_url: str) -> bool:
-    """Did the cashier page itself send this POST? The gateway's public URL or the host the
-    request was sent to, both as the browser names an origin."""
+    """Did the cashier page itself send this POST? A browser's ``Sec-Fetch-Site`` says so
+    (the page's no-referrer policy makes browsers send ``Origin: null`` even to their own
+    origin); without it, the ``Origin`` must be the gateway's public URL or the host the request
+    was sent to."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
     origin = request.headers.get("origin")
-    if origin is None:
-        return request.headers.get("sec-fetch-site") == "same-origin"
-    allowed = {_origin(public_url), _origin(str(request.base_url))}
-    return origin.lower() in allowed
+    if origin is None or origin == "null":
+        return False
+    return origin.lower() in {_origin(public_url), _origin(str(request.base_url))}
 
 
 async def choose_from_form(
@@ -115,4 +120,5 @@ def choice_context(
         "choices_open": open_,
         "choice_action": f"/cashier/{order.id}/method?{urlencode({'lang': t.language})}",
         "heading": t("choose_heading"),
+        **({"status_text": t("status_choosing")} if open_ else {}),
     }
