@@ -176,6 +176,20 @@ async def test_a_second_different_pick_is_refused_and_the_same_one_is_harmless(
     assert missing.status_code == 404
 
 
+async def test_a_malformed_pick_is_refused_politely(
+    client: httpx.AsyncClient, gateway: GatewayContext, greenfield: GreenfieldKeys
+) -> None:
+    order = await two_method_invoice(client, gateway, greenfield)
+    for body in ("", "method=", "method=A&method=B", "a=1&b=2&c=3&d=4&e=5&method=USDT-DEVCHAIN"):
+        refused = await client.post(
+            f"/cashier/{order.id}/method",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", **SAME_ORIGIN},
+        )
+        assert refused.status_code == 400, body
+        assert "does not offer that payment method" in refused.text
+
+
 async def test_two_picks_at_once_one_wins(
     client: httpx.AsyncClient, gateway: GatewayContext, greenfield: GreenfieldKeys
 ) -> None:

@@ -74,7 +74,10 @@ async def choose_from_form(
         body = await read_body(request, MAX_FORM_BYTES)
     except GatewayError as exc:
         return "choice_not_offered", exc.status
-    values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).get("method") or []
+    try:
+        values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).get("method") or []
+    except ValueError:  # more fields than the form has
+        values = []
     if len(values) != 1 or not values[0].strip():
         return "choice_not_offered", 400
     picker = app_method_picker(request)
