@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from tests.chain_files import write_chains_file
 from tests.compat.greenfield.greenfield_support import GreenfieldKeys, create_invoice
 from tests.support import NOW_MS, TEST_USDT, TEST_USDT18
@@ -20,7 +20,7 @@ from stablegate.clock import FakeClock
 from stablegate.compat.greenfield.method_choice import choose_method, offered_methods
 from stablegate.db.engine import session_scope
 from stablegate.errors import GatewayError
-from stablegate.models import Order, Payment
+from stablegate.models import AmountOffset, Merchant, Order, Payment
 from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.orders.service import deposit_address
 from stablegate.rates import store
@@ -242,3 +242,36 @@ async def test_a_method_not_offered_and_an_order_of_the_signed_api_are_refused(
     with pytest.raises(GatewayError) as missing:
         await choose(gateway, "no-such-order", "USDT-DEVCHAIN")
     assert missing.value.status == 404
+
+
+async def test_a_unique_amount_merchants_pick_reserves_an_amount_of_the_new_token(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    greenfield: GreenfieldKeys,
+) -> None:
+    async with session_scope(gateway.sessions) as session:
+        await session.execute(
+            update(Merchant)
+            .where(Merchant.id == greenfield.merchant_id)
+            .values(deposit_strategy="unique_amount")
+        )
+    invoice = await invoice_of(client, greenfield, amount="5", currency="USDT")
+    order = await stored(gateway, invoice["id"])
+    assert order.to_address == order.payout_address and order.amount > 5_000_000
+    chosen = await choose(gateway, order.id, "USDT18-DEVCHAIN")
+    assert (chosen.to_address, chosen.factory, chosen.deposit_salt) == (
+        order.payout_address,
+        None,
+        None,
+    )
+    unit = 10**12  # a millionth of an 18-decimal token
+    assert 5 * 10**18 < chosen.amount <= 5 * 10**18 + 9999 * unit
+    assert (chosen.amount - 5 * 10**18) % unit == 0
+    async with session_scope(gateway.sessions) as session:
+        reserved = await session.scalar(
+            select(AmountOffset).where(
+                AmountOffset.order_id == order.id,
+                AmountOffset.token_address == chosen.token_address,
+            )
+        )
+        assert reserved is not None and reserved.amount == chosen.amount
