@@ -224,6 +224,7 @@ async def settle_orders(
         payments = list(
             (await session.scalars(select(Payment).where(Payment.order_id == order_id))).all()
         )
+        _uncredit_moved(order, payments)
         result = settle(
             order,
             payments,
@@ -244,6 +245,22 @@ async def settle_orders(
             log.info("order_settled", order_id=order_id, status=order.status, events=result.events)
     await session.flush()
     return changed
+
+
+def _uncredit_moved(order: Order, payments: list[Payment]) -> None:
+    """A credit classified against the order as it was before the customer's pick moved it
+    (recorded in this step from an unlocked read, while the pick committed) is not a payment of
+    the order as it is now: kept apart like any other chain's or token's transfer."""
+    for payment in payments:
+        if payment.kind != PaymentKind.CREDIT:
+            continue
+        if payment.chain_id != order.chain_id:
+            payment.kind = PaymentKind.WRONG_CHAIN
+        elif payment.token_address.lower() != order.token_address.lower():
+            payment.kind = PaymentKind.WRONG_TOKEN
+        else:
+            continue
+        log.warning("payment_uncredited_after_move", order_id=order.id, tx_hash=payment.tx_hash)
 
 
 async def expiry_candidates(session: AsyncSession, chain_id: int, final_time_ms: int) -> list[str]:
