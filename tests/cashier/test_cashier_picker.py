@@ -25,6 +25,7 @@ from stablegate.cashier.method_picker import MethodOption
 from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order
+from stablegate.models.order import OrderStatus
 from stablegate.orders.service import OrderContext
 
 __all__ = ["greenfield"]
@@ -117,6 +118,26 @@ async def test_no_surface_shows_an_address_before_the_pick_and_the_page_does_aft
     assert "paymentMethods" not in public_after and public_after["symbol"] == "USDT18"
     qr_after = await client.get(f"/api/v1/public/orders/{order.id}/qr.png")
     assert qr_after.status_code == 200
+
+
+async def test_an_expired_invoice_offers_nothing_to_pick_and_names_no_address(
+    client: httpx.AsyncClient,
+    gateway: GatewayContext,
+    greenfield: GreenfieldKeys,
+) -> None:
+    order = await two_method_invoice(client, gateway, greenfield)
+    async with session_scope(gateway.sessions) as session:
+        stored = await session.get(Order, order.id)
+        assert stored is not None
+        stored.status = OrderStatus.EXPIRED
+    page = await client.get(f"/cashier/{order.id}?lang=en")
+    assert "This order has expired" in page.text
+    assert page.text.count("disabled") == 2  # both choices, greyed out
+    # Not "do not send funds to this address": none was shown.
+    assert '<p id="state-text" class="detail state-text" hidden></p>' in page.text
+    assert not shows_address(page.text, order.to_address)
+    refused = await choose(client, order.id, "USDT18-DEVCHAIN")
+    assert refused.status_code == 409 and "can no longer be paid" in refused.text
 
 
 async def test_the_picker_speaks_chinese(

@@ -81,16 +81,16 @@ async def test_the_picker_hides_the_address_until_the_customer_picks_usdc(
         assert order.to_address.lower()[2:] not in (await page.content()).lower()
         await expect(page.locator("#countdown")).not_to_have_text("", timeout=3000)
         assert await axe_violations(page) == []
-        await live.screenshot(page, "cashier-picker")
+        await live.screenshot(page, "cashier-picker-phone-en")
         await expect(other_watch.page.locator("button.choice")).to_have_count(2)
-        await live.screenshot(other_watch.page, "cashier-picker-desktop")
+        await live.screenshot(other_watch.page, "cashier-picker-desktop-en")
 
         await choices.nth(1).click()
         await expect(page.locator("#heading")).to_have_text("Pay with USDC")
         await expect(page.locator("#address")).to_have_text(order.to_address)
         await expect(page.locator("#token")).to_have_text("USDC")
         await expect(page.locator("button.choice")).to_have_count(0)
-        await live.screenshot(page, "cashier-picked-usdc")
+        await live.screenshot(page, "cashier-picked-phone-en")
         # The other tab learns of the choice from the live view and shows the pay page.
         await expect(other_watch.page.locator("#address")).to_have_text(
             order.to_address, timeout=15_000
@@ -109,7 +109,7 @@ async def test_the_picker_in_chinese(browser: Browser, live: LiveCashier) -> Non
     try:
         await expect(watch.page.locator("#heading")).to_have_text("选择付款方式")
         await expect(watch.page.locator("button.choice")).to_have_count(2)
-        await live.screenshot(watch.page, "cashier-picker-zh-CN")
+        await live.screenshot(watch.page, "cashier-picker-phone-zh-CN")
         assert watch.errors == []
     finally:
         await context.close()

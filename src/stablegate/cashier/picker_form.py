@@ -124,4 +124,6 @@ def choice_context(
         "choice_action": f"/cashier/{order.id}/method?{urlencode({'lang': t.language})}",
         "heading": t("choose_heading"),
         **({"status_text": t("status_choosing")} if open_ else {}),
+        # "Do not send funds to this address" when no address was ever shown: nothing to say.
+        **({"state_text": ""} if view["status"] in ("expired", "cancelled") else {}),
     }

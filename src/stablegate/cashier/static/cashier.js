@@ -131,7 +131,7 @@
     var stateLine = "";
     if (state === "paid_over" || state === "late" || state === "expired_partial") {
       stateLine = msg("state_" + state, stateFields);
-    } else if (state === "expired" || state === "cancelled") {
+    } else if ((state === "expired" || state === "cancelled") && !choosing) {
       stateLine = msg("do_not_pay");
     }
     show(text("state-text", stateLine), stateLine !== "");
