@@ -60,15 +60,19 @@ def dev_tokens_of(dev_tokens: dict[str, str], *symbols: str) -> list[tuple[str, 
 
 
 def write_dev_chains_file(
-    path: Path, rpc_url: str, contracts: DeployedContracts, dev_tokens: dict[str, str]
+    path: Path,
+    rpc_url: str,
+    contracts: DeployedContracts,
+    dev_tokens: dict[str, str],
+    symbols: Sequence[str] = ("USDT",),
 ) -> Path:
-    """The dev chain with the gateway's deployed contracts and the dev USDT."""
+    """The dev chain with the gateway's deployed contracts and the dev USDT (or ``symbols``)."""
     return write_chains_file(
         path,
         [rpc_url],
         factory=contracts.factory,
         implementation=contracts.implementation,
-        tokens=dev_tokens_of(dev_tokens, "USDT"),
+        tokens=dev_tokens_of(dev_tokens, *symbols),
     )
 
 
@@ -77,15 +81,17 @@ def dev_chain_settings(
     rpc_url: str,
     contracts: DeployedContracts,
     dev_tokens: dict[str, str],
+    symbols: Sequence[str] = ("USDT",),
     **overrides: Any,
 ) -> Settings:
-    """A gateway on the dev chain (``write_dev_chains_file``) with its data, SQLite database and
-    chains file in ``folder``, a fresh secret key and no ``.env``; ``overrides`` are the test's
-    own settings."""
+    """A gateway on the dev chain (``write_dev_chains_file``, accepting the dev ``symbols``) with
+    its data, SQLite database and chains file in ``folder``, a fresh secret key and no ``.env``;
+    ``overrides`` are the test's own settings."""
+    chains = write_dev_chains_file(folder / "chains.toml", rpc_url, contracts, dev_tokens, symbols)
     return Settings(
         data_dir=folder / "data",
         database_url=f"sqlite+aiosqlite:///{folder / 'gateway.db'}",
-        chains_file=write_dev_chains_file(folder / "chains.toml", rpc_url, contracts, dev_tokens),
+        chains_file=chains,
         secret_key=Fernet.generate_key().decode(),
         _env_file=None,  # type: ignore[call-arg]
         **overrides,

@@ -342,7 +342,7 @@ async def test_a_stream_that_fails_before_it_starts_gives_its_slot_back(
     def broken_view(*_args: object, **_kwargs: object) -> dict[str, Any]:
         raise RuntimeError("the view could not be built")
 
-    monkeypatch.setattr("stablegate.cashier.page.public_order_view", broken_view)
+    monkeypatch.setattr("stablegate.cashier.page.cashier_order_view", broken_view)
     slots, live = gateway.stream_slots, gateway.live_orders
     async with SseClient(app, f"/api/v1/public/orders/{order.id}/events") as sse:
         status, error = await read_error(sse)

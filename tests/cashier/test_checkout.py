@@ -100,14 +100,14 @@ async def test_merchant_fields_render_inert(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     order = await make_order(gateway, clock, merchant)
-    real = cashier_page.public_order_view
+    real = cashier_page.cashier_order_view
 
     def with_merchant(*args: Any) -> dict[str, Any]:
         return real(*args) | {
             "merchant": {"name": XSS, "logoUrl": "javascript:alert(1)", "supportContact": XSS}
         }
 
-    monkeypatch.setattr(cashier_page, "public_order_view", with_merchant)
+    monkeypatch.setattr(cashier_page, "cashier_order_view", with_merchant)
     response = await client.get(f"/cashier/{order.id}")
     html = response.text
     assert "<script>alert" not in html
@@ -125,7 +125,7 @@ async def test_merchant_fields_render_inert(
             }
         }
 
-    monkeypatch.setattr(cashier_page, "public_order_view", with_logo)
+    monkeypatch.setattr(cashier_page, "cashier_order_view", with_logo)
     response = await client.get(f"/cashier/{order.id}")
     assert response.headers["Content-Security-Policy"] == EXPECTED_CSP.replace(
         "img-src 'self' data:", "img-src 'self' data: https://cdn.shop.example"

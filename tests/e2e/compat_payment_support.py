@@ -7,7 +7,8 @@ The test modules import the ``clock`` and ``gateway`` fixtures from here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +45,22 @@ def clock() -> FakeClock:
     return FakeClock(NOW_MS)
 
 
-@pytest_asyncio.fixture
-async def gateway(
+@asynccontextmanager
+async def open_gateway(
     tmp_path: Path,
     clock: FakeClock,
     anvil: AnvilNode,
     dev_tokens: dict[str, str],
     gateway_contracts: DeployedContracts,
+    symbols: Sequence[str] = ("USDT",),
 ) -> AsyncIterator[tuple[GatewayContext, Any]]:
+    """The gateway app on the dev chain accepting the dev ``symbols``, and its context."""
     settings = dev_chain_settings(
         tmp_path,
         anvil.url,
         gateway_contracts,
         dev_tokens,
+        symbols,
         public_url="https://pay.example.com",
         allow_private_webhooks=True,  # the shop's endpoint is on 127.0.0.1
     )
@@ -65,6 +69,18 @@ async def gateway(
     await upgrade(ctx.engine)
     yield ctx, app
     await ctx.engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def gateway(
+    tmp_path: Path,
+    clock: FakeClock,
+    anvil: AnvilNode,
+    dev_tokens: dict[str, str],
+    gateway_contracts: DeployedContracts,
+) -> AsyncIterator[tuple[GatewayContext, Any]]:
+    async with open_gateway(tmp_path, clock, anvil, dev_tokens, gateway_contracts) as opened:
+        yield opened
 
 
 async def watcher_at_head(ctx: GatewayContext, clock: FakeClock, rpc: RpcClient) -> ChainWatcher:

@@ -28,6 +28,7 @@ from stablegate.compat.greenfield import authorize_pages as greenfield_authorize
 from stablegate.compat.greenfield import invoice_endpoints as greenfield_invoices
 from stablegate.compat.greenfield import store_endpoints as greenfield_stores
 from stablegate.compat.greenfield import webhook_endpoints as greenfield_webhooks
+from stablegate.compat.greenfield.method_choice import GreenfieldPicker
 from stablegate.config import Settings
 from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
@@ -91,7 +92,11 @@ def build_context(
         stream_slots=StreamSlots(
             per_ip=settings.live_streams_per_ip, per_process=settings.live_streams_per_process
         ),
-        live_orders=LiveOrders(*database_views(sessions, registry, settings.public_url, clock)),
+        live_orders=LiveOrders(
+            *database_views(
+                sessions, registry, settings.public_url, clock, GreenfieldPicker(registry)
+            )
+        ),
         rates=Rates(sessions, clock, settings),
         rate_gauges=RateGauges(metrics.registry),
     )
@@ -135,6 +140,8 @@ def create_app(
     app.state.signing_key = ctx.signing_key
     app.state.stream_slots = ctx.stream_slots
     app.state.live_orders = ctx.live_orders
+    # Invoices offering several payment methods: the cashier's picker (compat sits above it).
+    app.state.method_picker = GreenfieldPicker(ctx.registry)
     app.state.rates = ctx.rates
     app.state.rate_board = RateBoard(ctx.rates, ctx.sessions, ctx.registry, ctx.clock)
     errors.install_error_handlers(app)

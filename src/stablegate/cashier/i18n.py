@@ -110,6 +110,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet_error": "Your wallet could not send the payment: {error}. Nothing was sent; "
         "you can try again or pay by address and QR code.",
         "wallet_no_account": "Your wallet gave no account: unlock it and try again.",
+        "choose_heading": "Choose how to pay",
+        "status_choosing": "Waiting for your choice",
+        "choose_intro": "Pick the token and network you will pay with",
+        "choose_fiat": "Price: {fiat} {currency}. The token amount is set at the current rate "
+        "when you pick.",
+        "choose_hint": "The deposit address appears once you have chosen. The choice cannot be "
+        "changed afterwards.",
+        "choice_label": "Pay with {symbol} on {network}",
+        "choice_refused_title": "Payment method not chosen",
+        "choice_already_made": "Another payment method has already been chosen for this order. "
+        "Go back to the order to pay with it.",
+        "choice_not_offered": "This order does not offer that payment method.",
+        "choice_closed": "This order can no longer be paid: it has expired or was closed.",
+        "choice_paid": "A payment has already arrived for this order, so its payment method "
+        "cannot be changed.",
+        "choice_unavailable": "This payment method is unavailable right now. Try again in a "
+        "minute, or choose another.",
+        "choice_cross_origin": "The choice must be made on the order's own page: open the order "
+        "link you were given and choose there.",
+        "back_to_order": "Back to the order",
     },
     "zh-CN": {
         "page_title": "支付 {amount} {symbol}",
@@ -200,6 +220,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wallet_error": "钱包未能发送付款：{error}。未发送任何资金；"
         "可以重试，或使用地址和二维码付款。",
         "wallet_no_account": "钱包没有提供账户：请解锁钱包后重试。",
+        "choose_heading": "选择付款方式",
+        "status_choosing": "等待您选择付款方式",
+        "choose_intro": "请选择您要使用的代币和网络",
+        "choose_fiat": "价格：{fiat} {currency}。代币金额在您选择时按当时汇率确定。",
+        "choose_hint": "选择后将显示收款地址。选择后无法更改。",
+        "choice_label": "在 {network} 上使用 {symbol} 支付",
+        "choice_refused_title": "未能选择付款方式",
+        "choice_already_made": "本订单已选择了其他付款方式。请返回订单页面使用该方式付款。",
+        "choice_not_offered": "本订单不提供该付款方式。",
+        "choice_closed": "本订单已过期或已关闭，无法再付款。",
+        "choice_paid": "本订单已收到付款，无法更改付款方式。",
+        "choice_unavailable": "该付款方式暂不可用。请稍后重试，或选择其他方式。",
+        "choice_cross_origin": "必须在订单本身的页面上进行选择："
+        "请打开您收到的订单链接并在其中选择。",
+        "back_to_order": "返回订单",
     },
 }
 
@@ -210,6 +245,7 @@ SCRIPT_MESSAGES = (
     "status_completed",
     "status_expired",
     "status_cancelled",
+    "status_choosing",
     "received",
     "confirmations",
     "confirmations_of",

@@ -23,12 +23,13 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stablegate.cashier.method_picker import NO_CHOICE, MethodPicker, cashier_order_view
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.db.engine import read_scope
 from stablegate.orders import queries
 from stablegate.orders.queries import PublicOrderRows
-from stablegate.orders.view import detached, public_order_view
+from stablegate.orders.view import detached
 
 log = structlog.get_logger("stablegate.cashier")
 
@@ -182,9 +183,11 @@ def database_views(
     registry: ChainRegistry,
     public_url: str,
     clock: Clock,
+    picker: MethodPicker = NO_CHOICE,
 ) -> tuple[RowsLoader, Render]:
     """How the gateway polls: the watched orders' rows in one read-only transaction, and their
-    public views rendered from detached ORM objects built from the rows."""
+    public views rendered from detached ORM objects built from the rows (no address while the
+    customer has a payment method to choose)."""
 
     async def load(order_ids: Collection[str]) -> dict[str, PublicOrderRows]:
         async with read_scope(sessions) as session:
@@ -192,6 +195,6 @@ def database_views(
 
     def render(rows: PublicOrderRows) -> View:
         order, parts = detached(rows)
-        return public_order_view(order, registry, public_url, clock.now_ms(), parts)
+        return cashier_order_view(order, registry, public_url, clock.now_ms(), parts, picker)
 
     return load, render

@@ -5,6 +5,8 @@
   script adds copy buttons, a countdown and live status (server-sent events, polling fallback).
 - ``GET /api/v1/public/orders/{orderId}/events``: the public order view as server-sent events,
   fed by one shared poll per process; streams open at once are capped per IP and per process.
+- ``POST /cashier/{orderId}/method``: the customer picks one of the payment methods an invoice
+  offers (form field ``method``); same-origin only, then back to the page.
 - ``POST /cashier/{orderId}/dev-pay``: on the dev chain only (chain 31337 marked ``testnet``),
   pays what the order still lacks from anvil's default account #2, then redirects back.
 - ``GET /cashier/static/{name}``: the page's CSS and script (the CSP allows no inline code).
@@ -42,6 +44,12 @@ from stablegate.cashier.i18n import (
     translator,
 )
 from stablegate.cashier.live import app_live_orders
+from stablegate.cashier.method_picker import (
+    MethodPicker,
+    app_method_picker,
+    cashier_order_view,
+)
+from stablegate.cashier.picker_form import choice_context, choose_from_form
 from stablegate.cashier.public_api import (
     ERRORS,
     OrderIdPath,
@@ -58,7 +66,7 @@ from stablegate.models import Order
 from stablegate.money import format_amount
 from stablegate.orders.payment_request import QR_FORMATS, qr_path
 from stablegate.orders.state import TERMINAL_STATUSES, OrderStatus
-from stablegate.orders.view import PublicOrderParts, public_order_view
+from stablegate.orders.view import PublicOrderParts
 from stablegate.web.context import WebContext
 from stablegate.web.i18n import Translator
 from stablegate.web.pages import (
@@ -228,10 +236,14 @@ def cashier_context(
     t: Translator,
     qr_mode: str,
     notice: str | None,
+    picker: MethodPicker,
 ) -> dict[str, Any]:
-    """Everything the cashier template shows, computed once here (the template only lays out)."""
+    """Everything the cashier template shows, computed once here (the template only lays out).
+    While the customer has a payment method to choose, the view has no address (""), so
+    nothing below can show one."""
     now_ms = ctx.clock.now_ms()
-    view = public_order_view(order, ctx.registry, ctx.settings.public_url, now_ms, parts)
+    view = cashier_order_view(order, ctx.registry, ctx.settings.public_url, now_ms, parts, picker)
+    choosing = "paymentMethods" in view
     chain = ctx.registry.get(order.chain_id)
     chain_name = chain.name if chain else view["network"]
     state = checkout_state(view)
@@ -258,7 +270,7 @@ def cashier_context(
         )
     expire_iso, expire_text = _time_text(order.expire_time_ms)
     paid_iso, paid_text = _time_text(view["completeTime"])
-    fields = {"address": order.to_address, "amount": due, "symbol": order.symbol}
+    fields = {"address": view["toAddress"], "amount": due, "symbol": order.symbol}
     qr_modes = [
         {
             "mode": mode,
@@ -297,7 +309,7 @@ def cashier_context(
         or bool(wrong_payments(view)),
         "terminal": order.status in TERMINAL_STATUSES,
         "chain_name": chain_name,
-        "address_groups": address_groups(order.to_address),
+        "address_groups": address_groups(view["toAddress"]),
         "received_text": received_text,
         "confirmations_text": confirmations_text,
         # Kept after a late or partial payment too: the customer settles it with the merchant.
@@ -312,7 +324,10 @@ def cashier_context(
         "qr": next(mode for mode in qr_modes if mode["current"]),
         "qr_modes": qr_modes,
         "wallet_links": wallet_links(page_url),
-        "dev_pay": dev_pay_enabled(chain) and order.status == OrderStatus.PENDING and due != "0",
+        "dev_pay": dev_pay_enabled(chain)
+        and order.status == OrderStatus.PENDING
+        and due != "0"
+        and not choosing,
         "dev_pay_action": f"/cashier/{order.id}/dev-pay?{urlencode({'lang': t.language})}",
         "notice": t(notice) if notice in _NOTICES else "",
         "notice_failed": notice == "dev_pay_failed",
@@ -320,6 +335,7 @@ def cashier_context(
         "script_view": json.dumps(view, separators=(",", ":")),
         "script_messages": json.dumps(script_messages(t), ensure_ascii=False),
         "script_chain": json.dumps({"name": chain_name}, ensure_ascii=False),
+        **choice_context(t, view, order, ctx.registry, now_ms),
     }
 
 
@@ -352,7 +368,7 @@ async def cashier_page(
     order, parts = found
     qr_mode = qr if qr in QR_FORMATS else "address"
     t = translator(language)
-    context = cashier_context(ctx, order, parts, t, qr_mode, notice)
+    context = cashier_context(ctx, order, parts, t, qr_mode, notice, app_method_picker(request))
     # A merchant's https logo is the one image from elsewhere: its origin alone is allowed.
     origin = logo_origin(context["view"]["merchant"].get("logoUrl"))
     headers = {"Content-Security-Policy": content_security_policy(origin)} if origin else None
@@ -368,6 +384,10 @@ async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> R
         return _message_page(language, "rate_limited", exc.status, exc.headers)
     order = await find_public_order(ctx, order_id)
     chain = ctx.registry.get(order.chain_id) if order is not None else None
+    if order is not None and app_method_picker(request).options(order):
+        # No address is given out before the customer picks a payment method.
+        query = urlencode({"lang": language})
+        return RedirectResponse(f"/cashier/{order.id}?{query}", status_code=303)
     if order is None or chain is None or not dev_pay_enabled(chain):
         # Off the dev chain this route does not exist, as far as anyone can tell.
         return _message_page(language, "not_found", 404)
@@ -384,6 +404,29 @@ async def dev_pay(request: Request, order_id: str, lang: str | None = None) -> R
             notice = "dev_pay_failed"
     query = urlencode({"lang": language, "notice": notice})
     return RedirectResponse(f"/cashier/{order.id}?{query}", status_code=303)
+
+
+@router.post("/cashier/{order_id}/method", include_in_schema=False)
+async def choose_method(request: Request, order_id: str, lang: str | None = None) -> Response:
+    language = negotiate_language(lang, request.headers.get("accept-language"))
+    try:
+        ctx = await public_request(request)
+    except RateLimited as exc:
+        return _message_page(language, "rate_limited", exc.status, exc.headers)
+    refused = await choose_from_form(request, ctx, order_id)
+    if refused is not None:
+        key, status = refused
+        return _render(
+            "message.html",
+            language,
+            status,
+            title_key="choice_refused_title",
+            text_key=key,
+            back_href=f"/cashier/{order_id}?{urlencode({'lang': language})}"
+            if key != "not_found_text"
+            else None,
+        )
+    return RedirectResponse(f"/cashier/{order_id}?{urlencode({'lang': language})}", status_code=303)
 
 
 @router.get("/cashier/static/{name}", include_in_schema=False)
@@ -437,8 +480,13 @@ async def order_events(request: Request, order_id: OrderIdPath) -> StreamingResp
 
     try:
         subscription.offer(
-            public_order_view(
-                order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms(), parts
+            cashier_order_view(
+                order,
+                ctx.registry,
+                ctx.settings.public_url,
+                ctx.clock.now_ms(),
+                parts,
+                app_method_picker(request),
             )
         )
     except BaseException:

@@ -15,13 +15,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from stablegate.cashier.method_picker import app_method_picker, cashier_order_out
 from stablegate.db.engine import read_scope
-from stablegate.errors import NotFound
+from stablegate.errors import Conflict, NotFound
 from stablegate.models import Order
 from stablegate.orders import queries
 from stablegate.orders.payment_request import due_amount, qr_content, qr_png
 from stablegate.orders.schemas import PublicOrderOut
-from stablegate.orders.view import PublicOrderParts, detached, public_order_out
+from stablegate.orders.view import PublicOrderParts, detached
 from stablegate.watcher.status import chain_statuses
 from stablegate.web.context import WebContext
 from stablegate.web.errors import error_responses
@@ -111,15 +112,22 @@ async def public_order(
         raise NotFound("order not found")
     order, parts = found
     response.headers["Cache-Control"] = "no-store"
-    return public_order_out(order, ctx.registry, ctx.settings.public_url, ctx.clock.now_ms(), parts)
+    return cashier_order_out(
+        order,
+        ctx.registry,
+        ctx.settings.public_url,
+        ctx.clock.now_ms(),
+        parts,
+        app_method_picker(request),
+    )
 
 
 @router.get(
     "/orders/{order_id}/qr.png",
-    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+    responses={200: {"content": {"image/png": {}}}, **ERRORS, **error_responses(409)},
     response_class=Response,
     summary="QR code: the deposit address, or with format=eip681 the EIP-681 request for the "
-    "amount still due",
+    "amount still due (409 payment_method_not_chosen while the customer has a method to pick)",
 )
 async def order_qr(
     request: Request,
@@ -136,8 +144,12 @@ async def order_qr(
 ) -> Response:
     ctx = await public_request(request)
     order = await _require_order(ctx, order_id)
-    # The address never changes; the EIP-681 request changes with the amount due, so only its
-    # image for the due amount the URL names may be cached.
+    if app_method_picker(request).options(order):
+        raise Conflict(
+            "choose a payment method on the cashier page first", code="payment_method_not_chosen"
+        )
+    # The address never changes once chosen; the EIP-681 request changes with the amount due,
+    # so only its image for the due amount the URL names may be cached.
     fixed = qr_format == "address" or (due is not None and int(due) == due_amount(order))
     return Response(
         qr_png(qr_content(order, qr_format)),

@@ -5,7 +5,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stablegate.db.base import Base
@@ -52,6 +62,15 @@ class Order(Base):
         Index("ix_orders_chain_to", "chain_id", "to_address"),
         # The watcher's refresh of its watched set: orders of a chain since a time.
         Index("ix_orders_chain_created", "chain_id", "create_time_ms"),
+        # The same refresh for orders moved onto a chain after their creation (a payment method
+        # chosen in the cashier); partial, so the many orders never moved cost nothing.
+        Index(
+            "ix_orders_chain_repointed",
+            "chain_id",
+            "repoint_time_ms",
+            postgresql_where=text("repoint_time_ms IS NOT NULL"),
+            sqlite_where=text("repoint_time_ms IS NOT NULL"),
+        ),
         Index("ix_orders_merchant_created", "merchant_id", "create_time_ms", "id"),
         Index("ix_orders_status_expire", "status", "expire_time_ms"),
     )
@@ -93,6 +112,9 @@ class Order(Base):
     create_time_ms: Mapped[int] = mapped_column(BigInteger)
     complete_time_ms: Mapped[int | None] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # When the order was moved onto its chain and token after its creation (the customer chose
+    # among several payment methods); null for the orders created where they are paid.
+    repoint_time_ms: Mapped[int | None] = mapped_column(BigInteger)
     # Priced in a fiat currency (all null otherwise): the merchant's amount and the rate locked
     # at creation, fiat per token, with where it came from and the time of its oldest input.
     fiat_amount: Mapped[str | None] = mapped_column(String(48))

@@ -28,6 +28,8 @@ class PaymentKind(StrEnum):
     BELOW_MIN = "below_min"
     WRONG_TOKEN = "wrong_token"  # another token of the registry
     UNSUPPORTED_TOKEN = "unsupported_token"  # a token outside the registry
+    # On a chain the order has left (the customer chose another payment method): never credited
+    WRONG_CHAIN = "wrong_chain"
     NATIVE = "native"
     UNATTRIBUTED = "unattributed"
     IGNORED = "ignored"

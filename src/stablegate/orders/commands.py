@@ -87,6 +87,7 @@ KIND_MEANING = {
     PaymentKind.BELOW_MIN: "below the token's minimum; not counted",
     PaymentKind.WRONG_TOKEN: "not the order's {order.symbol}; not counted, to be returned",
     PaymentKind.UNSUPPORTED_TOKEN: "a token outside the chain registry; not counted",
+    PaymentKind.WRONG_CHAIN: "on a chain the order has left; not counted, to be returned",
     PaymentKind.NATIVE: "the chain's native coin; not counted",
     PaymentKind.UNATTRIBUTED: "not attributed to an order",
     PaymentKind.IGNORED: "ignored",

@@ -51,8 +51,15 @@ async def public_order(session: AsyncSession, order_id: str) -> Order | None:
 
 
 async def locked_order(session: AsyncSession, order_id: str) -> Order | None:
-    """The order, its row locked until the transaction ends (settlement, the operator)."""
-    return await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    """The order, its row locked until the transaction ends (settlement, the operator, the
+    customer's pick of payment method): read afresh, even if the session loaded it before the
+    lock (another transaction may have changed it meanwhile)."""
+    return await session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 async def order_payments(session: AsyncSession, order_id: str) -> list[Payment]:

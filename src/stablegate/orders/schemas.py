@@ -97,7 +97,8 @@ class PaymentOut(BaseModel):
     blockHash: str
     blockTime: int
     status: str  # seen | final | orphaned
-    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
+    # credit | below_min | wrong_token | wrong_chain | unsupported_token | native | unattributed
+    kind: str
     late: bool
 
 
@@ -171,12 +172,24 @@ class PublicPaymentOut(BaseModel):
     symbol: str | None
     decimals: int | None
     tokenAddress: str
-    kind: str  # credit | below_min | wrong_token | unsupported_token | native | unattributed
+    # credit | below_min | wrong_token | wrong_chain | unsupported_token | native | unattributed
+    kind: str
     late: bool  # its block came after the order's expireTime
     status: str  # seen (on chain, not final) | final | orphaned (dropped by a reorg)
     confirmations: int  # counted up to requiredConfirmations; final ones show that number
     explorerTxUrl: str | None
     time: int  # the block's time, ms
+
+
+class PublicMethodOut(BaseModel):
+    """A payment method the customer may choose for the order (an invoice offering several)."""
+
+    id: str  # e.g. USDT-BSC
+    chainId: str
+    network: str
+    chainName: str
+    symbol: str
+    amount: str | None  # in the token, when known before the choice (not for fiat prices)
 
 
 class PublicOrderOut(BaseModel):
@@ -218,3 +231,6 @@ class PublicOrderOut(BaseModel):
     rate: str | None = None
     rateSource: str | None = None
     rateTime: int | None = None
+    # Only while the customer still has to choose how to pay (an invoice offering several
+    # methods): the choices, and every address, payment request and QR field is "" until then.
+    paymentMethods: list[PublicMethodOut] | None = None

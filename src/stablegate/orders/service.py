@@ -362,6 +362,12 @@ def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str
     return address, factory, "0x" + salt.hex()
 
 
+# The same rules for an order moved onto another chain and token (orders.repoint).
+deposit_address = _deposit_address
+within_maximum = _within_maximum
+price_columns = _price_columns
+
+
 async def get_order(
     session: AsyncSession,
     merchant_id: str,

@@ -43,6 +43,9 @@ def classify(chain: Chain, transfer: TransferLog, order: Order | None) -> Paymen
     token = chain.token_by_address(transfer.token)
     if order is None:
         return PaymentKind.UNATTRIBUTED
+    if order.chain_id != chain.id:
+        # This chain's watcher still knows the deposit the order had before it was moved.
+        return PaymentKind.WRONG_CHAIN
     if is_outflow(transfer, order):
         # A flush, whoever sent it (the sweeper, the merchant's own `stablegate-client flush`):
         # never a payment, only subtracted by reconciliation.
@@ -221,6 +224,7 @@ async def settle_orders(
         payments = list(
             (await session.scalars(select(Payment).where(Payment.order_id == order_id))).all()
         )
+        _uncredit_moved(order, payments)
         result = settle(
             order,
             payments,
@@ -241,6 +245,22 @@ async def settle_orders(
             log.info("order_settled", order_id=order_id, status=order.status, events=result.events)
     await session.flush()
     return changed
+
+
+def _uncredit_moved(order: Order, payments: list[Payment]) -> None:
+    """A credit classified against the order as it was before the customer's pick moved it
+    (recorded in this step from an unlocked read, while the pick committed) is not a payment of
+    the order as it is now: kept apart like any other chain's or token's transfer."""
+    for payment in payments:
+        if payment.kind != PaymentKind.CREDIT:
+            continue
+        if payment.chain_id != order.chain_id:
+            payment.kind = PaymentKind.WRONG_CHAIN
+        elif payment.token_address.lower() != order.token_address.lower():
+            payment.kind = PaymentKind.WRONG_TOKEN
+        else:
+            continue
+        log.warning("payment_uncredited_after_move", order_id=order.id, tx_hash=payment.tx_hash)
 
 
 async def expiry_candidates(session: AsyncSession, chain_id: int, final_time_ms: int) -> list[str]:

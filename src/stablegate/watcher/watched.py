@@ -25,6 +25,9 @@ class WatchedAddresses:
         # transfer is matched to its order by the exact amount.
         self._pooled: dict[str, int] = {}
         self._high_water_ms: int | None = None
+        # The same for orders moved onto this chain after their creation (repoint_time_ms):
+        # however old, they are looked for from their move on.
+        self._moved_high_water_ms: int | None = None
         # Derived views, rebuilt only when the set changes (100k addresses: tens of ms each).
         self._sorted: list[str] | None = None
         self._lookup: frozenset[str] | None = None
@@ -78,21 +81,15 @@ class WatchedAddresses:
             )
         )
         for order_id, address, created, strategy in rows.all():
-            key = address.lower()
-            if strategy == DepositStrategy.UNIQUE_AMOUNT:
-                if key not in self._pooled:
-                    self._changed()
-                self._pooled[key] = max(created, self._pooled.get(key, 0))
-            else:
-                if key not in self._by_address:
-                    self._changed()
-                self._by_address[key] = (order_id, created)
+            self._add(order_id, address, created, strategy)
             if self._high_water_ms is None or created > self._high_water_ms:
                 self._high_water_ms = created
-            if self._oldest_created is None or created < self._oldest_created:
-                self._oldest_created = created
         if self._high_water_ms is None:
             self._high_water_ms = since
+        # After the created ones: an order moved within this chain (another token) keeps the
+        # address, watched from its move on.
+        for order_id, address, moved_at, strategy in await self._moved_since(session, oldest):
+            self._add(order_id, address, moved_at, strategy)
         # Expire old entries only when the oldest one has actually left the window.
         if self._oldest_created is not None and self._oldest_created < oldest:
             self._by_address = {
@@ -103,6 +100,46 @@ class WatchedAddresses:
             remaining += list(self._pooled.values())
             self._oldest_created = min(remaining, default=None)
             self._changed()
+
+    def _add(self, order_id: str, address: str, since_ms: int, strategy: DepositStrategy) -> None:
+        key = address.lower()
+        if strategy == DepositStrategy.UNIQUE_AMOUNT:
+            if key not in self._pooled:
+                self._changed()
+            self._pooled[key] = max(since_ms, self._pooled.get(key, 0))
+        else:
+            if key not in self._by_address:
+                self._changed()
+            self._by_address[key] = (order_id, since_ms)
+        if self._oldest_created is None or since_ms < self._oldest_created:
+            self._oldest_created = since_ms
+
+    async def _moved_since(
+        self, session: AsyncSession, oldest: int
+    ) -> list[tuple[str, str, int, DepositStrategy]]:
+        """Orders moved onto this chain since the last refresh (with the same overlap), each
+        with its move's time standing for its creation: it is watched from then on."""
+        since = (
+            oldest
+            if self._moved_high_water_ms is None
+            else max(oldest, self._moved_high_water_ms - REFRESH_OVERLAP_MS)
+        )
+        rows = (
+            await session.execute(
+                select(
+                    Order.id, Order.to_address, Order.repoint_time_ms, Order.deposit_strategy
+                ).where(
+                    Order.chain_id == self.chain_id,
+                    Order.repoint_time_ms.is_not(None),
+                    Order.repoint_time_ms >= since,
+                )
+            )
+        ).all()
+        moved = [(o, a, at, k) for o, a, at, k in rows if at is not None]
+        self._moved_high_water_ms = max(
+            [self._moved_high_water_ms or since, *(row[2] for row in moved)]
+        )
+        return moved
 
     async def oldest_open_create_time(self, session: AsyncSession, now_ms: int) -> int | None:
         return await session.scalar(

@@ -84,7 +84,13 @@
     show($("wrong-token"), lines.length > 0);
   }
 
+  var choosing = root.hasAttribute("data-choosing");
   function render(next) {
+    // The payment method was chosen (here or in another tab): the server draws the pay page.
+    if (choosing && !next.paymentMethods) {
+      window.location.reload();
+      return;
+    }
     // Fields the live view does not carry keep their last value (see checkout.py).
     ["merchant", "payments", "exceptions", "txId", "explorerTxUrl", "completeTime"].forEach(
       function (key) { if (!(key in next) && key in view) next[key] = view[key]; }
@@ -102,9 +108,12 @@
     var paying = state === "pending" || state === "partial";
     root.setAttribute("data-status", view.status);
     root.setAttribute("data-state", state);
-    $("status-text").textContent = messages["status_" + view.status] || view.status;
-    text("heading", state === "paid" || state === "paid_over"
-      ? msg("heading_paid") : msg("heading", { symbol: view.symbol }));
+    var statusKey = choosing && view.status === "pending" ? "choosing" : view.status;
+    $("status-text").textContent = messages["status_" + statusKey] || view.status;
+    if (!choosing) {
+      text("heading", state === "paid" || state === "paid_over"
+        ? msg("heading_paid") : msg("heading", { symbol: view.symbol }));
+    }
 
     var receivedLine = $("received");
     if (received > BigInt(0)) {
@@ -122,7 +131,7 @@
     var stateLine = "";
     if (state === "paid_over" || state === "late" || state === "expired_partial") {
       stateLine = msg("state_" + state, stateFields);
-    } else if (state === "expired" || state === "cancelled") {
+    } else if ((state === "expired" || state === "cancelled") && !choosing) {
       stateLine = msg("do_not_pay");
     }
     show(text("state-text", stateLine), stateLine !== "");

@@ -3,8 +3,10 @@
 The body is ``{amount, currency, metadata, checkout}``. ``amount`` is a decimal string (a JSON
 number is taken too) in ``currency``: a fiat currency (priced by the rate engine, the rate
 locked on the order) or the paying token's own symbol (no conversion); no currency is the
-store's default. ``checkout`` is null or an object whose ``paymentMethods`` picks the method
-(its first that the store has; ``defaultPaymentMethod`` first when it is among them),
+store's default. ``checkout`` is null or an object whose ``paymentMethods`` names the methods
+offered: the invoice starts on the first (``defaultPaymentMethod`` when it is among them); with
+two or more the customer picks one in the cashier (compat.greenfield.method_choice; a fiat
+invoice offers only those of them whose token has a fiat price),
 ``expirationMinutes`` the lifetime (1 to 1440 minutes) and ``redirectURL`` the page the cashier
 returns to (``{InvoiceId}`` and ``{OrderId}`` are filled in). Its other options, ``receipt``
 and ``additionalSearchTerms`` are accepted and ignored (docs/INTEGRATIONS.md lists them).
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 from stablegate.compat.greenfield.credentials import GreenfieldCredential
 from stablegate.compat.greenfield.payment_methods import PaymentMethod, find_method
 from stablegate.compat.greenfield.wire import InvalidFields, invalid
-from stablegate.rates.currencies import is_fiat
+from stablegate.rates.currencies import STABLECOINS, is_fiat
 from stablegate.rates.pricing import decimal_text
 
 DEFAULT_EXPIRATION_MINUTES = 15
@@ -37,6 +39,7 @@ class InvoiceRequest:
     currency: str
     method: PaymentMethod
     method_sent: str  # the payment method id as the client wrote it
+    offered: tuple[PaymentMethod, ...]  # every method named, once each, in the client's order
     expire_seconds: int
     redirect_url: str | None
     metadata: dict[str, Any] | None  # echoed as sent
@@ -70,7 +73,7 @@ def _currency(value: object, credential: GreenfieldCredential, method: PaymentMe
 
 def _method(
     checkout: dict[str, Any], methods: list[PaymentMethod], credential: GreenfieldCredential
-) -> tuple[PaymentMethod, str]:
+) -> tuple[PaymentMethod, str, tuple[PaymentMethod, ...]]:
     sent = checkout.get("paymentMethods")
     if sent is None or sent == []:
         default = next(
@@ -83,7 +86,7 @@ def _method(
         )
         if default is None:
             raise invalid("checkout.paymentMethods", "the store has no default payment method")
-        return default, default.id
+        return default, default.id, (default,)
     if not isinstance(sent, list):
         raise invalid("checkout.paymentMethods", "a list of payment method ids is expected")
     chosen: list[tuple[PaymentMethod, str]] = []
@@ -92,12 +95,13 @@ def _method(
         if found is None or not isinstance(item, str):
             raise invalid(f"checkout.paymentMethods[{index}]", "not a payment method of the store")
         chosen.append((found, item))
+    offered = tuple({method.id: method for method, _ in chosen}.values())
     preferred = checkout.get("defaultPaymentMethod")
     if isinstance(preferred, str):
         for method, item in chosen:
             if find_method([method], preferred) is not None:
-                return method, item
-    return chosen[0]
+                return method, item, offered
+    return *chosen[0], offered
 
 
 def _expiration(value: object) -> int:
@@ -149,15 +153,19 @@ def parse_invoice_request(
         checkout = {}
     if not isinstance(checkout, dict):
         raise invalid("checkout", "an object is expected")
-    method, method_sent = _method(checkout, methods, credential)
+    method, method_sent, offered = _method(checkout, methods, credential)
     amount = _amount(body.get("amount"))
     currency = _currency(body.get("currency"), credential, method)
+    if is_fiat(currency):
+        # Only a token with a fiat price can be priced at the customer's pick.
+        offered = tuple(m for m in offered if m == method or m.symbol in STABLECOINS)
     order_id = (metadata or {}).get("orderId")
     request = InvoiceRequest(
         amount=amount,
         currency=currency,
         method=method,
         method_sent=method_sent,
+        offered=offered,
         expire_seconds=_expiration(checkout.get("expirationMinutes")),
         redirect_url=_redirect(checkout.get("redirectURL")),
         metadata=metadata,
@@ -172,8 +180,10 @@ def parse_invoice_request(
 
 
 def stored_fields(request: InvoiceRequest) -> dict[str, Any]:
-    """What the order keeps (under ``metadata.greenfield``) to answer in Greenfield's terms."""
-    return {
+    """What the order keeps (under ``metadata.greenfield``) to answer in Greenfield's terms.
+    An invoice offering several methods also keeps their ids and ``activated: false`` until
+    the customer picks one."""
+    fields: dict[str, Any] = {
         "amount": decimal_text(request.amount),
         "currency": request.currency,
         "metadata": request.metadata,
@@ -181,3 +191,7 @@ def stored_fields(request: InvoiceRequest) -> dict[str, Any]:
         "checkout": request.checkout,
         "paymentMethod": request.method_sent,
     }
+    if len(request.offered) > 1:
+        fields["offeredMethods"] = [method.id for method in request.offered]
+        fields["activated"] = False
+    return fields

@@ -6,6 +6,11 @@ chain: ``amount`` and ``due`` in the token, ``rate`` the invoice currency per to
 creation; 1 for an invoice in the token itself), ``totalPaid`` what arrived, final or seen.
 Each credited transfer is a payment ``<txid>-<logIndex>`` (seen: Processing, final: Settled,
 dropped by a reorg: Invalid), received at its block's time.
+
+An invoice offering several methods lists each of them, ``activated: false`` with an empty
+``destination`` and no ``paymentLink`` until the customer picks one in the cashier; then the
+chosen one alone, activated. Before the pick a fiat invoice's methods are not priced yet
+(``amount``, ``due`` and ``rate`` are ``"0"``); a token invoice's are its amount, at rate 1.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from stablegate.chain.registry import ChainRegistry
 from stablegate.compat.greenfield.credentials import store_id_of
 from stablegate.compat.greenfield.invoices import greenfield_fields
+from stablegate.compat.greenfield.method_choice import offered_methods
 from stablegate.compat.greenfield.payment_methods import method_of
 from stablegate.compat.greenfield.statuses import invoice_status, markable
 from stablegate.compat.greenfield.wire import seconds
@@ -113,9 +119,35 @@ def _payment(payment: Payment, order: Order) -> dict[str, Any]:
     }
 
 
+def _not_activated(order: Order, registry: ChainRegistry) -> list[dict[str, Any]]:
+    return [
+        {
+            "paymentMethodId": option.id,
+            "paymentMethod": option.id,
+            "cryptoCode": option.symbol,
+            "currency": option.symbol,
+            "destination": "",
+            "paymentLink": None,
+            "rate": "1" if option.amount is not None else "0",
+            "paymentMethodPaid": "0",
+            "totalPaid": "0",
+            "due": option.amount or "0",
+            "amount": option.amount or "0",
+            "paymentMethodFee": "0",
+            "networkFee": "0",
+            "payments": [],
+            "activated": False,
+            "additionalData": {},
+        }
+        for option in offered_methods(order, registry)
+    ]
+
+
 def invoice_payment_methods_json(
     order: Order, payments: list[Payment], registry: ChainRegistry
 ) -> list[dict[str, Any]]:
+    if offered_methods(order, registry) and not order.paid_amount + order.pending_amount:
+        return _not_activated(order, registry)
     received = order.paid_amount + order.pending_amount
     credited = [p for p in payments if p.kind == PaymentKind.CREDIT]
     sent_id = greenfield_fields(order).get("paymentMethod")
