@@ -104,3 +104,18 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
     async with client() as http:
         with pytest.raises(httpx.ConnectError):
             await http.post(url, content=b"{}")
+
+
+async def test_the_worker_client_keeps_no_cookie_a_receiver_sets() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(204, headers={"set-cookie": "session=abc; Path=/"})
+
+    async with default_client() as http:
+        http._transport = httpx.MockTransport(handler)
+        for _ in range(2):
+            await http.post("http://127.0.0.1:9/hook", content=b"{}")
+    assert seen == [None, None]
+    assert len(http.cookies.jar) == 0
