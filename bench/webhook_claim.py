@@ -69,11 +69,11 @@ from stablegate.models import WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
+from stablegate.webhooks.claims import claim_due
 from stablegate.webhooks.ordering import holds_next, lock_orders, refresh
 from stablegate.webhooks.outbox import add_event
 from stablegate.webhooks.schedule import ORDER_RELEASE_ATTEMPTS
 from stablegate.webhooks.secret_cache import WebhookSecretCache
-from stablegate.webhooks.service import claim_due
 
 CHAIN_ID = 31337
 USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -56,6 +56,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import socket
 import sqlite3
 import statistics
@@ -64,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,12 +92,13 @@ from stablegate.models import WebhookDelivery, WebhookEvent
 from stablegate.orders.schemas import CreateOrderRequest
 from stablegate.orders.service import create_order
 from stablegate.orders.view import order_view
+from stablegate.webhooks.claims import Claim
 from stablegate.webhooks.ordering import refresh
 from stablegate.webhooks.outbox import add_event
 from stablegate.webhooks.recording import AttemptResult
-from stablegate.webhooks.service import Claim, Outcome
+from stablegate.webhooks.service import Outcome
 from stablegate.webhooks.signing import webhook_body, webhook_headers
-from stablegate.webhooks.worker import WebhookWorker, default_client
+from stablegate.webhooks.worker import CLIENT_LIMITS, WebhookWorker, default_client
 
 CHAIN_ID = 31337
 USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -463,16 +465,27 @@ async def pending_count(gw: Gateway) -> int:
     return int(value or 0)
 
 
-async def drained(gw: Gateway, timeout_s: float, worker: asyncio.Task[None]) -> bool:
-    """Waits (polling every 0.1 s) until no event is pending; False on timeout or if the
-    worker stopped."""
+async def drained(
+    gw: Gateway,
+    timeout_s: float,
+    worker: asyncio.Task[None],
+    recorded: Callable[[], bool] | None = None,
+) -> bool:
+    """Waits until no event is pending; False on timeout or if the worker stopped.
+
+    ``recorded`` (burst runs) says when every event may have been recorded: the database is
+    asked then, and once a second meanwhile, not every 0.1 s (those queries ran in the measured
+    process and counted as the worker's CPU)."""
     deadline = time.monotonic() + timeout_s
+    asked = 0.0
     while True:
-        if await pending_count(gw) == 0:
-            return True
+        if recorded is None or recorded() or time.monotonic() - asked >= 1.0:
+            asked = time.monotonic()
+            if await pending_count(gw) == 0:
+                return True
         if time.monotonic() > deadline or worker.done():
             return False
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1 if recorded is None else 0.01)
 
 
 async def reset_events(gw: Gateway, backend: str, *, analyze: bool) -> None:
@@ -518,7 +531,8 @@ class WorkerProbe:
         original_release = worker.release
         self._wrap(worker, "_send")
         self._wrap(worker, "_record", stamp=True)
-        self._wrap(worker, "_write_records")  # one record transaction (a batch of attempts)
+        # one record transaction (a batch of attempts)
+        self._wrap(worker._recorder, "write", label="write_records")
 
         async def claim(limit: int) -> list[Claim]:
             started = time.perf_counter()
@@ -554,7 +568,7 @@ class WorkerProbe:
         self.calls[name] += 1
         self.seconds[name] += time.perf_counter() - started
 
-    def _wrap(self, worker: WebhookWorker, name: str, *, stamp: bool = False) -> None:
+    def _wrap(self, worker: object, name: str, *, stamp: bool = False, label: str = "") -> None:
         original: Callable[..., Awaitable[Any]] = getattr(worker, name)
 
         async def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -562,7 +576,7 @@ class WorkerProbe:
             try:
                 return await original(*args, **kwargs)
             finally:
-                self._add(name.lstrip("_"), started)
+                self._add(label or name.lstrip("_"), started)
                 if stamp:
                     self.last_record = time.perf_counter()
 
@@ -683,13 +697,23 @@ async def event_bodies(gw: Gateway) -> tuple[list[bytes], set[str]]:
     return bodies, {event_id for event_id, _, _ in rows}
 
 
+def plain_client() -> httpx.AsyncClient:
+    """httpx as it comes (anyio I/O) with the worker's limits: the bare loop of issue 12."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False, limits=CLIENT_LIMITS
+    )
+
+
 async def measure_baseline(
-    receiver: Receiver, bodies: Sequence[bytes], concurrency: int
+    receiver: Receiver,
+    bodies: Sequence[bytes],
+    concurrency: int,
+    client_factory: Callable[[], httpx.AsyncClient] = plain_client,
 ) -> dict[str, Any]:
     """The same bodies, POSTed 4 at a time with the worker's client settings; nothing else."""
     url = f"{receiver.base}/baseline"
     statuses: Counter[int] = Counter()
-    async with default_client() as client:
+    async with client_factory() as client:
         for body in bodies[:50]:  # warm-up: connections open, code paths hot
             await client.post(url, content=body, headers={"Content-Type": "application/json"})
         await receiver.take()
@@ -719,12 +743,50 @@ async def measure_baseline(
     }
 
 
+@contextlib.contextmanager
+def py_spy(out_dir: Path | None, label: str) -> Iterator[None]:
+    """Sample this process (the worker) with py-spy while the block runs (collapsed stacks,
+    for ``bench/profile.py``). Sampling costs CPU: report the figures of an unprofiled run."""
+    if out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{label.replace(' ', '_').replace(',', '')}.txt"
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(os.getpid()),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)  # py-spy attaches before the run starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        _, err = spy.communicate(timeout=60)
+        if not out.exists():
+            print(f"   py-spy failed ({spy.returncode}): {err.decode(errors='replace')}")
+        else:
+            print(f"   py-spy profile: {out}", flush=True)
+
+
 async def measure_burst(
     gw: Gateway,
     receiver: Receiver,
     expected: set[str],
     problems: list[str],
     label: str,
+    profile_dir: Path | None = None,
     **worker_options: Any,
 ) -> dict[str, Any]:
     """run_forever until every event is delivered; events / (start -> last record)."""
@@ -733,10 +795,10 @@ async def measure_burst(
     probe = WorkerProbe(worker, gw.ctx.engine, count_sql=True)
     stop = asyncio.Event()
     events = len(expected)
-    with CpuMeter(receiver.pid) as cpu:
+    with py_spy(profile_dir, label), CpuMeter(receiver.pid) as cpu:
         started = time.perf_counter()
         task = asyncio.create_task(worker.run_forever(stop))
-        if not await drained(gw, 300, task):
+        if not await drained(gw, 300, task, lambda: probe.calls["record"] >= events):
             problems.append(f"{label}: not every event was delivered within 300 s")
         seconds = probe.last_record - started
         stop.set()
@@ -903,6 +965,14 @@ async def run_backend(
         if base["arrived"] != len(bodies) or base["statuses"] != {"204": len(bodies)}:
             problems.append(f"{backend} baseline: {base['arrived']} arrived, {base['statuses']}")
         print(f"  baseline: {base['perSecond']} /s", flush=True)
+        # The same loop through the worker's own client (its asyncio-stream transport).
+        out["baselineWorkerClient"] = await measure_baseline(
+            receiver, bodies, PER_HOST, default_client
+        )
+        print(
+            f"  baseline, worker's client: {out['baselineWorkerClient']['perSecond']} /s",
+            flush=True,
+        )
         out["bursts"] = []
         for index, (label, options, analyzed) in enumerate(BURSTS):
             if analyzed and backend != "postgres":
@@ -910,7 +980,7 @@ async def run_backend(
             if index:
                 await reset_events(gw, backend, analyze=analyzed)
             burst = await measure_burst(
-                gw, receiver, expected, problems, f"{backend} {label}", **options
+                gw, receiver, expected, problems, f"{backend} {label}", args.py_spy, **options
             )
             burst["label"] = label
             burst["ratio"] = round(burst["perSecond"] / out["baseline"]["perSecond"], 3)
@@ -966,6 +1036,26 @@ def report(results: dict[str, Any]) -> None:
                 base["cpuMsPerDelivery"]["receiver"],
                 "-",
                 base["cpu"]["otherPct"],
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+            ]
+        )
+        own = out["baselineWorkerClient"]
+        rows.append(
+            [
+                backend,
+                "bare, the worker's client",
+                own["deliveries"],
+                own["seconds"],
+                own["perSecond"],
+                round(own["perSecond"] / base["perSecond"], 3),
+                own["cpuMsPerDelivery"]["bench"],
+                own["cpuMsPerDelivery"]["receiver"],
+                "-",
+                own["cpu"]["otherPct"],
                 "-",
                 "-",
                 "-",
@@ -1136,6 +1226,12 @@ def main() -> int:
     )
     parser.add_argument("--quiet-wait", type=float, default=10, help="seconds to wait, at most")
     parser.add_argument("--json-out", type=Path, help="also write the JSON figures here")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="profile each burst (this process) with py-spy into DIR (perturbs the figures)",
+    )
     args = parser.parse_args()
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(args.backends) - {"sqlite", "postgres"}:

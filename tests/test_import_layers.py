@@ -28,9 +28,9 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("migrations",), "Alembic's env.py registers every model"),
     (("chain",), "chain registry, JSON-RPC, contracts, the dev chain: no gateway rules"),
     (
-        ("secret_box", "auth", "leases", "outbound"),
+        ("secret_box", "auth", "leases", "outbound", "outbound_streams"),
         "self-contained services: secret encryption, request authentication, worker leases, "
-        "the guard on merchant-chosen connections",
+        "the guard on merchant-chosen connections and the HTTP I/O under them",
     ),
     (("console",), "the CLI plumbing: settings, sessions, migrations, secrets"),
     (("merchants",), "merchants, keys and payout addresses: what every domain is scoped by"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import ipaddress
 import re
 import socket
@@ -87,7 +88,7 @@ class PinnedTarget:
     @property
     def request_url(self) -> httpx.URL:
         """The URL with the host replaced by the pinned address (no fragment)."""
-        return self.url.copy_with(host=self.address, fragment=None)
+        return _pinned_url(self.url, self.address)
 
     @property
     def host_header(self) -> str:
@@ -102,6 +103,12 @@ class PinnedTarget:
         return {"sni_hostname": self.host} if self.url.scheme == "https" else {}
 
 
+@functools.lru_cache(maxsize=4096)
+def _pinned_url(url: httpx.URL, address: str) -> httpx.URL:
+    # Kept: parsed URLs come from parse_webhook_url's cache, the same objects every attempt.
+    return url.copy_with(host=address, fragment=None)
+
+
 MAX_URL_LENGTH = 2048
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
@@ -111,9 +118,16 @@ def parse_webhook_url(url: str) -> tuple[httpx.URL, str]:
 
     The one check for notify URLs, when they are set and before every attempt. It raises
     nothing else: a stored URL that fails it must become a failed attempt, not a crash.
+    A pure function of the string, so the last few thousand answers are kept (the worker
+    calls it for every attempt; a refusal is not kept and is worked out again).
     """
     if not isinstance(url, str) or not url:
         raise DestinationError("the URL is empty")
+    return _parse_webhook_url(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_webhook_url(url: str) -> tuple[httpx.URL, str]:
     if len(url) > MAX_URL_LENGTH:
         raise DestinationError(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):

@@ -43,6 +43,8 @@ from stablegate.outbound import (
     is_public_address,
     resolve_target,
 )
+from stablegate.outbound_streams import asyncio_transport
+from stablegate.webhooks.worker import CLIENT_LIMITS
 
 PRIVATE = [
     "127.0.0.1",
@@ -347,6 +349,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path, list[str]]]:
     thread.join(timeout=30)
 
 
+@pytest.mark.parametrize("io", ["anyio", "asyncio streams"])
 @pytest.mark.parametrize(("name", "verified"), [("hooks.test", True), ("other.test", False)])
 async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_name(
     gateway: GatewayContext,
@@ -355,6 +358,7 @@ async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_name(
     tls_server: tuple[int, Path, list[str]],
     name: str,
     verified: bool,
+    io: str,
 ) -> None:
     port, ca, hosts = tls_server
     trust = ssl.create_default_context(cafile=str(ca))
@@ -365,7 +369,14 @@ async def test_https_to_a_pinned_address_verifies_the_certificate_for_the_name(
         gateway,
         clock,
         resolver=resolve,
-        http_client_factory=lambda: httpx.AsyncClient(verify=trust, trust_env=False),
+        # httpx's own I/O, and the worker's default one (outbound_streams) with this CA
+        http_client_factory=lambda: (
+            httpx.AsyncClient(verify=trust, trust_env=False)
+            if io == "anyio"
+            else httpx.AsyncClient(
+                transport=asyncio_transport(CLIENT_LIMITS, verify=trust), trust_env=False
+            )
+        ),
     ) as worker:
         assert await worker.run_once() == 1
     event = (await events_by_id(gateway))[event_id]

@@ -29,8 +29,9 @@ from stablegate.clock import FakeClock, SystemClock
 from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.models import WebhookDelivery
 from stablegate.webhooks import worker as worker_module
+from stablegate.webhooks.claims import Claim
 from stablegate.webhooks.schedule import GIVE_UP_AFTER_MS, base_delay_ms
-from stablegate.webhooks.service import Claim, resend
+from stablegate.webhooks.service import resend
 from stablegate.webhooks.worker import WebhookWorker
 
 H = 3_600_000

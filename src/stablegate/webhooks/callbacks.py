@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stablegate.webhooks.service import Claim
+from stablegate.webhooks.claims import Claim
 
 
 @dataclass(frozen=True)

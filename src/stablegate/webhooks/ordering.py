@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from stablegate.models import Order, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
@@ -48,6 +48,9 @@ PENDING = EventStatus.PENDING
 T = TypeVar("T")
 EVENTS = cast(Table, WebhookEvent.__table__)
 ORDERS = cast(Table, Order.__table__)
+# What the statements here run on: a session (services) or a Core connection (the worker's hot
+# path, which skips the ORM's per-statement work); both execute Core statements alike.
+Executor = AsyncSession | AsyncConnection
 _CHUNK = 500  # ids per statement: well under every driver's bound-parameter limit
 
 
@@ -77,7 +80,9 @@ async def holds_next(session: AsyncSession, order_id: str) -> bool:
     return any(s == PENDING and a < ORDER_RELEASE_ATTEMPTS for s, a in rows.all())
 
 
-def dialect_of(session: AsyncSession) -> str:
+def dialect_of(session: Executor) -> str:
+    if isinstance(session, AsyncConnection):
+        return session.dialect.name
     return session.get_bind().dialect.name
 
 
@@ -142,7 +147,7 @@ def _flag_statement(dialect: str) -> Update:
     )
 
 
-async def lock_orders(session: AsyncSession, order_ids: Iterable[str]) -> None:
+async def lock_orders(session: Executor, order_ids: Iterable[str]) -> None:
     """Take the row locks of these orders in ascending id order, as ``settle_orders`` does
     (byte order, ``COLLATE "C"``: the database's collation may sort ids differently).
 
@@ -168,7 +173,7 @@ class EventRow:
 
 
 async def read_events(
-    session: AsyncSession, order_ids: Iterable[str], *, lock: bool = False
+    session: Executor, order_ids: Iterable[str], *, lock: bool = False
 ) -> dict[str, list[EventRow]]:
     """Every event of these orders, oldest first per order (the caller holds their locks).
 
@@ -192,7 +197,7 @@ async def read_events(
     return by_order
 
 
-async def store_flags(session: AsyncSession, by_order: dict[str, list[EventRow]]) -> None:
+async def store_flags(session: Executor, by_order: dict[str, list[EventRow]]) -> None:
     """Work the rule out over each order's events as given and write the flags that changed."""
     changed: dict[bool, list[str]] = {True: [], False: []}
     for events in by_order.values():

@@ -12,7 +12,7 @@ The batch is worked out as if its attempts were recorded one after another: each
 against the events as the earlier ones left them. The orders' locks and the events' row locks
 (``FOR UPDATE`` on PostgreSQL; on SQLite the write transaction is exclusive) keep what was read
 true until the commit, so the flags written are those of the stored rows. The UPDATE keeps its
-lease guard all the same. The caller commits.
+lease guard all the same. The caller commits (the worker runs it on a Core connection).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import BigInteger, Integer, String, Table, bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.models import WebhookDelivery
 from stablegate.models.webhook_event import EventStatus
+from stablegate.webhooks.claims import Claim
 from stablegate.webhooks.ordering import (
     EVENTS,
     EventRow,
+    Executor,
     chunks,
     dialect_of,
     ids_in,
@@ -38,7 +39,7 @@ from stablegate.webhooks.ordering import (
     store_flags,
 )
 from stablegate.webhooks.schedule import next_attempt_at_ms
-from stablegate.webhooks.service import Claim, Outcome
+from stablegate.webhooks.service import Outcome
 from stablegate.webhooks.state import EventTrigger, transition
 
 PENDING = EventStatus.PENDING
@@ -87,7 +88,7 @@ _UPDATE_EVENT = (
 
 
 async def record_attempts(
-    session: AsyncSession,
+    session: Executor,
     attempts: Sequence[tuple[Claim, AttemptResult]],
     *,
     now_ms: int,
@@ -179,7 +180,7 @@ def _holds(claim: Claim, row: EventRow | None) -> bool:
     )
 
 
-async def _first_attempts_ms(session: AsyncSession, event_ids: Sequence[str]) -> dict[str, int]:
+async def _first_attempts_ms(session: Executor, event_ids: Sequence[str]) -> dict[str, int]:
     """When each event's current round made its attempt 1 (rounds restart at 1 on resend)."""
     deliveries = _deliveries
     statement = (

@@ -21,8 +21,9 @@ from stablegate.errors import InvalidRequest, NotFound
 from stablegate.models import Merchant
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.secret_box import new_token
+from stablegate.webhooks.claims import Claim
 from stablegate.webhooks.secret_cache import WebhookSecretCache
-from stablegate.webhooks.service import Claim, webhook_secrets
+from stablegate.webhooks.service import webhook_secrets
 
 TEST_EVENT_TYPE = "test"
 _LEASE_MS = 60_000  # only a Claim field here: nothing is leased

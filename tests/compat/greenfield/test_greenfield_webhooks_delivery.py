@@ -32,7 +32,7 @@ from stablegate.compat.greenfield.callbacks import GreenfieldCallback, event_bod
 from stablegate.db.engine import session_scope
 from stablegate.models import WebhookDelivery, WebhookEvent
 from stablegate.models.order import NotifyFormat
-from stablegate.webhooks.service import Claim
+from stablegate.webhooks.claims import Claim
 
 
 def btcpay_sig_ok(secret: str, body: bytes, header: str | None) -> bool:

@@ -25,7 +25,7 @@ from stablegate.compat.epay.signing import EPAY_UNSIGNED, EPUSDT_UNSIGNED, Value
 from stablegate.compat.epay.wire import exact_json
 from stablegate.models.order import NotifyFormat
 from stablegate.webhooks.callbacks import CallbackFormat, CallbackRequest
-from stablegate.webhooks.service import Claim
+from stablegate.webhooks.claims import Claim
 
 PAID_EVENT = "order.completed"
 USER_AGENT = "stablegate-callbacks"

@@ -50,7 +50,7 @@ from stablegate.compat.greenfield.webhooks import (
 )
 from stablegate.models.order import NotifyFormat, OrderException
 from stablegate.webhooks.callbacks import CallbackFormat, CallbackRequest
-from stablegate.webhooks.service import Claim
+from stablegate.webhooks.claims import Claim
 
 SIGNATURE_HEADER = "BTCPay-Sig"
 USER_AGENT = "stablegate-greenfield-webhooks"
