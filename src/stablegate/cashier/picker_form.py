@@ -28,6 +28,9 @@ from stablegate.web.context import WebContext
 from stablegate.web.i18n import Translator
 from stablegate.web.security import read_body
 
+# An order that ended while the customer was still to choose.
+_ENDED = (OrderStatus.EXPIRED, OrderStatus.CANCELLED)
+
 log = structlog.get_logger("stablegate.cashier")
 
 MAX_FORM_BYTES = 1024
@@ -125,5 +128,5 @@ def choice_context(
         "heading": t("choose_heading"),
         **({"status_text": t("status_choosing")} if open_ else {}),
         # "Do not send funds to this address" when no address was ever shown: nothing to say.
-        **({"state_text": ""} if view["status"] in ("expired", "cancelled") else {}),
+        **({"state_text": ""} if view["status"] in _ENDED else {}),
     }
