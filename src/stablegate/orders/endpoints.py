@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.json_body import parse_json_object
 from stablegate.auth.replay_db import DatabaseReplayStore
@@ -23,6 +24,7 @@ from stablegate.web.context import get_context
 from stablegate.web.errors import error_responses, json_body_schema, validated
 from stablegate.web.security import (
     CachedMerchantRequest,
+    MerchantRequest,
     cached_merchant_request,
     merchant_request,
     read_body,
@@ -85,16 +87,8 @@ async def _create_in_one_statement(
             return None
         await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
         async with statement_scope(ctx.sessions) as session:
-            order, created = await service.create_order(
-                session,
-                ctx.clock,
-                order_context(request),
-                merchant_id=auth.merchant_id,
-                req=req,
-                terms=auth.terms,
-                detached=True,
-                guard=InsertGuard(cached.epoch, cached.claim),
-            )
+            guard = InsertGuard(cached.epoch, cached.claim)
+            order, created = await _create(request, session, auth, req, guard)
             if cached.claim is not None and isinstance(ctx.replay, DatabaseReplayStore):
                 await ctx.replay.claimed_elsewhere(session)
     except StaleCredentials:
@@ -121,16 +115,28 @@ async def _create_in_transaction(
         # Canonical chains need no node; another chain's factory was asked at start-up (if the
         # node did not answer then, the first order asks it again, holding this transaction).
         await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
-        order, created = await service.create_order(
-            session,
-            ctx.clock,
-            order_context(request),
-            merchant_id=auth.merchant_id,
-            req=req,
-            terms=auth.terms,
-            detached=True,
-        )
+        order, created = await _create(request, session, auth, req, None)
     return _order_answer(request, order, created, req, auth.rate_headers)
+
+
+async def _create(
+    request: Request,
+    session: AsyncSession,
+    auth: MerchantRequest,
+    req: CreateOrderRequest,
+    guard: InsertGuard | None,
+) -> tuple[Order, bool]:
+    """The signed API's order: one INSERT where it can be, the key's terms read with it."""
+    return await service.create_order(
+        session,
+        get_context(request).clock,
+        order_context(request),
+        merchant_id=auth.merchant_id,
+        req=req,
+        terms=auth.terms,
+        detached=True,
+        guard=guard,
+    )
 
 
 def _order_answer(

@@ -15,8 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.replay import replayed_request
-from stablegate.chain.evm import create2
-from stablegate.chain.registry import Chain, ChainRegistry
+from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
 from stablegate.merchants.terms import MerchantTerms, load_terms
@@ -24,6 +23,7 @@ from stablegate.models import AuditEntry, Order
 from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
+from stablegate.orders.new_order_columns import deposit_address, price_columns
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.signed_insert import (
     ConfirmedRefusal,
@@ -116,7 +116,7 @@ async def create_order(
         units = parse_amount(req.amount, token.decimals)
         if units <= 0:
             raise InvalidRequest("amount must be positive", code="invalid_amount")
-        _within_maximum(ctx, units, token.decimals, "amount")
+        within_maximum(ctx, units, token.decimals, "amount")
         fingerprint = _fingerprint(req, chain.id, token.symbol, {"amount": units})
     else:
         fiat = {"fiatAmount": decimal_text(asked[0]), "currency": asked[1]}
@@ -146,7 +146,7 @@ async def create_order(
         )
         units = price.units
         tokens = f"{format_amount(units, token.decimals)} {token.symbol}"
-        _within_maximum(ctx, units, token.decimals, f"{req.amount} {asked[1]} ({tokens})")
+        within_maximum(ctx, units, token.decimals, f"{req.amount} {asked[1]} ({tokens})")
 
     payout_address = terms.payout_addresses.get(chain.id)
     if payout_address is None:
@@ -166,7 +166,7 @@ async def create_order(
     if strategy == DepositStrategy.UNIQUE_AMOUNT:
         to_address, factory, salt_hex = payout_address, None, None
     else:
-        to_address, factory, salt_hex = _deposit_address(chain, payout_address, order_id)
+        to_address, factory, salt_hex = deposit_address(chain, payout_address, order_id)
     order = Order(
         id=order_id,
         merchant_id=merchant_id,
@@ -196,7 +196,7 @@ async def create_order(
         expire_time_ms=now + req.expire_seconds * 1000,
         create_time_ms=now,
         updated_at_ms=now,
-        **_price_columns(price),
+        **price_columns(price),
     )
     if direct:
         return await _insert_direct(session, clock, ctx, order, fingerprint, guard)
@@ -325,26 +325,14 @@ async def _stored_repeat(session: AsyncSession, order: Order, fingerprint: str) 
     return _same_or_conflict(existing, fingerprint)
 
 
-def _within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> None:
-    """The gateway's maximum, in whole tokens; for a fiat order on the converted amount."""
+def within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> None:
+    """The gateway's maximum, in whole tokens; for a fiat order on the converted amount (also
+    for an order moved onto another token, orders.repoint)."""
     if units > ctx.max_order_amount * 10**decimals:
         raise InvalidRequest(
             f"{what} is above this gateway's maximum of {ctx.max_order_amount}",
             code="invalid_amount",
         )
-
-
-def _price_columns(price: FiatPrice | None) -> dict[str, object]:
-    """The order's price columns: the fiat amount and the rate locked at creation."""
-    if price is None:
-        return {}
-    return {
-        "fiat_amount": decimal_text(price.fiat_amount),
-        "fiat_currency": price.currency,
-        "rate": decimal_text(price.rate),
-        "rate_source": price.rate_source,
-        "rate_time_ms": price.rate_time_ms,
-    }
 
 
 def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
@@ -353,19 +341,6 @@ def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
             "an order with this orderNo exists with different fields", code="order_conflict"
         )
     return existing
-
-
-def _deposit_address(chain: Chain, payout: str, order_id: str) -> tuple[str, str, str]:
-    factory, implementation = create2.deposit_contracts(chain.factory, chain.implementation)
-    salt = create2.deposit_salt(order_id)
-    address = create2.forwarder_address(factory, implementation, payout, salt)
-    return address, factory, "0x" + salt.hex()
-
-
-# The same rules for an order moved onto another chain and token (orders.repoint).
-deposit_address = _deposit_address
-within_maximum = _within_maximum
-price_columns = _price_columns
 
 
 async def get_order(
