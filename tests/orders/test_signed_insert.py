@@ -1,8 +1,7 @@
-"""A signed order on PostgreSQL in one statement (stablegate.orders.signed_insert): every guard
-of the statement, and the API taking that way once the key's credentials are cached.
-
-PostgreSQL only: SQLite has no data-modifying CTEs and keeps the transaction (its orders are
-the same tests in tests/api/test_orders_api.py and tests/merchants/test_credential_cache.py).
+"""A signed order written at once outside a session transaction: one statement on PostgreSQL
+(stablegate.orders.signed_insert), one transaction in one hop to a thread on SQLite
+(stablegate.orders.signed_insert_sqlite). Every guard of the write, on both, and the API taking
+that way once the key's credentials are cached.
 """
 
 from __future__ import annotations
@@ -22,19 +21,14 @@ from stablegate.api.context import GatewayContext
 from stablegate.auth.replay import ReplayClaim
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
-from stablegate.db.engine import session_scope, statement_scope
+from stablegate.db.engine import session_scope
 from stablegate.merchants.terms import load_terms
 from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
-from stablegate.orders import service, signed_insert
+from stablegate.orders import service
+from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.signed_insert import ConfirmedRefusal, InsertGuard, StaleCredentials
 
 CREATE = "/api/v1/payment/createQrOrder"
-
-
-@pytest.fixture
-def database_url(postgres_database: str) -> str:
-    return postgres_database
 
 
 async def _counts(gateway: GatewayContext) -> tuple[int, int, int]:
@@ -66,7 +60,7 @@ async def _create(
     req = CreateOrderRequest.model_validate(
         {"chainId": "31337", "symbol": "USDT", "amount": "2", "orderNo": order_no}
     )
-    async with statement_scope(gateway.sessions) as session:
+    async with session_scope(gateway.sessions) as session:
         return await service.create_order(
             session,
             gateway.clock,
@@ -146,16 +140,18 @@ async def test_without_a_claim_the_epoch_alone_guards_the_order(
     assert await _counts(gateway) == (1, 1, 0)
 
 
-def _count_statements(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def _count_statements(gateway: GatewayContext, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    writer = gateway.signed_orders
+    assert writer is not None
     outcomes: list[Any] = []
-    original: Callable[..., Awaitable[Any]] = signed_insert.insert_signed_order
+    original: Callable[..., Awaitable[Any]] = writer.insert
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         outcome = await original(*args, **kwargs)
         outcomes.append(outcome)
         return outcome
 
-    monkeypatch.setattr(service, "insert_signed_order", counted)
+    monkeypatch.setattr(writer, "insert", counted)
     return outcomes
 
 
@@ -170,7 +166,7 @@ async def test_orders_of_a_cached_key_take_one_statement(
     signer: Signer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    outcomes = _count_statements(monkeypatch)
+    outcomes = _count_statements(gateway, monkeypatch)
     for n in range(3):
         body = _order_body(f"o{n}")
         answer = await client.post(
@@ -189,7 +185,7 @@ async def test_a_replay_on_the_one_statement_path_is_refused_and_counted(
     signer: Signer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    outcomes = _count_statements(monkeypatch)
+    outcomes = _count_statements(gateway, monkeypatch)
     warm = _order_body("warm")
     assert (
         await client.post(CREATE, content=warm, headers=signer.headers("POST", CREATE, warm))
@@ -214,7 +210,7 @@ async def test_a_fiat_order_of_a_cached_key_is_made_in_a_transaction(
 ) -> None:
     """Priced in a currency, an order needs a rate: checked again and made in a transaction,
     its request counted once against the key's limit."""
-    outcomes = _count_statements(monkeypatch)
+    outcomes = _count_statements(gateway, monkeypatch)
     warm = _order_body("warm")
     assert (
         await client.post(CREATE, content=warm, headers=signer.headers("POST", CREATE, warm))
@@ -328,7 +324,7 @@ async def test_a_repeat_with_other_fields_is_a_conflict_on_the_one_statement_pat
     clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    outcomes = _count_statements(monkeypatch)
+    outcomes = _count_statements(gateway, monkeypatch)
     assert (await _post(client, signer, _order_body("warm"))).status_code == 200
     first = await _post(client, signer, _order_body("same"))
     clock.advance(0.001)  # signed again: a repeat, not a replay

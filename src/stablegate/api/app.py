@@ -34,6 +34,7 @@ from stablegate.dashboard import routes as dashboard_routes
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
 from stablegate.orders import endpoints as order_endpoints
+from stablegate.orders.signed_insert import signed_orders_for
 from stablegate.rates import endpoints as rate_endpoints
 from stablegate.rates.board import RateBoard
 from stablegate.rates.metrics import RateGauges
@@ -99,6 +100,7 @@ def build_context(
         ),
         rates=Rates(sessions, clock, settings),
         rate_gauges=RateGauges(metrics.registry),
+        signed_orders=signed_orders_for(engine),
     )
 
 
@@ -121,6 +123,8 @@ def create_app(
         yield
         checks.cancel()
         await ctx.live_orders.stop()
+        if ctx.signed_orders is not None:
+            await ctx.signed_orders.close()
         await ctx.engine.dispose()
         if ctx.redis is not None:
             await ctx.redis.aclose()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from stablegate.cashier.live import LiveOrders
 from stablegate.cashier.stream_slots import StreamSlots
+from stablegate.orders.insert_guard import SignedOrders
 from stablegate.orders.service import OrderContext
 from stablegate.rates.metrics import RateGauges
 from stablegate.rates.service import Rates
@@ -24,6 +25,9 @@ class GatewayContext(WebContext):
     live_orders: LiveOrders
     rates: Rates
     rate_gauges: RateGauges
+    # The signed API's writer of orders outside a session transaction (None: every order is
+    # made in a transaction, e.g. on an in-memory SQLite database).
+    signed_orders: SignedOrders | None = None
 
     @property
     def orders(self) -> OrderContext:
@@ -32,4 +36,5 @@ class GatewayContext(WebContext):
             public_url=self.settings.public_url,
             max_order_amount=self.settings.max_order_amount,
             rates=self.rates,
+            signed_orders=self.signed_orders,
         )

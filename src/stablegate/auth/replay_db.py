@@ -29,6 +29,12 @@ def _claim_statement(dialect: str) -> Insert:
 _CLAIM = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
 
 
+def claim_statement(dialect: str) -> Insert:
+    """The claim's upsert (parameters ``key``, ``expires_at_ms``, ``now_ms``), for a caller that
+    runs it outside a session (stablegate.orders.signed_insert_sqlite)."""
+    return _CLAIM[dialect]
+
+
 class DatabaseReplayStore:
     """One atomic upsert per claim: inserted, or taken over from an expired entry, else a replay."""
 

@@ -121,18 +121,6 @@ async def session_scope(
 
 
 @asynccontextmanager
-async def statement_scope(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """No transaction around the statements: each commits by itself (AUTOCOMMIT), for work that
-    is one statement atomic on its own (:mod:`stablegate.orders.signed_insert`). Saves the
-    BEGIN and COMMIT round trips; nothing is left to commit or roll back."""
-    async with sessions() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
-
-
-@asynccontextmanager
 async def read_scope(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:

@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stablegate.auth.json_body import parse_json_object
 from stablegate.auth.replay_db import DatabaseReplayStore
-from stablegate.db.engine import read_scope, session_scope, statement_scope
+from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import AuthError, GatewayError
 from stablegate.models import Order
 from stablegate.orders import service
+from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
 from stablegate.orders.service import OrderContext
-from stablegate.orders.signed_insert import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.view import order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
@@ -53,11 +53,10 @@ def order_context(request: Request) -> OrderContext:
     response_model_exclude_unset=True,
 )
 async def create_qr_order(request: Request) -> Response:
-    ctx = get_context(request)
-    if ctx.engine.dialect.name != "postgresql":
-        return await _create_in_transaction(request, None, limited=True, claimed=False)
     body = await read_body(request)
-    cached = await cached_merchant_request(request, body)
+    cached = None
+    if order_context(request).signed_orders is not None:
+        cached = await cached_merchant_request(request, body)
     if cached is None:  # not cached, or refused with what was: checked from the database
         return await _create_in_transaction(request, body, limited=True, claimed=False)
     answer = await _create_in_one_statement(request, cached)
@@ -71,13 +70,14 @@ async def create_qr_order(request: Request) -> Response:
 async def _create_in_one_statement(
     request: Request, cached: CachedMerchantRequest
 ) -> Response | None:
-    """A signed order on PostgreSQL with credentials this process has cached: the credential
-    check, the replay claim, the order and its event in one statement (docs/DESIGN.md §2).
+    """A signed order with credentials this process has cached: the credential check, the
+    replay claim, the order and its event written at once (one statement on PostgreSQL, one
+    hop to a thread on SQLite; docs/DESIGN.md §2).
 
     None when it could not be: the order needs a transaction, the credentials changed, or the
-    request is refused before the statement confirmed them (a bad body, a payout address the
+    request is refused before the write confirmed them (a bad body, a payout address the
     cached terms lack): the transaction path then answers with credentials read anew. Only
-    what the statement itself decided, with the epoch confirmed, is answered here: a replay,
+    what the write itself decided, with the epoch confirmed, is answered here: a replay,
     or the order (new, repeated, or 409 for a repeat with other fields)."""
     ctx = get_context(request)
     auth = cached.merchant
@@ -86,7 +86,8 @@ async def _create_in_one_statement(
         if not service.writes_directly(req, auth.terms):
             return None
         await ctx.factory_checks.require(ctx.registry.require(req.chain_id))
-        async with statement_scope(ctx.sessions) as session:
+        # The session only reads a repeat (or purges expired claims): no connection otherwise.
+        async with session_scope(ctx.sessions) as session:
             guard = InsertGuard(cached.epoch, cached.claim)
             order, created = await _create(request, session, auth, req, guard)
             if cached.claim is not None and isinstance(ctx.replay, DatabaseReplayStore):
@@ -103,7 +104,7 @@ async def _create_in_one_statement(
 
 
 async def _create_in_transaction(
-    request: Request, body: bytes | None, *, limited: bool, claimed: bool
+    request: Request, body: bytes, *, limited: bool, claimed: bool
 ) -> Response:
     ctx = get_context(request)
     # One transaction: the key's credentials, the replay claim and the order (docs/DESIGN.md §2).

@@ -23,14 +23,14 @@ from stablegate.models import AuditEntry, Order
 from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
-from stablegate.orders.new_order_columns import deposit_address, price_columns
-from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
-from stablegate.orders.signed_insert import (
+from stablegate.orders.insert_guard import (
     ConfirmedRefusal,
     InsertGuard,
+    SignedOrders,
     StaleCredentials,
-    insert_signed_order,
 )
+from stablegate.orders.new_order_columns import deposit_address, price_columns
+from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
 from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
@@ -49,6 +49,8 @@ class OrderContext:
     public_url: str
     max_order_amount: int  # whole token units
     rates: Rates | None = None
+    # Writes a signed order outside a session transaction (the API's one-statement path).
+    signed_orders: SignedOrders | None = None
 
 
 def new_order_id() -> str:
@@ -98,10 +100,10 @@ async def create_order(
     in this transaction (the signed API, with the key's credentials); otherwise they are read
     here. With ``detached`` a new order of a forwarder merchant and its first event are written
     with one INSERT each, not through the session (the signed API's hot path): the returned order
-    is then not in the session and changes made to it are not saved. With ``guard`` as well
-    (PostgreSQL, a session whose statements each commit by themselves), the order, its event
-    and the guard's checks are one statement (:mod:`stablegate.orders.signed_insert`): the
-    caller must have seen :func:`writes_directly` hold, and gets :class:`StaleCredentials`
+    is then not in the session and changes made to it are not saved. With ``guard`` as well,
+    ``ctx.signed_orders`` writes the order, its event and the guard's checks atomically outside
+    the session (:mod:`stablegate.orders.signed_insert`), the session only reading a repeat:
+    the caller must have seen :func:`writes_directly` hold, and gets :class:`StaleCredentials`
     when nothing was written because the key's credentials changed.
     """
     chain = ctx.registry.require(req.chain_id)
@@ -277,11 +279,11 @@ async def _insert_direct(
         if key not in state and default is not None and default.is_scalar:
             setattr(order, key, default.arg)
     values = {column: state[key] for key, column, _default in _ORDER_COLUMNS if key in state}
+    if guard is not None:
+        return await _insert_guarded(session, clock, ctx, order, fingerprint, values, guard)
     # On the session's connection: the ORM has nothing to track here, and skipping it halves
     # the statements' cost.
     connection = await session.connection()
-    if guard is not None:
-        return await _insert_guarded(session, clock, ctx, order, fingerprint, values, guard)
     statement = _INSERT_ORDER[connection.dialect.name]
     if (await connection.execute(statement, values)).first() is None:
         return await _stored_repeat(session, order, fingerprint), False
@@ -299,11 +301,14 @@ async def _insert_guarded(
     values: dict[str, object],
     guard: InsertGuard,
 ) -> tuple[Order, bool]:
-    """The order, its first events and the guard's checks in one statement; what it refuses
-    with the credentials confirmed is a :class:`ConfirmedRefusal`."""
+    """The order, its first events and the guard's checks written at once by
+    ``ctx.signed_orders``; what it refuses with the credentials confirmed is a
+    :class:`ConfirmedRefusal`."""
+    if ctx.signed_orders is None:
+        raise RuntimeError("this order context has no writer of guarded orders")
     view = order_view(order, ctx.registry, ctx.public_url)
     rows = first_event_rows(clock, order, transition(None, Trigger.CREATED).events, view)
-    outcome = await insert_signed_order(await session.connection(), guard, values, rows)
+    outcome = await ctx.signed_orders.insert(guard, values, rows)
     if not outcome.epoch_matches(guard):
         raise StaleCredentials()
     if not outcome.claimed:

@@ -18,75 +18,50 @@ Nothing is written unless the credentials the signature was checked with are sti
 epoch the process cached them under), nothing but the claim when the merchant already has the
 ``orderNo`` (as in a transaction, a repeat keeps its claim), and no event without its order.
 Without a database replay claim (Redis or the process's memory took it), ``claim`` is left out
-and the epoch alone guards the order. SQLite has no data-modifying CTEs: it keeps the
-transaction (:func:`stablegate.orders.service.create_order`).
+and the epoch alone guards the order.
+
+The statement is compiled once per shape and run on asyncpg's own connection from the engine's
+pool (:mod:`stablegate.db.driver_statement`): SQLAlchemy's session, connection and execution
+context cost the API process more than the statement does. SQLite has no data-modifying CTEs:
+:mod:`stablegate.orders.signed_insert_sqlite` makes the same decisions in one transaction, in one
+hop to a thread. :func:`signed_orders_for` picks the writer for an engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, exists, literal, select, union_all
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stablegate.auth.replay import ReplayClaim
-from stablegate.errors import GatewayError
+from stablegate.db.driver_statement import DriverStatement, driver_connection
 from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
 from stablegate.models.credential_epoch import EPOCH_ROW_ID
-
-
-class StaleCredentials(Exception):
-    """Nothing was written: the key's credentials changed since this process cached them (the
-    caller checks the request again with credentials read from the database)."""
-
-
-class ConfirmedRefusal(Exception):
-    """A refusal the statement decided with the credentials confirmed current (a replay, a
-    repeated ``orderNo`` with other fields): ``error`` is the answer, no second check needed."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-@dataclass(frozen=True)
-class InsertGuard:
-    """What must hold for a signed order to be written: the credential epoch its key was cached
-    under, and the request's replay claim when the database keeps them."""
-
-    epoch: int
-    claim: ReplayClaim | None
-
-
-@dataclass(frozen=True)
-class InsertOutcome:
-    epoch: int | None  # the current credential epoch (None: no epoch row)
-    claimed: bool  # the replay claim was taken (True when there was none to take)
-    order_id: str | None  # None: nothing inserted (see the other two for why)
-
-    def epoch_matches(self, guard: InsertGuard) -> bool:
-        return self.epoch == guard.epoch
+from stablegate.orders.insert_guard import (
+    InsertGuard,
+    InsertOutcome,
+    SignedOrders,
+    event_columns,
+)
+from stablegate.orders.signed_insert_sqlite import SqliteSignedOrders
 
 
 def _columns(table: Table, names: Sequence[str], prefix: str) -> list[Any]:
     return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names]
 
 
-@cache
-def _statement(
+def signed_statement(
     order_names: tuple[str, ...], event_names: tuple[str, ...], events: int, claims: bool
 ) -> Select[Any]:
-    """Built once per shape (which order columns are set, how many first events, whether a
-    claim is taken); SQLAlchemy's compiled cache then serves every later execution."""
+    """The one statement for a shape (which order columns are set, how many first events,
+    whether a claim is taken)."""
     orders = cast(Table, Order.__table__)
     epoch_table = cast(Table, CredentialEpoch.__table__)
     epoch = select(epoch_table.c.epoch).where(epoch_table.c.id == EPOCH_ROW_ID).cte("current_epoch")
     current = select(epoch.c.epoch).scalar_subquery()
-    epoch_ok = current == bindparam("epoch")
+    epoch_ok = current == bindparam("epoch", type_=epoch_table.c.epoch.type)
     if claims:
         replay = cast(Table, ReplayKey.__table__)
         taken = insert(replay).from_select(
@@ -100,7 +75,8 @@ def _statement(
             taken.on_conflict_do_update(
                 index_elements=[replay.c.key],
                 set_={"expires_at_ms": taken.excluded.expires_at_ms},
-                where=replay.c.expires_at_ms <= bindparam("claim_now_ms"),
+                where=replay.c.expires_at_ms
+                <= bindparam("claim_now_ms", type_=replay.c.expires_at_ms.type),
             )
             .returning(replay.c.key)
             .cte("claim")
@@ -135,25 +111,57 @@ def _statement(
     return statement
 
 
-async def insert_signed_order(
-    connection: AsyncConnection,
-    guard: InsertGuard,
-    order_values: Mapping[str, Any],
-    event_rows: Sequence[Mapping[str, Any]],
-) -> InsertOutcome:
-    """Run the one statement; ``order_values`` and each of ``event_rows`` are column -> value."""
-    order_names = tuple(order_values)
-    event_names = tuple(event_rows[0]) if event_rows else ()
-    if any(tuple(row) != event_names for row in event_rows):
-        raise ValueError("every first event must set the same columns")
-    params: dict[str, Any] = {"epoch": guard.epoch}
-    if guard.claim is not None:
-        params["claim_key"] = guard.claim.key
-        params["claim_expires_at_ms"] = guard.claim.expires_at_ms
-        params["claim_now_ms"] = guard.claim.now_ms
-    params.update({f"o_{name}": value for name, value in order_values.items()})
-    for index, row in enumerate(event_rows):
-        params.update({f"e{index}_{name}": value for name, value in row.items()})
-    statement = _statement(order_names, event_names, len(event_rows), guard.claim is not None)
-    row = (await connection.execute(statement, params)).one()
-    return InsertOutcome(epoch=row.epoch, claimed=bool(row.claimed), order_id=row.order_id)
+class PostgresSignedOrders:
+    """The one statement, compiled once per shape, on asyncpg's connection from the pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._compiled: dict[tuple[Any, ...], DriverStatement] = {}
+
+    def _statement(
+        self, order_names: tuple[str, ...], event_names: tuple[str, ...], events: int, claims: bool
+    ) -> DriverStatement:
+        shape = (order_names, event_names, events, claims)
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            statement = signed_statement(order_names, event_names, events, claims)
+            compiled = DriverStatement.compile(statement, self._engine.dialect)
+            self._compiled[shape] = compiled
+        return compiled
+
+    async def insert(
+        self,
+        guard: InsertGuard,
+        order_values: Mapping[str, Any],
+        event_rows: Sequence[Mapping[str, Any]],
+    ) -> InsertOutcome:
+        """``order_values`` and each of ``event_rows`` are column -> value."""
+        event_names = event_columns(event_rows)
+        params: dict[str, Any] = {"epoch": guard.epoch}
+        if guard.claim is not None:
+            params["claim_key"] = guard.claim.key
+            params["claim_expires_at_ms"] = guard.claim.expires_at_ms
+            params["claim_now_ms"] = guard.claim.now_ms
+        params.update({f"o_{name}": value for name, value in order_values.items()})
+        for index, row in enumerate(event_rows):
+            params.update({f"e{index}_{name}": value for name, value in row.items()})
+        statement = self._statement(
+            tuple(order_values), event_names, len(event_rows), guard.claim is not None
+        )
+        async with driver_connection(self._engine) as connection:
+            row = await connection.fetchrow(statement.sql, *statement.arguments(params))
+        return InsertOutcome(epoch=row["epoch"], claimed=bool(row["claimed"]), order_id=row[2])
+
+    async def close(self) -> None:
+        """Nothing of its own: its connections are the engine's."""
+
+
+def signed_orders_for(engine: AsyncEngine) -> SignedOrders | None:
+    """The writer of signed orders for ``engine``'s database; None where there is none (an
+    in-memory SQLite database, which another connection would not see)."""
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return PostgresSignedOrders(engine)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return SqliteSignedOrders(engine.dialect, url.database)
+    return None
