@@ -27,6 +27,7 @@ from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
 from stablegate.orders import service
 from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.schemas import CreateOrderRequest
+from stablegate.orders.view import order_view
 
 CREATE = "/api/v1/payment/createQrOrder"
 
@@ -335,3 +336,20 @@ async def test_a_repeat_with_other_fields_is_a_conflict_on_the_one_statement_pat
     assert other.json()["error"]["code"] == "order_conflict"
     assert [o.order_id is not None for o in outcomes] == [True, False, False]
     assert await _counts(gateway) == (2, 2, 4)
+
+
+async def test_a_new_order_is_answered_as_its_first_event_and_the_stored_row_have_it(
+    client: httpx.AsyncClient, gateway: GatewayContext, signer: Signer
+) -> None:
+    """Rendered once for its event and its answer: both are the order as stored."""
+    assert (await _post(client, signer, _order_body("warm"))).status_code == 200
+    body = _order_body("once-rendered", description="café", custNo="c-1")
+    answer = await _post(client, signer, body)
+    assert answer.status_code == 200, answer.text
+    order_id = answer.json()["orderId"]
+    async with session_scope(gateway.sessions) as session:
+        stored = await session.get(Order, order_id)
+        event = await session.scalar(select(WebhookEvent).where(WebhookEvent.order_id == order_id))
+    assert stored is not None and event is not None
+    assert answer.json() == event.payload["data"]
+    assert answer.json() == order_view(stored, gateway.registry, gateway.settings.public_url)

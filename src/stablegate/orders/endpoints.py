@@ -18,7 +18,7 @@ from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleC
 from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
 from stablegate.orders.service import OrderContext
-from stablegate.orders.view import order_out
+from stablegate.orders.view import created_view, order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context
 from stablegate.web.errors import error_responses, json_body_schema, validated
@@ -148,9 +148,13 @@ def _order_answer(
     rate_headers: dict[str, str],
 ) -> Response:
     ctx = get_context(request)
-    view = order_out(order, ctx.registry, ctx.settings.public_url)
     if created:
         ctx.metrics.orders_created.labels(str(order.chain_id)).inc()
+        # The order as its first event has it: rendered once (a repeat is rendered as stored).
+        written = created_view(order)
+        if written is not None and not req.inline_qr:
+            return JSONResponse(written, headers=rate_headers)
+    view = order_out(order, ctx.registry, ctx.settings.public_url)
     if req.inline_qr:
         view.qrCodeDataUrl = qr_data_url(order.to_address)
         view.paymentQrDataUrl = qr_data_url(payment_uri(order))

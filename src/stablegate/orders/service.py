@@ -32,7 +32,7 @@ from stablegate.orders.insert_guard import (
 from stablegate.orders.new_order_columns import deposit_address, price_columns
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
-from stablegate.orders.view import order_view, payment_out
+from stablegate.orders.view import order_view, payment_out, remember_created_view
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.rates.pricing import FiatPrice, decimal_text, parse_fiat_amount
 from stablegate.rates.service import Rates
@@ -289,6 +289,7 @@ async def _insert_direct(
         return await _stored_repeat(session, order, fingerprint), False
     view = order_view(order, ctx.registry, ctx.public_url)
     await insert_first_events(session, clock, order, created.events, view)
+    remember_created_view(order, view)
     return order, True
 
 
@@ -314,6 +315,7 @@ async def _insert_guarded(
     if not outcome.claimed:
         raise ConfirmedRefusal(replayed_request())
     if outcome.order_id is not None:
+        remember_created_view(order, view)
         return order, True
     try:
         return await _stored_repeat(session, order, fingerprint), False

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import inspect
+
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.merchants.branding import MerchantBranding
 from stablegate.models import Merchant, Order, Payment
@@ -91,6 +93,23 @@ def order_out(order: Order, registry: ChainRegistry, public_url: str) -> OrderOu
 def order_view(order: Order, registry: ChainRegistry, public_url: str) -> dict[str, Any]:
     """The order as JSON: a webhook event's ``data``, the CLI's output."""
     return wire_json(order_out(order, registry, public_url))
+
+
+# Where a new order keeps the view its first event was written with (InstanceState.info, the
+# ORM's place for data of one's own on an instance).
+_CREATED_VIEW = "stablegate.created_view"
+
+
+def remember_created_view(order: Order, view: dict[str, Any]) -> None:
+    """Keep the view a new order's first event was written with: the signed API answers with
+    it instead of rendering the unchanged order a second time."""
+    inspect(order).info[_CREATED_VIEW] = view
+
+
+def created_view(order: Order) -> dict[str, Any] | None:
+    """The view :func:`remember_created_view` kept, if any."""
+    view: dict[str, Any] | None = inspect(order).info.get(_CREATED_VIEW)
+    return view
 
 
 @dataclass(frozen=True)
