@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -34,6 +35,9 @@ def forwarded_for(lines: Iterable[str]) -> str | None:
     return ",".join(present) if present else None
 
 
+# Remembered: every request asks for its peer's address two or three times, and a client's
+# address repeats across its requests (bounded: hops a client makes up only churn the cache).
+@lru_cache(maxsize=8192)
 def _parse_ip(text: str) -> IPAddress | None:
     """An address from a peer or forwarded hop; tolerates ``[v6]:port``, ``v4:port``, zones."""
     value = text.strip().strip('"')
