@@ -8,6 +8,7 @@ or a plain ``sqlite3`` connection) runs it. Everything else goes through the ses
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     driver = pooled.driver_connection
     try:
         yield driver
-    except BaseException:
-        if driver is None or driver.is_closed():
+    except BaseException as exc:
+        # Closed, or cancelled mid-statement (its state unknown): not handed to anyone else.
+        if driver is None or driver.is_closed() or isinstance(exc, asyncio.CancelledError):
             pooled.invalidate()
         raise
     finally:
