@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,37 @@ async def test_closing_waits_for_the_transaction_being_written(
     _, created = await pending
     assert created
     assert await _count(gateway, Order) == 1
+
+
+async def test_orders_waiting_on_a_cancelled_writer_are_cancelled_not_left_hanging(
+    gateway: GatewayContext,
+    merchant: MerchantKeys,
+    terms: MerchantTerms,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = _writer(gateway)
+    release = threading.Event()
+    original = writer._write
+
+    def held(batch: list[Any]) -> Any:
+        release.wait(10)
+        return original(batch)
+
+    monkeypatch.setattr(writer, "_write", held)
+    epoch = await _epoch(gateway)
+    first = asyncio.ensure_future(
+        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "1" * 64)), "a")
+    )
+    await asyncio.sleep(0)  # in the thread, held
+    second = asyncio.ensure_future(
+        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "2" * 64)), "b")
+    )
+    await asyncio.sleep(0)  # waiting for the next transaction
+    assert writer._writer is not None
+    writer._writer.cancel()
+    results = await asyncio.wait_for(
+        asyncio.gather(first, second, return_exceptions=True), timeout=5
+    )
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    release.set()

@@ -140,13 +140,17 @@ class SqliteSignedOrders:
                 del self._waiting[:MAX_BATCH]
                 try:
                     outcomes = await loop.run_in_executor(None, self._write, batch)
-                except BaseException as exc:  # the transaction failed: so did each order
+                except Exception as exc:  # the transaction failed: so did each order
                     for write in batch:
                         if not write.answer.done():
                             write.answer.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
                     continue
+                except BaseException:
+                    # Cancelled (the loop is shutting down): nobody is left to answer.
+                    for write in batch + self._waiting:
+                        write.answer.cancel()
+                    self._waiting.clear()
+                    raise
                 for write, outcome in zip(batch, outcomes, strict=True):
                     if write.answer.done():
                         continue
