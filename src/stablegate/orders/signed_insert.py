@@ -150,7 +150,9 @@ class PostgresSignedOrders:
         )
         async with driver_connection(self._engine) as connection:
             row = await connection.fetchrow(statement.sql, *statement.arguments(params))
-        return InsertOutcome(epoch=row["epoch"], claimed=bool(row["claimed"]), order_id=row[2])
+        return InsertOutcome(
+            epoch=row["epoch"], claimed=bool(row["claimed"]), order_id=row["order_id"]
+        )
 
     async def close(self) -> None:
         """Nothing of its own: its connections are the engine's."""
