@@ -297,8 +297,8 @@ async def _insert_direct(
 
 def _unsaved_order(attributes: dict[str, Any]) -> Order:
     """An order with these attributes, built the way the ORM builds a row it loads (all at
-    once) rather than through ``__init__``, which fires an attribute event per column: a third
-    of the cost of a signed order's rendering. It is never added to a session."""
+    once) rather than through ``__init__``, which fires an attribute event per column (5 to 7 %
+    of a signed order's CPU in the profile). It is never added to a session."""
     configure_mappers()  # a no-op once done; new_instance needs the mapper configured
     order = instrumentation.manager_of_class(Order).new_instance()
     order.__dict__.update(attributes)
