@@ -83,8 +83,9 @@ from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models import ChainBlock, ChainState, Order, Payment
 from stablegate.models.chain_state import FinalityMode
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext, create_order, new_order_id
+from stablegate.orders.service import create_order, new_order_id
 from stablegate.secret_box import SecretBox
 from stablegate.watcher.loop import ChainWatcher
 from stablegate.watcher.options import WatcherOptions

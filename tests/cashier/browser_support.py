@@ -39,8 +39,9 @@ from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models import Order
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext, create_order
+from stablegate.orders.service import create_order
 from stablegate.secret_box import load_secret_box
 from stablegate.watcher.loop import ChainWatcher
 from stablegate.watcher.options import WatcherOptions

@@ -26,7 +26,7 @@ from stablegate.clock import Clock
 from stablegate.db.engine import session_scope
 from stablegate.models import Order
 from stablegate.models.order import OrderStatus
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 
 __all__ = ["greenfield"]
 

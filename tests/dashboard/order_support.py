@@ -20,8 +20,9 @@ from stablegate.db.engine import session_scope
 from stablegate.models import ChainState, DashboardUser, Order, PayoutAddress
 from stablegate.models.merchant import DepositStrategy
 from stablegate.models.order import OrderStatus
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext, create_order
+from stablegate.orders.service import create_order
 from stablegate.payments.service import (
     ObservedTransfer,
     finalize_up_to,

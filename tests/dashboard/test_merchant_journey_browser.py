@@ -43,7 +43,7 @@ from stablegate.clock import FakeClock
 from stablegate.dashboard.order_export import safe_cell
 from stablegate.db.engine import make_engine, make_sessionmaker
 from stablegate.migrations import upgrade
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.secret_box import load_secret_box
 from stablegate.watcher.loop import ChainWatcher
 from stablegate.watcher.options import WatcherOptions

@@ -32,7 +32,8 @@ from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.migrations import upgrade
 from stablegate.models import Order, WebhookDelivery, WebhookEvent
 from stablegate.models.webhook_event import EventStatus
-from stablegate.orders.service import OrderContext, cancel_order
+from stablegate.orders.context import OrderContext
+from stablegate.orders.service import cancel_order
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page

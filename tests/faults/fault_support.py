@@ -44,8 +44,9 @@ from stablegate.db.engine import make_engine, make_sessionmaker, read_scope, ses
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models import ChainState, Lease, Order, Payment, WebhookEvent
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext, create_order
+from stablegate.orders.service import create_order
 from stablegate.payments.settlement import MerchantPolicy, settle
 from stablegate.secret_box import SecretBox
 

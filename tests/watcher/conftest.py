@@ -24,8 +24,9 @@ from stablegate.db.engine import make_engine, make_sessionmaker, session_scope
 from stablegate.merchants.service import create_merchant
 from stablegate.migrations import upgrade
 from stablegate.models import Merchant, Order, Payment, WebhookEvent
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext, create_order
+from stablegate.orders.service import create_order
 from stablegate.secret_box import SecretBox
 from stablegate.watcher.loop import ChainWatcher
 from stablegate.watcher.options import WatcherOptions

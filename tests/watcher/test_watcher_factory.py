@@ -19,7 +19,7 @@ from stablegate.chain.evm import create2
 from stablegate.chain.evm.contracts import forwarder_factory, standard_token
 from stablegate.chain.evm.wallet import eth_call, transact
 from stablegate.chain.registry import ChainRegistry
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 
 pytestmark = pytest.mark.anvil
 

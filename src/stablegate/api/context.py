@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from stablegate.cashier.live import LiveOrders
 from stablegate.cashier.stream_slots import StreamSlots
+from stablegate.orders.context import OrderContext
 from stablegate.orders.insert_guard import SignedOrders
-from stablegate.orders.service import OrderContext
 from stablegate.rates.metrics import RateGauges
 from stablegate.rates.service import Rates
 from stablegate.web.context import WebContext

@@ -19,8 +19,8 @@ from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import NotFound
 from stablegate.models import Order
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import PublicMethodOut, PublicOrderOut
-from stablegate.orders.service import OrderContext
 from stablegate.orders.view import PublicOrderParts, public_order_out
 from stablegate.web.wire import wire_json
 

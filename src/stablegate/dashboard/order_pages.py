@@ -39,8 +39,9 @@ from stablegate.models import Order, Payment, WebhookDelivery, WebhookEvent
 from stablegate.models.order import OrderException, OrderStatus
 from stablegate.money import format_amount
 from stablegate.orders import queries
+from stablegate.orders.context import OrderContext
 from stablegate.orders.payment_request import cashier_url
-from stablegate.orders.service import OrderContext, cancel_order, get_order
+from stablegate.orders.service import cancel_order, get_order
 from stablegate.orders.view import payment_amount
 from stablegate.web.i18n import Translator
 from stablegate.webhooks.queries import readable_deliveries, readable_events

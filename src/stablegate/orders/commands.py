@@ -24,6 +24,7 @@ from stablegate.models import Order, Payment
 from stablegate.models.payment import PaymentKind
 from stablegate.money import format_amount
 from stablegate.orders import queries, service
+from stablegate.orders.context import OrderContext
 from stablegate.orders.view import order_view
 
 orders_app = typer.Typer(help="Inspect orders.")
@@ -133,7 +134,7 @@ def mark_completed(
 
     async def work(session: AsyncSession, settings: Settings) -> dict[str, Any]:
         registry = load_registry(settings.chains_file)
-        context = service.OrderContext(
+        context = OrderContext(
             registry=registry,
             public_url=settings.public_url,
             max_order_amount=settings.max_order_amount,

@@ -14,10 +14,10 @@ from stablegate.db.engine import read_scope, session_scope
 from stablegate.errors import AuthError, GatewayError
 from stablegate.models import Order
 from stablegate.orders import service
+from stablegate.orders.context import OrderContext
 from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.payment_request import payment_uri, qr_data_url
 from stablegate.orders.schemas import CreateOrderRequest, OrderOut, OrderPage, OrderRef
-from stablegate.orders.service import OrderContext
 from stablegate.orders.view import created_view, order_out
 from stablegate.pagination import CursorParam
 from stablegate.web.context import get_context

@@ -22,8 +22,9 @@ from stablegate.models import Order, Payment
 from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import unique_amount
+from stablegate.orders.context import OrderContext
 from stablegate.orders.new_order_columns import deposit_address, price_columns
-from stablegate.orders.service import OrderContext, within_maximum
+from stablegate.orders.service import within_maximum
 from stablegate.orders.state import OrderStatus
 
 

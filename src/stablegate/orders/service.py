@@ -6,16 +6,12 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Insert, Table, and_, inspect, or_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import configure_mappers, instrumentation
 
-from stablegate.auth.replay import replayed_request
 from stablegate.chain.registry import ChainRegistry
 from stablegate.clock import Clock
 from stablegate.errors import Conflict, InvalidRequest, NotFound
@@ -24,34 +20,16 @@ from stablegate.models import AuditEntry, Order
 from stablegate.models.merchant import DepositStrategy
 from stablegate.money import format_amount, parse_amount
 from stablegate.orders import queries, unique_amount
-from stablegate.orders.insert_guard import (
-    ConfirmedRefusal,
-    InsertGuard,
-    SignedOrders,
-    StaleCredentials,
-)
+from stablegate.orders.context import OrderContext
+from stablegate.orders.direct_insert import insert_direct, same_or_conflict
+from stablegate.orders.insert_guard import InsertGuard
 from stablegate.orders.new_order_columns import deposit_address, price_columns
 from stablegate.orders.schemas import CreateOrderRequest, PaymentOut
 from stablegate.orders.state import OrderException, OrderStatus, Trigger, allowed, transition
-from stablegate.orders.view import order_view, payment_out, remember_created_view
+from stablegate.orders.view import order_view, payment_out
 from stablegate.pagination import INT64_MAX, cursor_id, cursor_int, decode_cursor, encode_cursor
 from stablegate.rates.pricing import FiatPrice, decimal_text, parse_fiat_amount
-from stablegate.rates.service import Rates
-from stablegate.webhooks.outbox import add_event, first_event_rows, insert_first_events
-
-
-@dataclass(frozen=True)
-class OrderContext:
-    """What the order rules need besides the session: rendering (registry, public URL), the
-    gateway's limit and, to create orders priced in fiat, its rates (the workers and commands
-    that only move existing orders have none)."""
-
-    registry: ChainRegistry
-    public_url: str
-    max_order_amount: int  # whole token units
-    rates: Rates | None = None
-    # Writes a signed order outside a session transaction (the API's one-statement path).
-    signed_orders: SignedOrders | None = None
+from stablegate.webhooks.outbox import add_event
 
 
 def new_order_id() -> str:
@@ -138,7 +116,7 @@ async def create_order(
     if req.order_no is not None and not direct:
         existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is not None:
-            return _same_or_conflict(existing, fingerprint), False
+            return same_or_conflict(existing, fingerprint), False
 
     price: FiatPrice | None = None
     if asked is not None:
@@ -158,7 +136,7 @@ async def create_order(
             # is still answered with that order.
             existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
             if existing is not None:
-                return _same_or_conflict(existing, fingerprint), False
+                return same_or_conflict(existing, fingerprint), False
         raise InvalidRequest(
             f"no payout address is set for chain {chain.id}; ask the operator to set one",
             code="payout_address_missing",
@@ -202,7 +180,7 @@ async def create_order(
         **price_columns(price),
     )
     if direct:
-        return await _insert_direct(session, clock, ctx, attributes, fingerprint, guard)
+        return await insert_direct(session, clock, ctx, attributes, fingerprint, guard)
     order = Order(**attributes)
     # A concurrent request with the same orderNo may win the race: the savepoint keeps
     # this transaction usable so we can return the winner instead of failing.
@@ -228,7 +206,7 @@ async def create_order(
         existing = await queries.merchant_order(session, merchant_id, order_no=req.order_no)
         if existing is None:
             raise
-        return _same_or_conflict(existing, fingerprint), False
+        return same_or_conflict(existing, fingerprint), False
     for event_type in transition(None, Trigger.CREATED).events:
         await add_event(
             session, clock, order, event_type, order_view(order, ctx.registry, ctx.public_url)
@@ -236,112 +214,10 @@ async def create_order(
     return order, True
 
 
-# Every mapped column of an order: attribute, column name (``metadata_json`` is stored as
-# ``metadata``) and Python-side default, as a flush would apply it.
-_ORDER_COLUMNS = [
-    (attr.key, attr.columns[0].name, attr.columns[0].default)
-    for attr in inspect(Order).column_attrs
-]
-
-
-def _insert_order_statement(dialect: str) -> Insert:
-    """INSERT of one order that does nothing when the merchant already has its orderNo."""
-    table = cast(Table, Order.__table__)
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return insert.on_conflict_do_nothing(
-        index_elements=[table.c.merchant_id, table.c.order_no]
-    ).returning(table.c.id)
-
-
-_INSERT_ORDER = {name: _insert_order_statement(name) for name in ("postgresql", "sqlite")}
-
-
 def writes_directly(req: CreateOrderRequest, terms: MerchantTerms) -> bool:
     """Whether a new order is one INSERT (``create_order(detached=True)``): priced in its token
     (no rate to read) for a merchant paid through deposit contracts (no amount to reserve)."""
     return req.currency is None and terms.deposit_strategy != DepositStrategy.UNIQUE_AMOUNT
-
-
-async def _insert_direct(
-    session: AsyncSession,
-    clock: Clock,
-    ctx: OrderContext,
-    attributes: dict[str, Any],
-    fingerprint: str,
-    guard: InsertGuard | None,
-) -> tuple[Order, bool]:
-    """Write a new order (``attributes``: its mapped attributes) and its first events with one
-    INSERT each (one statement for both with ``guard``); a repeated orderNo (another request
-    won the race, or this is a repeat) returns the order already there."""
-    created = transition(None, Trigger.CREATED)
-    attributes["event_sequence"] = len(created.events)
-    for key, _column, default in _ORDER_COLUMNS:
-        # What a flush would fill in, so the order returned reads like one that was flushed.
-        if key not in attributes and default is not None and default.is_scalar:
-            attributes[key] = default.arg
-    order = _unsaved_order(attributes)
-    values = {column: attributes[key] for key, column, _ in _ORDER_COLUMNS if key in attributes}
-    if guard is not None:
-        return await _insert_guarded(session, clock, ctx, order, fingerprint, values, guard)
-    # On the session's connection: the ORM has nothing to track here, and skipping it halves
-    # the statements' cost.
-    connection = await session.connection()
-    statement = _INSERT_ORDER[connection.dialect.name]
-    if (await connection.execute(statement, values)).first() is None:
-        return await _stored_repeat(session, order, fingerprint), False
-    view = order_view(order, ctx.registry, ctx.public_url)
-    await insert_first_events(session, clock, order, created.events, view)
-    remember_created_view(order, view)
-    return order, True
-
-
-def _unsaved_order(attributes: dict[str, Any]) -> Order:
-    """An order with these attributes, built the way the ORM builds a row it loads (all at
-    once) rather than through ``__init__``, which fires an attribute event per column (5 to 7 %
-    of a signed order's CPU in the profile). It is never added to a session."""
-    configure_mappers()  # a no-op once done; new_instance needs the mapper configured
-    order = instrumentation.manager_of_class(Order).new_instance()
-    order.__dict__.update(attributes)
-    return order
-
-
-async def _insert_guarded(
-    session: AsyncSession,
-    clock: Clock,
-    ctx: OrderContext,
-    order: Order,
-    fingerprint: str,
-    values: dict[str, object],
-    guard: InsertGuard,
-) -> tuple[Order, bool]:
-    """The order, its first events and the guard's checks written at once by
-    ``ctx.signed_orders``; what it refuses with the credentials confirmed is a
-    :class:`ConfirmedRefusal`."""
-    if ctx.signed_orders is None:
-        raise RuntimeError("this order context has no writer of guarded orders")
-    view = order_view(order, ctx.registry, ctx.public_url)
-    rows = first_event_rows(clock, order, transition(None, Trigger.CREATED).events, view)
-    outcome = await ctx.signed_orders.insert(guard, values, rows)
-    if not outcome.epoch_matches(guard):
-        raise StaleCredentials()
-    if not outcome.claimed:
-        raise ConfirmedRefusal(replayed_request())
-    if outcome.order_id is not None:
-        remember_created_view(order, view)
-        return order, True
-    try:
-        return await _stored_repeat(session, order, fingerprint), False
-    except Conflict as conflict:
-        raise ConfirmedRefusal(conflict) from None
-
-
-async def _stored_repeat(session: AsyncSession, order: Order, fingerprint: str) -> Order:
-    """The order already stored under the new one's orderNo (only a repeat makes the insert do
-    nothing), or 409 when it was made with other fields."""
-    existing = await queries.merchant_order(session, order.merchant_id, order_no=order.order_no)
-    if existing is None:
-        raise RuntimeError("an order insert did nothing, yet no order has its orderNo")
-    return _same_or_conflict(existing, fingerprint)
 
 
 def within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> None:
@@ -352,14 +228,6 @@ def within_maximum(ctx: OrderContext, units: int, decimals: int, what: str) -> N
             f"{what} is above this gateway's maximum of {ctx.max_order_amount}",
             code="invalid_amount",
         )
-
-
-def _same_or_conflict(existing: Order, fingerprint: str) -> Order:
-    if existing.request_fingerprint != fingerprint:
-        raise Conflict(
-            "an order with this orderNo exists with different fields", code="order_conflict"
-        )
-    return existing
 
 
 async def get_order(

@@ -21,7 +21,7 @@ from stablegate.models.merchant import DepositStrategy, LatePaymentPolicy
 from stablegate.models.order import OrderStatus
 from stablegate.models.payment import PaymentKind, PaymentStatus
 from stablegate.orders import queries
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.orders.view import order_view
 from stablegate.payments.settlement import MerchantPolicy, settle
 from stablegate.webhooks.outbox import add_event

@@ -29,7 +29,7 @@ from stablegate.clock import Clock
 from stablegate.db.engine import read_scope, session_scope
 from stablegate.leases import ChainLease, LeaseGrant, StepHalt, hold
 from stablegate.models import ChainState
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.watchdog import StepStalled, Watchdog
 from stablegate.watcher import reorg, startup
 from stablegate.watcher.cursor import ChainCursor, CursorSnapshot

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stablegate.chain.registry import Chain
 from stablegate.clock import Clock
 from stablegate.models import ChainBlock
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.payments import service as payments
 from stablegate.payments.attribution import attribute
 from stablegate.watcher.scan import ScannedRange

@@ -12,7 +12,7 @@ from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.evm.rpc_errors import RpcError, RpcUnavailable
 from stablegate.clock import Clock
 from stablegate.models import ChainBlock
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.payments import service as payments
 from stablegate.watcher.cursor import CursorSnapshot
 from stablegate.watcher.scan import InconsistentAnswer

@@ -11,7 +11,7 @@ from stablegate.chain.evm.rpc import RpcClient
 from stablegate.chain.registry import Chain, ChainRegistry
 from stablegate.clock import Clock
 from stablegate.config import Settings
-from stablegate.orders.service import OrderContext
+from stablegate.orders.context import OrderContext
 from stablegate.watcher.loop import ChainWatcher
 from stablegate.watcher.options import WatcherOptions
 

@@ -19,8 +19,8 @@ from stablegate.errors import Conflict, InvalidRequest
 from stablegate.models import Order
 from stablegate.models.order import NotifyFormat
 from stablegate.orders import service
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext
 from stablegate.outbound import DestinationError, parse_webhook_url
 from stablegate.rates.pricing import decimal_text, parse_fiat_amount
 from stablegate.web.errors import validated

@@ -34,8 +34,8 @@ from stablegate.models import ApiKey, Order
 from stablegate.models.api_key import CredentialKind
 from stablegate.models.order import NotifyFormat
 from stablegate.orders import queries, service
+from stablegate.orders.context import OrderContext
 from stablegate.orders.schemas import CreateOrderRequest
-from stablegate.orders.service import OrderContext
 from stablegate.orders.state import OrderStatus
 from stablegate.rates.pricing import decimal_text
 from stablegate.web.errors import validated

@@ -24,8 +24,8 @@ from stablegate.errors import Conflict, InvalidRequest, NotFound
 from stablegate.models import Order
 from stablegate.models.order import NotifyFormat
 from stablegate.orders import queries
+from stablegate.orders.context import OrderContext
 from stablegate.orders.repoint import repoint_order
-from stablegate.orders.service import OrderContext
 from stablegate.rates.currencies import is_fiat
 
 
