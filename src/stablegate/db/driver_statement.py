@@ -9,7 +9,7 @@ or a plain ``sqlite3`` connection) runs it. Everything else goes through the ses
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -58,6 +58,22 @@ class DriverStatement:
 
     def many(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         return [self.arguments(row) for row in rows]
+
+
+class DriverStatements:
+    """Statements compiled once per shape (which columns, how many rows...) for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._compiled: dict[Hashable, DriverStatement] = {}
+
+    def get(self, shape: Hashable, build: Callable[[], ClauseElement]) -> DriverStatement:
+        """The statement of ``shape``, built and compiled by ``build`` the first time."""
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            compiled = DriverStatement.compile(build(), self._dialect)
+            self._compiled[shape] = compiled
+        return compiled
 
 
 @asynccontextmanager

@@ -36,7 +36,7 @@ _ORDER_COLUMNS = [
 ]
 
 
-def _insert_order_statement(dialect: str) -> Insert:
+def insert_order_statement(dialect: str) -> Insert:
     """INSERT of one order that does nothing when the merchant already has its orderNo."""
     table = cast(Table, Order.__table__)
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
@@ -45,7 +45,7 @@ def _insert_order_statement(dialect: str) -> Insert:
     ).returning(table.c.id)
 
 
-_INSERT_ORDER = {name: _insert_order_statement(name) for name in ("postgresql", "sqlite")}
+_INSERT_ORDER = {name: insert_order_statement(name) for name in ("postgresql", "sqlite")}
 
 
 async def insert_direct(

@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, exists, literal,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stablegate.db.driver_statement import DriverStatement, driver_connection
+from stablegate.db.driver_statement import DriverStatements, driver_connection
 from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
 from stablegate.models.credential_epoch import EPOCH_ROW_ID
 from stablegate.orders.insert_guard import (
@@ -116,18 +116,7 @@ class PostgresSignedOrders:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._compiled: dict[tuple[Any, ...], DriverStatement] = {}
-
-    def _statement(
-        self, order_names: tuple[str, ...], event_names: tuple[str, ...], events: int, claims: bool
-    ) -> DriverStatement:
-        shape = (order_names, event_names, events, claims)
-        compiled = self._compiled.get(shape)
-        if compiled is None:
-            statement = signed_statement(order_names, event_names, events, claims)
-            compiled = DriverStatement.compile(statement, self._engine.dialect)
-            self._compiled[shape] = compiled
-        return compiled
+        self._statements = DriverStatements(engine.dialect)
 
     async def insert(
         self,
@@ -145,9 +134,8 @@ class PostgresSignedOrders:
         params.update({f"o_{name}": value for name, value in order_values.items()})
         for index, row in enumerate(event_rows):
             params.update({f"e{index}_{name}": value for name, value in row.items()})
-        statement = self._statement(
-            tuple(order_values), event_names, len(event_rows), guard.claim is not None
-        )
+        shape = (tuple(order_values), event_names, len(event_rows), guard.claim is not None)
+        statement = self._statements.get(shape, lambda: signed_statement(*shape))
         async with driver_connection(self._engine) as connection:
             row = await connection.fetchrow(statement.sql, *statement.arguments(params))
         return InsertOutcome(

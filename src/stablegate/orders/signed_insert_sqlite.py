@@ -28,9 +28,10 @@ from sqlalchemy import Dialect, Table, bindparam, select
 from sqlalchemy.dialects.sqlite import insert
 
 from stablegate.auth.replay_db import claim_statement
-from stablegate.db.driver_statement import DriverStatement
+from stablegate.db.driver_statement import DriverStatement, DriverStatements
 from stablegate.models import CredentialEpoch, Order, WebhookEvent
 from stablegate.models.credential_epoch import EPOCH_ROW_ID
+from stablegate.orders.direct_insert import insert_order_statement
 from stablegate.orders.insert_guard import InsertGuard, InsertOutcome, event_columns
 
 # As the engine's own connections (stablegate.db.engine), so both see the same database.
@@ -42,8 +43,8 @@ _PRAGMAS = (
 )
 
 
-def _insert(table: Table, names: Sequence[str]) -> Any:
-    return insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+_ORDERS = cast(Table, Order.__table__)
+_EVENTS = cast(Table, WebhookEvent.__table__)
 
 
 # Orders written in one transaction at most: bounds how long the first of them waits.
@@ -65,38 +66,31 @@ class _Write:
 
 class SqliteSignedOrders:
     def __init__(self, dialect: Dialect, database: str) -> None:
-        self._dialect = dialect
         self._database = database
         self._connection: sqlite3.Connection | None = None
         self._waiting: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
         epochs = cast(Table, CredentialEpoch.__table__)
-        self._epoch = self._compile(select(epochs.c.epoch).where(epochs.c.id == EPOCH_ROW_ID))
+        self._epoch = DriverStatement.compile(
+            select(epochs.c.epoch).where(epochs.c.id == EPOCH_ROW_ID), dialect
+        )
         self._epoch_arguments = self._epoch.arguments({})
-        self._claim = self._compile(claim_statement("sqlite"))
-        self._orders: dict[tuple[str, ...], DriverStatement] = {}
-        self._events: dict[tuple[str, ...], DriverStatement] = {}
-
-    def _compile(self, statement: Any) -> DriverStatement:
-        return DriverStatement.compile(statement, self._dialect)
+        self._claim = DriverStatement.compile(claim_statement("sqlite"), dialect)
+        self._statements = DriverStatements(dialect)
 
     def _order_statement(self, names: tuple[str, ...]) -> DriverStatement:
-        statement = self._orders.get(names)
-        if statement is None:
-            table = cast(Table, Order.__table__)
-            insert_order = _insert(table, names).on_conflict_do_nothing(
-                index_elements=[table.c.merchant_id, table.c.order_no]
-            )
-            statement = self._compile(insert_order.returning(table.c.id))
-            self._orders[names] = statement
-        return statement
+        def build() -> Any:
+            bound = {name: bindparam(name, type_=_ORDERS.c[name].type) for name in names}
+            return insert_order_statement("sqlite").values(bound)
+
+        return self._statements.get(("order", names), build)
 
     def _event_statement(self, names: tuple[str, ...]) -> DriverStatement:
-        statement = self._events.get(names)
-        if statement is None:
-            statement = self._compile(_insert(cast(Table, WebhookEvent.__table__), names))
-            self._events[names] = statement
-        return statement
+        def build() -> Any:
+            bound = {name: bindparam(name, type_=_EVENTS.c[name].type) for name in names}
+            return insert(_EVENTS).values(bound)
+
+        return self._statements.get(("events", names), build)
 
     async def insert(
         self,
