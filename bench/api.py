@@ -55,6 +55,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from cryptography.fernet import Fernet
 
+from spy_record import py_spy_record
 from stablegate.auth.signatures import sign_v2
 from stablegate.auth.signing import signing_string
 from stablegate.orders.payment_request import qr_png
@@ -718,45 +719,6 @@ def _run_wrk(
     )
 
 
-@contextmanager
-def _py_spy(out_dir: Path | None, server: Server, label: str, duration_s: float) -> Iterator[None]:
-    """Sample the API processes with py-spy while the run inside lasts (collapsed stacks, one
-    line per stack, for flamegraph.pl or ``bench/profile.py``). Sampling costs the server some
-    CPU: figures of a profiled run are not the ones to report."""
-    if out_dir is None:
-        yield
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{label.replace(' ', '_')}.txt"
-    spy = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "--pid",
-            str(server.pid),
-            "--subprocesses",
-            "--rate",
-            "250",
-            "--duration",
-            str(max(1, round(duration_s))),
-            "--format",
-            "raw",
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield
-    finally:
-        _, err = spy.communicate(timeout=duration_s + 30)
-        if spy.returncode != 0:
-            print(f"   py-spy failed ({spy.returncode}): {err.decode(errors='replace')}")
-        else:
-            print(f"   py-spy profile: {out}", flush=True)
-
-
 def _check_signed_request(server: Server, api_key: str, secret: bytes) -> None:
     """One request by hand before any load: the signing must be right, or every wrk call 401s."""
     for inline_qr in (False, True):
@@ -833,7 +795,13 @@ def bench_backend(
                     f"the last ones would fall outside the {RECV_WINDOW_MS} ms receive window"
                 )
             profile_dir = None if name.startswith("warmup") else args.py_spy
-            with _py_spy(profile_dir, server, f"{backend}-w{workers}-{name}", duration):
+            with py_spy_record(
+                profile_dir,
+                f"{backend}-w{workers}-{name}",
+                server.pid,
+                subprocesses=True,
+                duration_s=duration,
+            ):
                 run = _run_wrk(
                     shape,
                     server,

@@ -56,7 +56,6 @@ import json
 import os
 import platform
 import secrets
-import signal
 import socket
 import sqlite3
 import statistics
@@ -65,7 +64,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +79,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from spy_record import py_spy_record
 from stablegate.api.app import build_context
 from stablegate.api.context import GatewayContext
 from stablegate.clock import SystemClock
@@ -743,43 +743,6 @@ async def measure_baseline(
     }
 
 
-@contextlib.contextmanager
-def py_spy(out_dir: Path | None, label: str) -> Iterator[None]:
-    """Sample this process (the worker) with py-spy while the block runs (collapsed stacks,
-    for ``bench/profile.py``). Sampling costs CPU: report the figures of an unprofiled run."""
-    if out_dir is None:
-        yield
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{label.replace(' ', '_').replace(',', '')}.txt"
-    spy = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "--pid",
-            str(os.getpid()),
-            "--rate",
-            "250",
-            "--format",
-            "raw",
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)  # py-spy attaches before the run starts
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        _, err = spy.communicate(timeout=60)
-        if not out.exists():
-            print(f"   py-spy failed ({spy.returncode}): {err.decode(errors='replace')}")
-        else:
-            print(f"   py-spy profile: {out}", flush=True)
-
-
 async def measure_burst(
     gw: Gateway,
     receiver: Receiver,
@@ -795,7 +758,7 @@ async def measure_burst(
     probe = WorkerProbe(worker, gw.ctx.engine, count_sql=True)
     stop = asyncio.Event()
     events = len(expected)
-    with py_spy(profile_dir, label), CpuMeter(receiver.pid) as cpu:
+    with py_spy_record(profile_dir, label, os.getpid()), CpuMeter(receiver.pid) as cpu:
         started = time.perf_counter()
         task = asyncio.create_task(worker.run_forever(stop))
         if not await drained(gw, 300, task, lambda: probe.calls["record"] >= events):
