@@ -10,13 +10,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
 from stablegate.api.context import GatewayContext
+from stablegate.auth.replay import ReplayClaim
 from stablegate.auth.signatures import sign_v2
 from stablegate.auth.signing import signing_string
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.merchants.service import add_public_key
+from stablegate.models import CredentialEpoch
 
 # Tokens of the test chain (addresses need not exist: API tests never touch a node).
 TEST_USDT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -114,3 +117,17 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+async def credential_epoch(gateway: GatewayContext) -> int:
+    """The credential epoch as stored now (what a signed-order guard must match)."""
+    async with session_scope(gateway.sessions) as session:
+        epoch = await session.scalar(select(CredentialEpoch.epoch))
+    assert epoch is not None
+    return int(epoch)
+
+
+def replay_claim(clock: FakeClock, key: str = "a" * 64) -> ReplayClaim:
+    """A replay claim for ``key`` made now, living as long as the widest receive window."""
+    now = clock.now_ms()
+    return ReplayClaim(key, now + 61_000, now)

@@ -14,16 +14,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 from tests.service_urls import REDIS_URL
-from tests.support import MerchantKeys, Signer
+from tests.support import MerchantKeys, Signer, credential_epoch, replay_claim
 
 from stablegate.api.app import create_app
 from stablegate.api.context import GatewayContext
-from stablegate.auth.replay import ReplayClaim
 from stablegate.clock import FakeClock
 from stablegate.config import Settings
 from stablegate.db.engine import session_scope
 from stablegate.merchants.terms import load_terms
-from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
+from stablegate.models import Order, ReplayKey, WebhookEvent
 from stablegate.orders import service
 from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.schemas import CreateOrderRequest
@@ -38,18 +37,6 @@ async def _counts(gateway: GatewayContext) -> tuple[int, int, int]:
         events = await session.scalar(select(func.count()).select_from(WebhookEvent))
         claims = await session.scalar(select(func.count()).select_from(ReplayKey))
     return int(orders or 0), int(events or 0), int(claims or 0)
-
-
-async def _epoch(gateway: GatewayContext) -> int:
-    async with session_scope(gateway.sessions) as session:
-        epoch = await session.scalar(select(CredentialEpoch.epoch))
-    assert epoch is not None
-    return int(epoch)
-
-
-def _claim(clock: FakeClock, key: str = "a" * 64) -> ReplayClaim:
-    now = clock.now_ms()
-    return ReplayClaim(key, now + 61_000, now)
 
 
 async def _create(
@@ -77,7 +64,7 @@ async def _create(
 async def test_the_order_its_event_and_the_claim_are_written_together(
     gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
 ) -> None:
-    guard = InsertGuard(await _epoch(gateway), _claim(clock))
+    guard = InsertGuard(await credential_epoch(gateway), replay_claim(clock))
     order, created = await _create(gateway, merchant, guard)
     assert created
     assert await _counts(gateway) == (1, 1, 1)
@@ -92,7 +79,7 @@ async def test_the_order_its_event_and_the_claim_are_written_together(
 async def test_credentials_changed_since_they_were_cached_write_nothing(
     gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
 ) -> None:
-    guard = InsertGuard(await _epoch(gateway) - 1, _claim(clock))
+    guard = InsertGuard(await credential_epoch(gateway) - 1, replay_claim(clock))
     with pytest.raises(StaleCredentials):
         await _create(gateway, merchant, guard)
     assert await _counts(gateway) == (0, 0, 0)  # not even the claim
@@ -101,10 +88,10 @@ async def test_credentials_changed_since_they_were_cached_write_nothing(
 async def test_a_live_claim_is_a_replay_and_writes_nothing(
     gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
 ) -> None:
-    epoch = await _epoch(gateway)
-    await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "first")
+    epoch = await credential_epoch(gateway)
+    await _create(gateway, merchant, InsertGuard(epoch, replay_claim(clock)), "first")
     with pytest.raises(ConfirmedRefusal) as refused:
-        await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "second")
+        await _create(gateway, merchant, InsertGuard(epoch, replay_claim(clock)), "second")
     assert refused.value.error.code == "replayed_request"
     assert await _counts(gateway) == (1, 1, 1)
 
@@ -112,10 +99,10 @@ async def test_a_live_claim_is_a_replay_and_writes_nothing(
 async def test_an_expired_claim_is_taken_over(
     gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
 ) -> None:
-    epoch = await _epoch(gateway)
-    await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "first")
+    epoch = await credential_epoch(gateway)
+    await _create(gateway, merchant, InsertGuard(epoch, replay_claim(clock)), "first")
     clock.advance(61_001)
-    _, created = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock)), "second")
+    _, created = await _create(gateway, merchant, InsertGuard(epoch, replay_claim(clock)), "second")
     assert created
     assert await _counts(gateway) == (2, 2, 1)
 
@@ -123,9 +110,11 @@ async def test_an_expired_claim_is_taken_over(
 async def test_a_repeated_order_number_keeps_its_claim_and_adds_no_event(
     gateway: GatewayContext, merchant: MerchantKeys, clock: FakeClock
 ) -> None:
-    epoch = await _epoch(gateway)
-    first, _ = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock, "a" * 64)))
-    again, created = await _create(gateway, merchant, InsertGuard(epoch, _claim(clock, "b" * 64)))
+    epoch = await credential_epoch(gateway)
+    first, _ = await _create(gateway, merchant, InsertGuard(epoch, replay_claim(clock, "a" * 64)))
+    again, created = await _create(
+        gateway, merchant, InsertGuard(epoch, replay_claim(clock, "b" * 64))
+    )
     assert not created and again.id == first.id
     assert await _counts(gateway) == (1, 1, 2)
 
@@ -133,7 +122,7 @@ async def test_a_repeated_order_number_keeps_its_claim_and_adds_no_event(
 async def test_without_a_claim_the_epoch_alone_guards_the_order(
     gateway: GatewayContext, merchant: MerchantKeys
 ) -> None:
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     with pytest.raises(StaleCredentials):
         await _create(gateway, merchant, InsertGuard(epoch + 1, None), "stale")
     _, created = await _create(gateway, merchant, InsertGuard(epoch, None), "current")

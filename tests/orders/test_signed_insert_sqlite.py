@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.support import MerchantKeys
+from tests.support import MerchantKeys, credential_epoch, replay_claim
 
 from stablegate.api.context import GatewayContext
-from stablegate.auth.replay import ReplayClaim
 from stablegate.clock import FakeClock
 from stablegate.db.engine import session_scope
 from stablegate.merchants.terms import MerchantTerms, load_terms
-from stablegate.models import CredentialEpoch, Order, ReplayKey, WebhookEvent
+from stablegate.models import Order, ReplayKey, WebhookEvent
 from stablegate.orders import service
 from stablegate.orders.insert_guard import ConfirmedRefusal, InsertGuard, StaleCredentials
 from stablegate.orders.schemas import CreateOrderRequest
@@ -49,21 +48,9 @@ def _batches(gateway: GatewayContext, monkeypatch: pytest.MonkeyPatch) -> list[i
     return sizes
 
 
-async def _epoch(gateway: GatewayContext) -> int:
-    async with session_scope(gateway.sessions) as session:
-        epoch = await session.scalar(select(CredentialEpoch.epoch))
-    assert epoch is not None
-    return int(epoch)
-
-
 async def _count(gateway: GatewayContext, model: type[Any]) -> int:
     async with session_scope(gateway.sessions) as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def _claim(clock: FakeClock, key: str) -> ReplayClaim:
-    now = clock.now_ms()
-    return ReplayClaim(key, now + 61_000, now)
 
 
 @pytest.fixture
@@ -107,11 +94,15 @@ async def test_orders_arriving_together_share_one_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     batches = _batches(gateway, monkeypatch)
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     made = await asyncio.gather(
         *(
             _create(
-                gateway, merchant, terms, InsertGuard(epoch, _claim(clock, f"{n:064x}")), f"o{n}"
+                gateway,
+                merchant,
+                terms,
+                InsertGuard(epoch, replay_claim(clock, f"{n:064x}")),
+                f"o{n}",
             )
             for n in range(12)
         )
@@ -133,21 +124,31 @@ async def test_each_order_of_a_transaction_is_decided_as_if_alone(
     """A replay, a stale epoch, a repeated orderNo and an order breaking a constraint, in one
     transaction with orders that go through: only what each would do alone happens."""
     batches = _batches(gateway, monkeypatch)
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     results = await asyncio.gather(
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "a" * 64)), "first"),
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "a" * 64)), "replayed"),
-        _create(gateway, merchant, terms, InsertGuard(epoch + 1, _claim(clock, "b" * 64)), "stale"),
+        _create(
+            gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "a" * 64)), "first"
+        ),
+        _create(
+            gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "a" * 64)), "replayed"
+        ),
+        _create(
+            gateway, merchant, terms, InsertGuard(epoch + 1, replay_claim(clock, "b" * 64)), "stale"
+        ),
         _create(
             gateway,
             merchant,
             terms,
-            InsertGuard(epoch, _claim(clock, "c" * 64)),
+            InsertGuard(epoch, replay_claim(clock, "c" * 64)),
             "no-such-merchant",
             merchant_id="m_missing",
         ),
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "d" * 64)), "first"),
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "e" * 64)), "second"),
+        _create(
+            gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "d" * 64)), "first"
+        ),
+        _create(
+            gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "e" * 64)), "second"
+        ),
         return_exceptions=True,
     )
     assert batches == [6]
@@ -178,11 +179,15 @@ async def test_a_transaction_that_fails_fails_each_of_its_orders(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(writer, "_write", failing)
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     results = await asyncio.gather(
         *(
             _create(
-                gateway, merchant, terms, InsertGuard(epoch, _claim(clock, f"{n:064x}")), f"f{n}"
+                gateway,
+                merchant,
+                terms,
+                InsertGuard(epoch, replay_claim(clock, f"{n:064x}")),
+                f"f{n}",
             )
             for n in range(3)
         ),
@@ -192,7 +197,7 @@ async def test_a_transaction_that_fails_fails_each_of_its_orders(
     monkeypatch.undo()
     # The writer goes on with the next orders.
     _, created = await _create(
-        gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "f" * 64)), "ok"
+        gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "f" * 64)), "ok"
     )
     assert created
     assert await _count(gateway, Order) == 1
@@ -201,9 +206,9 @@ async def test_a_transaction_that_fails_fails_each_of_its_orders(
 async def test_closing_waits_for_the_transaction_being_written(
     gateway: GatewayContext, merchant: MerchantKeys, terms: MerchantTerms, clock: FakeClock
 ) -> None:
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     pending = asyncio.ensure_future(
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "9" * 64)), "late")
+        _create(gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "9" * 64)), "late")
     )
     await asyncio.sleep(0)  # the order reaches the writer, which starts its transaction
     assert _writer(gateway)._writer is not None
@@ -229,13 +234,13 @@ async def test_orders_waiting_on_a_cancelled_writer_are_cancelled_not_left_hangi
         return original(batch)
 
     monkeypatch.setattr(writer, "_write", held)
-    epoch = await _epoch(gateway)
+    epoch = await credential_epoch(gateway)
     first = asyncio.ensure_future(
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "1" * 64)), "a")
+        _create(gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "1" * 64)), "a")
     )
     await asyncio.sleep(0)  # in the thread, held
     second = asyncio.ensure_future(
-        _create(gateway, merchant, terms, InsertGuard(epoch, _claim(clock, "2" * 64)), "b")
+        _create(gateway, merchant, terms, InsertGuard(epoch, replay_claim(clock, "2" * 64)), "b")
     )
     await asyncio.sleep(0)  # waiting for the next transaction
     assert writer._writer is not None
