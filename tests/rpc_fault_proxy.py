@@ -13,7 +13,9 @@ at runtime with :meth:`FaultProxy.set_policy`, it injects what real providers do
   ``latest``/``pending``/``safe``/``finalized`` tags are moved back, blocks above that head are
   ``null`` (transactions and receipts are not hidden);
 - ``fork_url``/``fork_rate``: answers from another node (say one that diverged, see
-  :func:`start_diverged_fork`), like a load balancer over nodes that disagree;
+  :func:`start_diverged_fork`), like a load balancer over nodes that disagree; with
+  ``fork_every`` = n, every n-th request also goes there whatever the dice say, so a test that
+  asserts the other node was heard does not depend on how many requests a run happens to send;
 - ``shuffle_batches``: answers batches in reverse order.
 
 Random faults apply to every request, or only to requests with a method in ``only_methods``.
@@ -52,6 +54,7 @@ class FaultPolicy:
     lag_blocks: int | None = None
     fork_url: str | None = None
     fork_rate: float = 0.0
+    fork_every: int | None = None
     shuffle_batches: bool = False
     only_methods: frozenset[str] | None = None
     hang_seconds: float = 5.0
@@ -228,7 +231,10 @@ class FaultProxy:
                 return _Reply(status, b"upstream trouble")
 
         upstream = self.upstream_url
-        if policy.fork_url is not None and self._rng.random() < policy.fork_rate:
+        forced = policy.fork_every is not None and self.requests % policy.fork_every == 0
+        # The roll is drawn even when forced, so a seed's other faults stay where they were.
+        rolled = policy.fork_url is not None and self._rng.random() < policy.fork_rate
+        if policy.fork_url is not None and (rolled or forced):
             upstream = policy.fork_url
             self.injected["fork"] += 1
 

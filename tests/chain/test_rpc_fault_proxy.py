@@ -199,5 +199,16 @@ async def test_answers_from_a_diverged_fork(node: AnvilNode, http: httpx.AsyncCl
             proxy.set_policy(fork_rate=0.5)
             hashes = {await block_hash(proxy.url, fork_block + 1) for _ in range(20)}
             assert len(hashes) == 2, "half the answers come from each side"
+
+            # With no dice at all, every third request still comes from the fork.
+            ours, theirs = (
+                await block_hash(node.url, fork_block + 1),
+                await block_hash(fork.url, fork_block + 1),
+            )
+            proxy.set_policy(fork_rate=0.0, fork_every=3)
+            before = proxy.injected["fork"]
+            sides = [await block_hash(proxy.url, fork_block + 1) for _ in range(9)]
+            assert sides.count(theirs) == 3 and sides.count(ours) == 6
+            assert proxy.injected["fork"] - before == 3
     finally:
         fork.stop()

@@ -266,13 +266,18 @@ class ChainWatcher:
                 first=first,
                 last=last,
                 below_final=below_final,
+                max_transfers=self.options.max_transfers,
             )
         except RpcRangeTooLarge:
             self.range = max(self.options.min_range, self.range // 2)
             log.warning("backfill_range_halved", chain_id=self.chain.id, range=self.range)
             raise
         report = await self._write(grant, snap, head, final_number, final_header, scanned)
-        if below_final:
+        if below_final and scanned.last < last:
+            # Cut short by the transfer limit: the next range starts as long as this one got,
+            # so a dense backlog is not read again block after block.
+            self.range = max(self.options.min_range, scanned.last - first + 1)
+        elif below_final:
             self.range = min(self.options.max_range, self.range * 2)
         return report
 

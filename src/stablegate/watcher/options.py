@@ -11,6 +11,9 @@ class WatcherOptions:
     max_range: int = 2000  # blocks per step while backfilling final blocks
     min_range: int = 1
     unfinal_range: int = 64  # blocks per step above the final height (all headers fetched)
+    # Transfers recorded per step at most (whole blocks): one step's write transaction stays
+    # short (about half a second on an idle 2-core machine) however dense the backlog.
+    max_transfers: int = 100
     watch_days: int = 90
     keep_blocks: int = 256  # hashes kept below the final height, for walk-back
     # The finalized tag not advancing for this long while the head does raises an alert.

@@ -165,10 +165,16 @@ async def scan_range(
     first: int,
     last: int,
     below_final: bool,
+    max_transfers: int | None = None,
 ) -> ScannedRange:
     """Headers and transfers of blocks ``first``..``last``, checked to follow the cursor
     (``cursor_hash``) and each other. Below the final height only the headers of blocks
-    holding logs are read; above it every one, each checked against its parent."""
+    holding logs are read; above it every one, each checked against its parent.
+
+    With ``max_transfers``, a range holding more transfers ends earlier (``last`` of the
+    answer), at a whole block: the step's write transaction stays short whatever the backlog,
+    so it neither holds SQLite's write lock for seconds nor loses its work again and again to a
+    process that keeps being restarted before it commits."""
     transfers, headers = await fetch_range(
         rpc,
         first,
@@ -179,10 +185,15 @@ async def scan_range(
         lookup=watched.lookup(),
         sources=watched.deposits(),
     )
+    if max_transfers is not None and len(transfers) > max_transfers:
+        last = cut_block(transfers, first, max_transfers)
+        transfers = [t for t in transfers if t.block_number <= last]
+        # Above the final height the headers up to the cut stay for the parent links below.
+        headers = {n: h for n, h in headers.items() if n <= last}
     if below_final:
-        # Blocks holding logs: their hashes must be the logs' (checked below).
-        missing = sorted({transfer.block_number for transfer in transfers} - set(headers))
-        headers.update(await fetch_headers(rpc, missing))
+        # Blocks holding logs, and the last: their hashes must be the logs' (checked below).
+        needed = {transfer.block_number for transfer in transfers} | {last}
+        headers.update(await fetch_headers(rpc, sorted(needed - set(headers))))
     if headers[first].parent_hash != cursor_hash:
         raise InconsistentAnswer(f"block {first} does not follow the cursor")
     if not below_final:
@@ -196,6 +207,14 @@ async def scan_range(
     return ScannedRange(
         first=first, last=last, headers=headers, transfers=transfers, positions=positions
     )
+
+
+def cut_block(transfers: Sequence[TransferLog], first: int, limit: int) -> int:
+    """The last block to process so that at most ``limit`` of the (ordered) ``transfers`` are
+    taken, in whole blocks; at least block ``first``, however many it holds, so a step always
+    moves on."""
+    over = transfers[limit].block_number  # the block the limit falls in
+    return max(first, over - 1)
 
 
 def _has(ordered: Sequence[str], value: str | None) -> bool:
