@@ -47,6 +47,11 @@ _ORDERS = cast(Table, Order.__table__)
 _EVENTS = cast(Table, WebhookEvent.__table__)
 
 
+def _bound(table: Table, names: Sequence[str]) -> dict[str, Any]:
+    """A VALUES clause binding each named column to a parameter of that name and type."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
 # Orders written in one transaction at most: bounds how long the first of them waits.
 MAX_BATCH = 64
 
@@ -80,15 +85,13 @@ class SqliteSignedOrders:
 
     def _order_statement(self, names: tuple[str, ...]) -> DriverStatement:
         def build() -> Any:
-            bound = {name: bindparam(name, type_=_ORDERS.c[name].type) for name in names}
-            return insert_order_statement("sqlite").values(bound)
+            return insert_order_statement("sqlite").values(_bound(_ORDERS, names))
 
         return self._statements.get(("order", names), build)
 
     def _event_statement(self, names: tuple[str, ...]) -> DriverStatement:
         def build() -> Any:
-            bound = {name: bindparam(name, type_=_EVENTS.c[name].type) for name in names}
-            return insert(_EVENTS).values(bound)
+            return insert(_EVENTS).values(_bound(_EVENTS, names))
 
         return self._statements.get(("events", names), build)
 
